@@ -1,0 +1,44 @@
+# Everything a newcomer or CI needs: `make render`, `make test`. Each target sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TOOLS ?= .tools/bin
+SPEC ?= kind-cpu
+OUT ?= out
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup setup-test render test manifests lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[helm]'
+	$(PY) -m pip freeze > /dev/null
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(TOOLS)/helm: $(VENV)/.installed scripts/install-tools.sh
+	scripts/install-tools.sh $(PY) $(TOOLS)
+
+setup: $(VENV)/.installed $(TOOLS)/helm
+
+setup-test: $(VENV)/.installed-test $(TOOLS)/helm
+
+## render: render the built-in example (SPEC=kind-cpu) into ./out
+render: setup
+	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
+
+## test: every test, on real helm, LiteLLM, llama.cpp and AutoGen
+test: setup-test
+	$(PY) -m pytest
+
+## manifests: rewrite the golden output under manifests/ after an intended change
+manifests: setup
+	$(PY) -m stackgen.golden manifests
+
+clean:
+	rm -rf $(VENV) .tools $(OUT) .pytest_cache

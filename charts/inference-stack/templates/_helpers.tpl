@@ -1,0 +1,124 @@
+{{/*
+Names, labels and shared pod settings. Every named template is prefixed `inference-stack.` so it
+cannot clash with a parent chart's templates.
+*/}}
+
+{{/* Chart name, or nameOverride; the value of app.kubernetes.io/name. */}}
+{{- define "inference-stack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Prefix of every object name: fullnameOverride or the release name. stackgen sets fullnameOverride
+to the stack's name, so the gateway config it writes (http://<fullname>-<model>/v1) matches the
+Services the chart creates whatever the release is called.
+*/}}
+{{- define "inference-stack.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* name-version for the helm.sh/chart label. */}}
+{{- define "inference-stack.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Name of one component's objects: <fullname>-<component>. Not truncated: the gateway config names
+model Services literally, so a silently shortened name would route nowhere. Fail instead.
+Takes a dict: {ctx: $, component: "gateway"}.
+*/}}
+{{- define "inference-stack.componentName" -}}
+{{- $name := printf "%s-%s" (include "inference-stack.fullname" .ctx) .component -}}
+{{- if gt (len $name) 63 -}}
+{{- fail (printf "object name %q is longer than 63 characters; shorten fullnameOverride or the key %q" $name .component) -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
+{{/*
+Selector labels of one component: name, instance and component only, because a Deployment's
+selector is immutable and must not change with the chart version.
+Takes a dict: {ctx: $, component: "gateway"}.
+*/}}
+{{- define "inference-stack.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "inference-stack.name" .ctx | quote }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
+app.kubernetes.io/component: {{ .component | quote }}
+{{- end -}}
+
+{{/*
+Recommended labels plus commonLabels. The chart's own labels win over commonLabels so that a
+commonLabels entry can never change a selector.
+Takes a dict: {ctx: $, component: "gateway"}.
+*/}}
+{{- define "inference-stack.labels" -}}
+{{- $own := dict "app.kubernetes.io/name" (include "inference-stack.name" .ctx) -}}
+{{- $_ := set $own "app.kubernetes.io/instance" .ctx.Release.Name -}}
+{{- $_ = set $own "app.kubernetes.io/component" (toString .component) -}}
+{{- $_ = set $own "helm.sh/chart" (include "inference-stack.chart" .ctx) -}}
+{{- $_ = set $own "app.kubernetes.io/version" (.ctx.Chart.AppVersion | toString) -}}
+{{- $_ = set $own "app.kubernetes.io/part-of" (include "inference-stack.name" .ctx) -}}
+{{- $_ = set $own "app.kubernetes.io/managed-by" .ctx.Release.Service -}}
+{{- toYaml (merge $own (deepCopy .ctx.Values.commonLabels)) -}}
+{{- end -}}
+
+{{/*
+Labels of pod templates: the recommended labels without helm.sh/chart and app.kubernetes.io/version,
+so that upgrading the chart alone does not restart model servers (and re-download their models).
+Takes a dict: {ctx: $, component: "gateway"}.
+*/}}
+{{- define "inference-stack.podLabels" -}}
+{{- $all := fromYaml (include "inference-stack.labels" .) -}}
+{{- toYaml (omit $all "helm.sh/chart" "app.kubernetes.io/version") -}}
+{{- end -}}
+
+{{/* "repository:tag" of an image dict {repository, tag}. */}}
+{{- define "inference-stack.imageRef" -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+
+{{/*
+Container security context for images that run as root (vLLM, Ollama, LiteLLM): everything the
+restricted Pod Security level asks for except runAsNonRoot. See the chart README.
+*/}}
+{{- define "inference-stack.rootContainerSecurityContext" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Pod-level settings shared by every pod of the chart. Takes the root context. */}}
+{{- define "inference-stack.podCommon" -}}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+env entries from a map NAME: {secretName, key}, sorted by NAME (Go templates range maps in key
+order). Values are referenced, never copied into the manifest. Empty map: empty output.
+*/}}
+{{- define "inference-stack.secretEnv" -}}
+{{- $out := list -}}
+{{- range $name, $ref := . -}}
+{{- $secretName := required (printf "secretEnv %s needs secretName" $name) (dig "secretName" "" $ref) -}}
+{{- $key := required (printf "secretEnv %s needs key" $name) (dig "key" "" $ref) -}}
+{{- $out = append $out (dict "name" $name "valueFrom" (dict "secretKeyRef" (dict "name" $secretName "key" $key))) -}}
+{{- end -}}
+{{- if $out }}{{ toYaml $out }}{{ end -}}
+{{- end -}}
+
+{{/* env entries from a map NAME: value, sorted by NAME. Empty map: empty output. */}}
+{{- define "inference-stack.plainEnv" -}}
+{{- $out := list -}}
+{{- range $name, $value := . -}}
+{{- $out = append $out (dict "name" $name "value" (toString $value)) -}}
+{{- end -}}
+{{- if $out }}{{ toYaml $out }}{{ end -}}
+{{- end -}}

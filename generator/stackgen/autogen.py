@@ -1,0 +1,95 @@
+"""AutoGen configs that point agents at the gateway: the OAI_CONFIG_LIST of AutoGen 0.2 / AG2, and
+component configs of AutoGen 0.4+ (OpenAIChatCompletionClient).
+
+Neither file carries a key. Both AutoGen flavours fall back to OPENAI_API_KEY when `api_key` is absent;
+another variable named in the spec is read by the agent's code (see the README written beside them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .plan import ExternalPlan, Plan, ServedPlan
+
+CLIENT_PROVIDER = "autogen_ext.models.openai.OpenAIChatCompletionClient"
+
+
+def _capabilities(m: ServedPlan | ExternalPlan) -> dict[str, Any]:
+    if isinstance(m, ServedPlan):
+        family = m.spec.family or (m.facts.family if m.facts else "unknown")
+        vision = m.spec.vision if m.spec.vision is not None else bool(m.facts and m.facts.vision)
+        # Both vLLM and Ollama honour response_format json_object; json_schema is vLLM's guided decoding.
+        json_output, structured = True, m.engine == "vllm"
+    else:
+        family = m.spec.family or ("mistral" if m.provider == "mistral" else "unknown")
+        vision = m.spec.vision
+        json_output, structured = m.provider != "openai-compatible", False
+    return {
+        "vision": vision,
+        "function_calling": m.spec.toolCalling,
+        "json_output": json_output,
+        "family": family,
+        "structured_output": structured,
+    }
+
+
+def oai_config_list(plan: Plan, gateway_url: str) -> list[dict[str, Any]]:
+    entries = []
+    for m in plan.models:
+        entry: dict[str, Any] = {"model": m.name, "base_url": gateway_url, "api_type": "openai", "tags": list(m.spec.tags)}
+        if isinstance(m, ServedPlan):
+            # Self-hosted: no per-token price, and AutoGen stops warning about unknown costs.
+            entry["price"] = [0, 0]
+        entries.append(entry)
+    return entries
+
+
+def model_clients(plan: Plan, gateway_url: str) -> dict[str, dict[str, Any]]:
+    return {
+        m.name: {
+            "provider": CLIENT_PROVIDER,
+            "component_type": "model",
+            "version": 1,
+            "component_version": 1,
+            "description": f"{m.name} through the stack's gateway",
+            "label": "OpenAIChatCompletionClient",
+            "config": {"model": m.name, "base_url": gateway_url, "model_info": _capabilities(m)},
+        }
+        for m in plan.models
+    }
+
+
+def usage_readme(plan: Plan, gateway_url: str) -> str:
+    env = plan.stack.autogen.apiKeyEnv
+    first = plan.models[0].name
+    key_line_classic = "" if env == "OPENAI_API_KEY" else \
+        f"for entry in llm_config.config_list:\n    entry.api_key = os.environ[\"{env}\"]\n"
+    key_arg = "" if env == "OPENAI_API_KEY" else f", api_key=os.environ[\"{env}\"]"
+    return f"""# AutoGen configs for stack `{plan.stack.name}`
+
+Agents reach every model through the gateway at `{gateway_url}`.
+The files hold no key: export the gateway key (a LiteLLM virtual key or the master key) as `{env}`.
+
+## AutoGen 0.2 / AG2 (`OAI_CONFIG_LIST`)
+
+```python
+import os
+from autogen import AssistantAgent, LLMConfig
+
+llm_config = LLMConfig.from_json(path="OAI_CONFIG_LIST", filter_dict={{"tags": ["{(plan.models[0].spec.tags or [''])[0]}"]}})
+{key_line_classic}agent = AssistantAgent("assistant", llm_config=llm_config)
+```
+
+## AutoGen 0.4+ (`model_clients.json`)
+
+```python
+import json, os
+from autogen_core.models import ChatCompletionClient
+
+configs = json.load(open("model_clients.json"))
+component = configs["{first}"]
+client = ChatCompletionClient.load_component(
+    {{**component, "config": {{**component["config"]{', "api_key": os.environ["' + env + '"]' if env != "OPENAI_API_KEY" else ''}}}}}
+)
+```
+"""

@@ -1,0 +1,175 @@
+"""Read a stack spec: YAML text -> validated `Stack`, or a StackgenError naming every bad field.
+
+Pydantic finds the errors; this module turns each into `line N: models[2].toolCalling: message (fix)`
+with a "did you mean" for misspelt keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, Callable, Sequence
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import Problem, StackgenError, format_path, parse_path
+from .spec import Stack
+
+
+def load_text(text: str, source: str = "") -> Stack:
+    """Parse and validate spec text; `source` names the file in messages."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark else None
+        column = f"column {mark.column + 1}" if mark else ""
+        raise StackgenError([Problem(column, f"YAML syntax: {problem}", "fix the indentation or quoting there", line)],
+                            source)
+    if not isinstance(data, dict):
+        raise StackgenError([Problem("", "a stack spec is a YAML mapping (name:, models:, ...)",
+                                     "start from `stackgen init`")], source)
+    try:
+        return Stack.model_validate(data)
+    except ValidationError as exc:
+        raise StackgenError(_problems(exc, data, root), source) from None
+
+
+def _problems(exc: ValidationError, data: Any, root: yaml.Node | None) -> list[Problem]:
+    found: list[tuple[str, Problem]] = []
+    for err in exc.errors(include_url=False):
+        loc = _data_loc(err["loc"], data, err["type"] == "missing")
+        path = format_path(loc)
+        found.append((path, Problem(path, _message(err), _fix(err, loc, data), _line(root, loc))))
+    # A union reports each member's complaint; a deeper error at the same place says more.
+    paths = [p for p, _ in found]
+    kept = [prob for p, prob in found if not any(o != p and o.startswith(p + ".") for o in paths)]
+    unique: dict[str, Problem] = {}
+    for prob in kept:
+        unique.setdefault(prob.path, prob)
+    return list(unique.values())
+
+
+def _data_loc(loc: Sequence[str | int], data: Any, missing: bool) -> list[str | int]:
+    """Drop the parts of a pydantic location that name a union member rather than a key in the data."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif not (missing and last) and not isinstance(part, int):
+            continue  # a tag such as 'vllm' or 'SecretRef'
+        out.append(part)
+    return out
+
+
+def line_finder(text: str) -> Callable[[str], int | None]:
+    """Maps a field path such as 'models[2].profile' to its line in the spec text."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lambda path: None
+    return lambda path: _line(root, parse_path(path))
+
+
+def _line(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                return line
+            key = next(k for k, v in node.value if v is match)
+            node, line = match, key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        return "engine must be one of: vllm, ollama, external"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} does not match {err['ctx']['pattern']}"
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _engine_at(data: Any, loc: Sequence[str | int]) -> str | None:
+    node = data
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node.get("engine") if isinstance(node, dict) else None
+
+
+def _fix(err: dict[str, Any], loc: Sequence[str | int], data: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden" and loc:
+        known = _known_fields(loc[:-1], _engine_at(data, loc[:-1]))
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        if close:
+            return f"did you mean {close[0]!r}?"
+        return f"known fields here: {', '.join(known)}" if known else "remove it"
+    if kind == "missing" and loc:
+        return f"add {loc[-1]}"
+    if kind == "string_pattern_mismatch" and str(loc[-1]) in ("name", "namespace"):
+        return "use lower-case letters, digits and '-', starting with a letter"
+    return ""
+
+
+def _known_fields(loc: Sequence[str | int], engine: str | None) -> list[str]:
+    """Field names of the model at a location, following lists, maps and the engine discriminator."""
+    candidates: list[Any] = [Stack]
+    for part in loc:
+        nxt: list[Any] = []
+        for cls in candidates:
+            nxt += _step(cls, part)
+        candidates = nxt
+    fields: list[str] = []
+    for cls in candidates:
+        tagged = getattr(cls, "model_fields", {}).get("engine")
+        if engine and tagged and typing.get_args(tagged.annotation) != (engine,):
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            fields += [f for f in cls.model_fields if f not in fields]
+    return fields
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(tp) for t in _unwrap(arg)]
+    return [tp]
+
+
+def _step(cls: Any, part: str | int) -> list[Any]:
+    out: list[Any] = []
+    for tp in _unwrap(cls):
+        origin = typing.get_origin(tp)
+        if origin is list and isinstance(part, int):
+            out += _unwrap(typing.get_args(tp)[0])
+        elif origin is dict and isinstance(part, str):
+            out += _unwrap(typing.get_args(tp)[1])
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str) and part in tp.model_fields:
+            out += _unwrap(tp.model_fields[part].annotation)
+    return out

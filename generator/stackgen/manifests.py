@@ -1,0 +1,73 @@
+"""Plain Kubernetes manifests of a stack: the chart rendered by the real `helm template`.
+
+There is one mapping from values to objects, the chart; this module only runs it and files the output,
+one object per file, with a kustomization.yaml that lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Problem, StackgenError
+
+CHART_ENV = "STACKGEN_CHART"
+HELM_ENV = "STACKGEN_HELM"
+
+
+def chart_dir() -> Path:
+    """The chart beside the package in a checkout, or STACKGEN_CHART."""
+    if os.environ.get(CHART_ENV):
+        return Path(os.environ[CHART_ENV])
+    return Path(__file__).resolve().parents[2] / "charts" / "inference-stack"
+
+
+def helm_binary() -> str:
+    found = os.environ.get(HELM_ENV) or shutil.which("helm")
+    if not found:
+        raise StackgenError([Problem(
+            "helm", "the plain manifests are the chart rendered by helm, and helm is not on PATH",
+            "run `make setup` (it installs helm into .tools/bin), put helm 3 or 4 on PATH, set STACKGEN_HELM, "
+            "or pass --no-manifests",
+        )])
+    return found
+
+
+def render_chart(values_file: Path, release: str, namespace: str) -> str:
+    """`helm template` output for the values; tests hooks are left out (they belong to `helm test`)."""
+    chart = chart_dir()
+    if not (chart / "Chart.yaml").is_file():
+        raise StackgenError([Problem("chart", f"no chart at {chart}", f"set {CHART_ENV} to charts/inference-stack")])
+    cmd = [helm_binary(), "template", release, str(chart), "--namespace", namespace, "--skip-tests",
+           "--values", str(values_file)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"helm template failed ({' '.join(cmd)}):\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def split(rendered: str) -> dict[str, dict[str, Any]]:
+    """One file name per object: `<kind>-<name>.yaml`, lower case."""
+    files: dict[str, dict[str, Any]] = {}
+    for doc in yaml.safe_load_all(rendered):
+        if not doc:
+            continue
+        name = f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+        if name in files:
+            raise RuntimeError(f"two objects render to {name}")
+        files[name] = doc
+    return dict(sorted(files.items()))
+
+
+def kustomization(files: list[str], namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace,
+        "resources": sorted(files),
+    }

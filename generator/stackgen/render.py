@@ -1,0 +1,95 @@
+"""The render pipeline: spec -> plan -> files, and the one place that writes them.
+
+Every stage before `write_tree` is pure, so a bad spec fails before anything touches the disk, and the
+output directory is swapped in whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import autogen, manifests
+from .errors import Problem, StackgenError
+from .gateway import gateway_config
+from .plan import Plan, plan
+from .spec import Stack
+from .values import chart_values
+
+MARKER = "values.yaml"
+
+
+def dump_yaml(data: Any, header: str = "") -> str:
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=10_000, allow_unicode=True)
+    return header + body
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _header(stack: Stack, what: str) -> str:
+    return f"# {what} for stack {stack.name}, rendered by stackgen. Edit the spec, not this file.\n"
+
+
+def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: bool = True) -> dict[str, str]:
+    """Every output file, by path relative to OUT."""
+    resolved: Plan = plan(stack)
+    url = gateway_url or resolved.default_gateway_url()
+    values = chart_values(resolved, url)
+    files = {
+        "values.yaml": dump_yaml(values, _header(stack, "Values of charts/inference-stack")),
+        "litellm/config.yaml": dump_yaml(gateway_config(resolved), _header(stack, "LiteLLM proxy config")),
+        "autogen/OAI_CONFIG_LIST": dump_json(autogen.oai_config_list(resolved, url)),
+        "autogen/model_clients.json": dump_json(autogen.model_clients(resolved, url)),
+        "autogen/README.md": autogen.usage_readme(resolved, url),
+    }
+    if with_manifests:
+        files.update(_manifest_files(stack, files["values.yaml"]))
+    return dict(sorted(files.items()))
+
+
+def _manifest_files(stack: Stack, values_text: str) -> dict[str, str]:
+    with tempfile.TemporaryDirectory(prefix="stackgen-values-") as tmp:
+        values_file = Path(tmp) / "values.yaml"
+        values_file.write_text(values_text, encoding="utf-8")
+        rendered = manifests.render_chart(values_file, stack.name, stack.namespace)
+    objects = manifests.split(rendered)
+    out = {f"manifests/{name}": dump_yaml(doc) for name, doc in objects.items()}
+    out["manifests/kustomization.yaml"] = dump_yaml(manifests.kustomization(list(objects), stack.namespace))
+    return out
+
+
+def write_tree(out: Path, files: dict[str, str]) -> None:
+    """Replace OUT with exactly these files: built beside it, then swapped in by rename."""
+    out = out.resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise StackgenError([Problem("OUT", f"{out} exists and is not a stackgen output directory",
+                                     "choose an empty or new directory, or one stackgen wrote before")])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        retired = None
+        if out.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(retired / "tree")
+        try:
+            staging.rename(out)
+        except BaseException:
+            if retired:
+                (retired / "tree").rename(out)
+            raise
+        if retired:
+            shutil.rmtree(retired)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

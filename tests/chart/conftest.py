@@ -1,0 +1,31 @@
+"""Fixtures of the chart tests: both helm binaries and every scenario values file."""
+
+from __future__ import annotations
+
+import pytest
+
+from .chartlib import HELMS, HelmMissing, helm_path, scenarios
+
+REQUIRED_SCENARIOS = ("01-kind-cpu.yaml", "02-gpu-fleet.yaml", "03-minimal.yaml")
+
+
+@pytest.fixture(scope="session", params=HELMS)
+def helm(request: pytest.FixtureRequest) -> str:
+    """`helm3` or `helm4`. A missing binary fails the run: these tests prove Helm 3 and 4 support."""
+    try:
+        helm_path(request.param)
+    except HelmMissing as exc:
+        pytest.fail(str(exc))
+    return str(request.param)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "scenario" in metafunc.fixturenames:
+        metafunc.parametrize("scenario", scenarios())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _required_scenarios_exist() -> None:
+    missing = [s for s in REQUIRED_SCENARIOS if s not in scenarios()]
+    if missing:
+        pytest.fail(f"scenario values files missing from charts/inference-stack/ci: {missing}")

@@ -1,0 +1,139 @@
+"""kubectl and helm against one kind cluster: every call names the context and has a time limit."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import objects
+
+POLL_S = 5.0
+HEARTBEAT_S = 30.0
+
+
+def say(message: str) -> None:
+    print(f"e2e: {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class Kube:
+    context: str
+    kubectl: str
+    helm: str
+
+    def run(self, *args: str, timeout: float = 120, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.kubectl, "--context", self.context, *args], input=stdin,
+                              capture_output=True, text=True, timeout=timeout, check=check)
+
+    def get(self, *args: str, timeout: float = 60) -> dict[str, Any]:
+        return json.loads(self.run("get", *args, "-o", "json", timeout=timeout).stdout)
+
+    def items(self, *args: str) -> list[dict[str, Any]]:
+        return list(self.get(*args).get("items", []))
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        # Through stdin: a Secret's value never appears in a command line.
+        self.run("apply", "-f", "-", stdin=json.dumps(obj))
+
+    def helm_run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.helm, "--kube-context", self.context, *args],
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args[:2])} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def create_namespace(self, namespace: str) -> None:
+        manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        self.apply(manifest)
+
+    def delete_namespace(self, namespace: str) -> None:
+        self.run("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
+                 "--timeout=300s", timeout=330, check=False)
+
+    def diagnostics(self, namespace: str) -> str:
+        """What a human needs when a wait times out: pods, recent events, logs of unready pods."""
+        parts = []
+        for args in (("get", "pods", "-o", "wide"), ("get", "events", "--sort-by=.lastTimestamp")):
+            parts.append(self.run(*args, "-n", namespace, check=False).stdout)
+        for pod in self.items("pods", "-n", namespace):
+            if not objects.pod_state(pod).startswith("Running") or not all(
+                    s.get("ready") for s in pod.get("status", {}).get("containerStatuses", [])):
+                name = pod["metadata"]["name"]
+                parts.append(f"--- logs {name} (last 40 lines)")
+                parts.append(self.run("logs", name, "-n", namespace, "--all-containers",
+                                      "--tail=40", check=False).stdout)
+        return "\n".join(parts)
+
+    def wait_rollouts(self, namespace: str, names: list[str], timeout: float) -> None:
+        """Wait until every named Deployment is rolled out; print progress; fail after `timeout`."""
+        start = time.monotonic()
+        last_text, last_print = "", 0.0
+        while True:
+            elapsed = time.monotonic() - start
+            deploys = {d["metadata"]["name"]: d for d in self.items("deployments", "-n", namespace)}
+            pods = self.items("pods", "-n", namespace)
+            missing = [n for n in names if n not in deploys]
+            lines = [objects.progress_line(deploys[n], pods) for n in names if n in deploys]
+            lines += [f"  [..] {n}: not created yet" for n in missing]
+            text = "\n".join(lines)
+            if text != last_text or elapsed - last_print >= HEARTBEAT_S:
+                say(f"rollout [{elapsed:4.0f}s / {timeout:.0f}s]\n{text}")
+                last_text, last_print = text, elapsed
+            if not missing and all(objects.deployment_done(deploys[n]) for n in names):
+                say(f"all {len(names)} rollouts done in {elapsed:.0f}s")
+                return
+            if elapsed >= timeout:
+                raise AssertionError(f"rollouts not done after {timeout:.0f}s:\n{text}\n\n"
+                                     f"{self.diagnostics(namespace)}")
+            time.sleep(POLL_S)
+
+    def remaining(self, namespace: str) -> list[dict[str, Any]]:
+        """Every listable namespaced object in `namespace` (PVCs, Secrets, hook pods included),
+        events excepted."""
+        kinds = self.run("api-resources", "--verbs=list", "--namespaced", "-o", "name").stdout.split()
+        kinds = [k for k in kinds if k not in objects.RECORD_RESOURCES]
+        return self.items(",".join(kinds), "-n", namespace, "--ignore-not-found")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def port_forward(kube: Kube, namespace: str, service: str, port: int,
+                 timeout: float = 60) -> Iterator[str]:
+    """`kubectl port-forward svc/SERVICE` on a free local port; yields http://127.0.0.1:PORT."""
+    local = free_port()
+    proc = subprocess.Popen(
+        [kube.kubectl, "--context", kube.context, "-n", namespace, "port-forward", "--address",
+         "127.0.0.1", f"svc/{service}", f"{local}:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                output = proc.stdout.read() if proc.stdout else ""
+                raise AssertionError(f"port-forward to svc/{service} exited:\n{output}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"port-forward to svc/{service} not listening after {timeout}s")
+            time.sleep(0.5)
+        say(f"port-forward svc/{service}:{port} -> 127.0.0.1:{local}")
+        yield f"http://127.0.0.1:{local}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -1,0 +1,56 @@
+"""The emitted AutoGen files, loaded by the real AutoGen libraries (classic 0.2/AG2 and 0.4+)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stackgen import examples
+from stackgen.render import render_files
+
+
+@pytest.fixture
+def hybrid_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The files carry no key; both AutoGen flavours read OPENAI_API_KEY when `api_key` is absent.
+    monkeypatch.setenv("OPENAI_API_KEY", "gateway-key-from-env")
+    for rel, text in render_files(examples.resolve("hybrid").stack, with_manifests=False).items():
+        if rel.startswith("autogen/"):
+            (tmp_path / Path(rel).name).write_text(text)
+    return tmp_path
+
+
+def test_classic_llm_config_filters_by_tag(hybrid_files: Path) -> None:
+    from autogen import LLMConfig
+
+    tools = LLMConfig.from_json(path=str(hybrid_files / "OAI_CONFIG_LIST"), filter_dict={"tags": ["tools"]})
+    assert sorted(c.model for c in tools.config_list) == ["local-llama", "together-llama"]
+    local = LLMConfig.from_json(path=str(hybrid_files / "OAI_CONFIG_LIST"), filter_dict={"tags": ["local"]})
+    assert sorted(c.model for c in local.config_list) == ["local-llama", "local-ollama"]
+    entry = local.config_list[0]
+    assert str(entry.base_url).rstrip("/") == "http://hybrid-gateway.agents.svc.cluster.local:4000/v1"
+    assert entry.api_type == "openai"
+
+
+def test_classic_agent_accepts_the_config(hybrid_files: Path) -> None:
+    from autogen import AssistantAgent, LLMConfig
+
+    llm_config = LLMConfig.from_json(path=str(hybrid_files / "OAI_CONFIG_LIST"), filter_dict={"tags": ["cloud"]})
+    agent = AssistantAgent("assistant", llm_config=llm_config)
+    assert sorted(c["model"] for c in agent.llm_config["config_list"]) == ["mistral-large", "together-llama"]
+
+
+def test_component_configs_load_with_their_model_info(hybrid_files: Path) -> None:
+    from autogen_core.models import ChatCompletionClient
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    configs = json.loads((hybrid_files / "model_clients.json").read_text())
+    assert set(configs) == {"local-llama", "local-ollama", "together-llama", "mistral-large", "lm-studio"}
+    for name, component in configs.items():
+        client = ChatCompletionClient.load_component(component)
+        assert isinstance(client, OpenAIChatCompletionClient)
+        assert client.model_info["function_calling"] is (name != "lm-studio")
+        assert client.model_info == component["config"]["model_info"]
+        # The loaded client dumps back to the same config: nothing was lost or renamed.
+        assert client.dump_component().config["base_url"] == "http://hybrid-gateway.agents.svc.cluster.local:4000/v1"
