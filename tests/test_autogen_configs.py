@@ -54,3 +54,29 @@ def test_component_configs_load_with_their_model_info(hybrid_files: Path) -> Non
         assert client.model_info == component["config"]["model_info"]
         # The loaded client dumps back to the same config: nothing was lost or renamed.
         assert client.dump_component().config["base_url"] == "http://hybrid-gateway.agents.svc.cluster.local:4000/v1"
+
+
+@pytest.mark.parametrize("example", ["hybrid", "kind-cpu"])
+def test_the_generated_usage_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example: str) -> None:
+    """OUT/autogen/README.md tells users how to load the files; its code must work as written."""
+    import re
+
+    stack = examples.resolve(example).stack
+    for rel, text in render_files(stack, with_manifests=False).items():
+        if rel.startswith("autogen/"):
+            (tmp_path / Path(rel).name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv(stack.autogen.apiKeyEnv, "key-from-the-environment")
+    snippets = re.findall(r"```python\n(.*?)```", (tmp_path / "README.md").read_text(), re.S)
+    assert len(snippets) == 2
+    classic: dict = {}
+    exec(snippets[0], classic)  # noqa: S102 - our own generated snippet
+    clients = classic["agent"].client._clients
+    assert clients and all(c._oai_client.api_key == "key-from-the-environment" for c in clients)
+    tag = stack.models[0].tags[0]
+    expected = sorted(m.name for m in stack.models if tag in m.tags)
+    assert sorted(e["model"] for e in classic["agent"].llm_config["config_list"]) == expected
+    modern: dict = {}
+    exec(snippets[1], modern)  # noqa: S102
+    assert modern["client"]._client.api_key == "key-from-the-environment"

@@ -60,11 +60,23 @@ def model_clients(plan: Plan, gateway_url: str) -> dict[str, dict[str, Any]]:
 
 
 def usage_readme(plan: Plan, gateway_url: str) -> str:
+    """How an agent loads these files; the snippets are executed by the tests, so they stay true."""
     env = plan.stack.autogen.apiKeyEnv
-    first = plan.models[0].name
-    key_line_classic = "" if env == "OPENAI_API_KEY" else \
-        f"for entry in llm_config.config_list:\n    entry.api_key = os.environ[\"{env}\"]\n"
-    key_arg = "" if env == "OPENAI_API_KEY" else f", api_key=os.environ[\"{env}\"]"
+    first = plan.models[0]
+    tag = first.spec.tags[0] if first.spec.tags else None
+    # Both clients read OPENAI_API_KEY by themselves; any other variable is passed in by the agent's code.
+    if env == "OPENAI_API_KEY":
+        filter_arg = f', filter_dict={{"tags": ["{tag}"]}}' if tag else ""
+        classic_load = f'llm_config = LLMConfig.from_json(path="OAI_CONFIG_LIST"{filter_arg})\n'
+        modern_config = 'component["config"]'
+    else:
+        where = f'.where(tags=["{tag}"])' if tag else ""
+        classic_load = (
+            'with open("OAI_CONFIG_LIST") as f:\n'
+            f'    config_list = [{{**entry, "api_key": os.environ["{env}"]}} for entry in json.load(f)]\n'
+            f"llm_config = LLMConfig(*config_list){where}\n"
+        )
+        modern_config = f'{{**component["config"], "api_key": os.environ["{env}"]}}'
     return f"""# AutoGen configs for stack `{plan.stack.name}`
 
 Agents reach every model through the gateway at `{gateway_url}`.
@@ -73,11 +85,10 @@ The files hold no key: export the gateway key (a LiteLLM virtual key or the mast
 ## AutoGen 0.2 / AG2 (`OAI_CONFIG_LIST`)
 
 ```python
-import os
+import json, os
 from autogen import AssistantAgent, LLMConfig
 
-llm_config = LLMConfig.from_json(path="OAI_CONFIG_LIST", filter_dict={{"tags": ["{(plan.models[0].spec.tags or [''])[0]}"]}})
-{key_line_classic}agent = AssistantAgent("assistant", llm_config=llm_config)
+{classic_load}agent = AssistantAgent("assistant", llm_config=llm_config)
 ```
 
 ## AutoGen 0.4+ (`model_clients.json`)
@@ -86,10 +97,8 @@ llm_config = LLMConfig.from_json(path="OAI_CONFIG_LIST", filter_dict={{"tags": [
 import json, os
 from autogen_core.models import ChatCompletionClient
 
-configs = json.load(open("model_clients.json"))
-component = configs["{first}"]
-client = ChatCompletionClient.load_component(
-    {{**component, "config": {{**component["config"]{', "api_key": os.environ["' + env + '"]' if env != "OPENAI_API_KEY" else ''}}}}}
-)
+with open("model_clients.json") as f:
+    component = json.load(f)["{first.name}"]
+client = ChatCompletionClient.load_component({{**component, "config": {modern_config}}})
 ```
 """

@@ -20,7 +20,11 @@ def helm(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "scenario" in metafunc.fixturenames:
+    # Tests that name their own scenarios (@pytest.mark.parametrize("scenario", ...)) keep them.
+    own = any(
+        "scenario" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")
+    )
+    if "scenario" in metafunc.fixturenames and not own:
         metafunc.parametrize("scenario", scenarios())
 
 

@@ -6,8 +6,9 @@ import contextlib
 import json
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,22 @@ class Kube:
         return self.items(",".join(kinds), "-n", namespace, "--ignore-not-found")
 
 
+def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str) -> None:
+    """Call `check` until it reports done; print its text when it changes; fail after `timeout`."""
+    start, last = time.monotonic(), ""
+    while True:
+        done, text = check()
+        elapsed = time.monotonic() - start
+        if text != last:
+            say(f"{what} [{elapsed:4.0f}s / {timeout:.0f}s]: {text}")
+            last = text
+        if done:
+            return
+        if elapsed >= timeout:
+            raise AssertionError(f"{what}: not done after {timeout:.0f}s: {text}")
+        time.sleep(2.0)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,15 +130,18 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
                  timeout: float = 60) -> Iterator[str]:
     """`kubectl port-forward svc/SERVICE` on a free local port; yields http://127.0.0.1:PORT."""
     local = free_port()
+    # Output goes to a file: kubectl logs every connection and a full pipe would stall it.
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [kube.kubectl, "--context", kube.context, "-n", namespace, "port-forward", "--address",
          "127.0.0.1", f"svc/{service}", f"{local}:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                output = proc.stdout.read() if proc.stdout else ""
+                log.seek(0)
+                output = log.read()
                 raise AssertionError(f"port-forward to svc/{service} exited:\n{output}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
                 break
@@ -137,3 +157,4 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        log.close()

@@ -75,9 +75,9 @@ def test_killed_model_is_a_prompt_error(faults: FaultStack) -> None:
     faults.doomed.process.kill()
     status, elapsed, text = _timed_chat(gw, "doomed")
 
-    print("KILLED", status, elapsed, text[:600])
-    assert status >= 500, text
-    assert "doomed" in text, "the error should name the model group that failed"
+    # A refused connection surfaces as LiteLLM's InternalServerError (500).
+    assert status == 500, text
+    assert "model group 'doomed' failed" in text
     assert elapsed < ERROR_DEADLINE_S, f"error took {elapsed:.1f}s"
     # The gateway itself survives and keeps serving the other models.
     status, _, text = _timed_chat(gw, "backup")
@@ -92,9 +92,9 @@ def test_hung_model_times_out(faults: FaultStack) -> None:
     finally:
         os.kill(faults.stalled.process.pid, signal.SIGCONT)
 
-    print("HUNG", status, elapsed, text[:600])
-    assert status in (408, 500, 504), f"{status}: {text}"
-    assert "timeout" in text.lower() or "timed out" in text.lower(), text
+    # LiteLLM maps an upstream timeout to 408 and names the configured limit.
+    assert status == 408, text
+    assert f"Timeout passed={float(UPSTREAM_TIMEOUT_S)}" in text
     # Not a refused connection (that would be instant) and not a hang.
     assert UPSTREAM_TIMEOUT_S - 0.5 <= elapsed < ERROR_DEADLINE_S, f"error took {elapsed:.1f}s"
 
@@ -122,17 +122,31 @@ def test_fallback_answers_when_primary_dies(faults: FaultStack) -> None:
 def test_model_survives_losing_a_replica(faults: FaultStack) -> None:
     gw = faults.gateway
     dead, alive = faults.replicas
-    faults_seen = 0
+
+    # Both deployments of "pair" take traffic while healthy (random choice, so
+    # ask until each has answered; 30 misses in a row has odds of 1 in 2**30).
+    seen: set[str] = set()
+    for _ in range(30):
+        resp = chat(gw.url, gw.headers(), "pair")
+        assert resp.status_code == 200, resp.text
+        seen.add(resp.headers["x-litellm-model-api-base"])
+        if len(seen) == 2:
+            break
+    assert seen == {dead.api_base, alive.api_base}
+
     dead.process.kill()
     before = decode_count(alive.url)
-
-    for _ in range(6):
+    retries: list[int] = []
+    # Keep asking until the router has picked the dead replica once (seen as a
+    # retry), then a few more: every answer must still come, from the survivor.
+    for _ in range(30):
         resp = chat(gw.url, gw.headers(), "pair", timeout=ERROR_DEADLINE_S * 2)
         assert resp.status_code == 200, resp.text
         assert resp.headers["x-litellm-model-api-base"] == alive.api_base
-        faults_seen += int(resp.headers.get("x-litellm-attempted-retries", "0"))
-        print("REPLICA", dict((k, v) for k, v in resp.headers.items() if "attempted" in k))
+        retries.append(int(resp.headers["x-litellm-attempted-retries"]))
+        first_retry = next((i for i, n in enumerate(retries) if n), None)
+        if first_retry is not None and len(retries) >= first_retry + 5:
+            break
 
-    assert decode_count(alive.url) >= before + 6
-    # The dead replica costs at most one failed attempt before its cooldown.
-    assert faults_seen <= 1, f"{faults_seen} retries: the dead replica was not taken out of rotation"
+    assert sum(retries) == 1, f"retries per request {retries}: the dead replica was not cooled down"
+    assert decode_count(alive.url) >= before + len(retries)

@@ -1,0 +1,113 @@
+"""One stack's life on the kind cluster: install, verify, upgrade, uninstall, check nothing is left."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import objects, specs
+from .kube import POLL_S, Kube, port_forward, say
+from .tools import CHART
+
+MASTER_KEY_ENV = "STACKGEN_E2E_MASTER_KEY"
+
+
+def rollout_timeout() -> float:
+    # First install pulls the vLLM CPU, Ollama and LiteLLM images and the models: minutes, not seconds.
+    return float(os.environ.get("STACKGEN_E2E_ROLLOUT_TIMEOUT", "1500"))
+
+
+def master_key_secret(values: dict[str, Any], namespace: str, key: str) -> dict[str, Any]:
+    """The Secret the chart expects (named in values.gateway.masterKey), holding `key`."""
+    ref = values["gateway"]["masterKey"]
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": ref["secretName"], "namespace": namespace},
+        "stringData": {ref.get("key") or "master-key": key},
+    }
+
+
+def new_master_key() -> str:
+    # LiteLLM only accepts master keys that start with "sk-".
+    return "sk-" + secrets.token_urlsafe(32)
+
+
+@dataclass
+class Stack:
+    kube: Kube
+    stackgen: str
+    release: str
+    namespace: str
+    master_key: str = field(default_factory=new_master_key, repr=False)
+    installed: bool = False
+
+    def prepare(self, values: dict[str, Any]) -> tuple[str, str]:
+        """Namespace plus the master-key Secret (created by the user, not the chart)."""
+        self.kube.create_namespace(self.namespace)
+        secret = master_key_secret(values, self.namespace, self.master_key)
+        self.kube.apply(secret)
+        return ("Secret", secret["metadata"]["name"])
+
+    def helm(self, verb: str, values_file: Path, timeout: float = 600) -> None:
+        say(f"helm {verb} {self.release} -n {self.namespace} -f {values_file}")
+        self.kube.helm_run(verb, self.release, str(CHART), "-f", str(values_file),
+                           "-n", self.namespace, "--timeout", "10m", timeout=timeout)
+        self.installed = True
+
+    def wait(self, out: Path) -> list[str]:
+        names = specs.workload_names(specs.manifest_objects(out))
+        assert names, f"no Deployment in {out}/manifests"
+        self.kube.wait_rollouts(self.namespace, names, rollout_timeout())
+        return names
+
+    def verify(self, spec_file: Path, out: Path, gateway: str, port: int) -> None:
+        """`stackgen verify` through a port-forward to the gateway Service, AutoGen configs included."""
+        with port_forward(self.kube, self.namespace, gateway, port) as url:
+            env = {**os.environ, MASTER_KEY_ENV: self.master_key}
+            say(f"stackgen verify --gateway {url} {spec_file.name}")
+            proc = subprocess.run(
+                [self.stackgen, "verify", "--gateway", url, "--api-key-env", MASTER_KEY_ENV,
+                 "--autogen-dir", str(out / "autogen"), str(spec_file)],
+                env=env, capture_output=True, text=True, timeout=900)
+            print(proc.stdout, flush=True)
+            assert proc.returncode == 0, f"stackgen verify failed:\n{proc.stdout}\n{proc.stderr}"
+
+    def helm_test(self) -> None:
+        say(f"helm test {self.release}")
+        proc = self.kube.helm_run("test", self.release, "-n", self.namespace, "--timeout", "5m",
+                                  "--logs", timeout=400)
+        print(proc.stdout, flush=True)
+
+    def uninstall_leaves_nothing(self, keep: frozenset[tuple[str, str]]) -> None:
+        """`helm uninstall`, then every namespaced object (PVCs included) must go, apart from the
+        namespace's defaults and what the test itself created (`keep`)."""
+        say(f"helm uninstall {self.release}")
+        self.kube.helm_run("uninstall", self.release, "-n", self.namespace, "--wait",
+                           "--timeout", "5m", timeout=400)
+        self.installed = False
+        # Pods and ReplicaSets go by background garbage collection after their owners: give them time.
+        deadline = time.monotonic() + 180
+        while True:
+            left = objects.leftovers(self.kube.remaining(self.namespace), keep)
+            pvs = objects.pvs_claimed_from(self.kube.items("persistentvolumes"), self.namespace)
+            if not left and not pvs:
+                say(f"namespace {self.namespace} holds only its defaults after uninstall")
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"left behind in {self.namespace} after helm uninstall: {left}; "
+                    f"PersistentVolumes still claimed from it: {pvs}")
+            time.sleep(POLL_S)
+
+    def teardown(self) -> None:
+        """Best effort after a failure: never hides the failure itself."""
+        if self.installed:
+            subprocess.run([self.kube.helm, "--kube-context", self.kube.context, "uninstall",
+                            self.release, "-n", self.namespace, "--timeout", "5m"],
+                           capture_output=True, timeout=400, check=False)
+        self.kube.delete_namespace(self.namespace)
