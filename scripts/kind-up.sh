@@ -24,7 +24,7 @@ wait_s=300
 kind_version_tested=v0.30.0
 
 say() { echo "kind-up: $*"; }
-die() { echo "kind-up: error: $*" >&2; exit "${2:-1}"; }
+die() { echo "kind-up: error: $1" >&2; exit "${2:-1}"; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -32,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     --config) config=${2:?--config needs a value}; shift 2 ;;
     --fake-gpu) fake_gpu=${2:?--fake-gpu needs a count}; shift 2 ;;
     --wait) wait_s=${2:?--wait needs seconds}; shift 2 ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p;}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" 2 ;;
   esac
 done

@@ -75,6 +75,55 @@ def validate(spec: str) -> None:
     click.echo(f"{spec}: ok ({len(stack.models)} models)")
 
 
+def _inventories() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("stackgen") / "inventories"))
+
+
+@cli.command("plan")
+@click.argument("spec", required=False, metavar="[SPEC]")
+@click.option("--cluster", metavar="INVENTORY",
+              help="Node pools to place the stack on: a YAML file, or a built-in inventory "
+                   f"({', '.join(sorted(p.stem for p in _inventories().glob('*.yaml')))}).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--png", "png_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also draw each model server's memory (weights, KV cache, headroom) into this PNG (needs matplotlib).")
+def plan_command(spec: str | None, cluster: str | None, fmt: str, png_path: Path | None) -> None:
+    """Capacity of SPEC (default: kind-cpu): GPUs, memory, context and concurrency per model, and where it fits.
+
+    Exits 2, after the report, when a model or its replicas do not fit."""
+    from . import inventory, report
+
+    loaded = _run(lambda: examples.resolve(spec))
+    resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack, enforce_capacity=False)))
+    placement = None
+    if cluster:
+        path = Path(cluster)
+        builtin = _inventories() / f"{cluster}.yaml"
+        source = path if path.is_file() else builtin if builtin.is_file() else None
+        if source is None:
+            click.echo(f"--cluster: {cluster!r} is neither a file nor a built-in inventory", err=True)
+            sys.exit(2)
+        text = source.read_text(encoding="utf-8")
+        found = _run(lambda: inventory.load_inventory(text, str(cluster)))
+        placement = inventory.place(resolved, found)
+    click.echo(report.table(resolved, placement) if fmt == "table" else report.as_json(resolved, placement), nl=False)
+    if png_path is not None:
+        png_path.write_bytes(_run(lambda: report.png(resolved)))
+    refused = report.problems(resolved, placement)
+    if refused:
+        click.echo(loaded.locate(StackgenError(refused)).describe(), err=True)
+        sys.exit(2)
+
+
+def _located(loaded: examples.Loaded, action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except StackgenError as exc:
+        raise loaded.locate(exc) from None
+
+
 @cli.command("examples")
 @click.option("--show", metavar="NAME", help="Print the example's spec.")
 def list_examples(show: str | None) -> None:
@@ -108,6 +157,42 @@ def init(path: Path, force: bool) -> None:
 def schema() -> None:
     """Print the spec's JSON Schema (for editor completion)."""
     click.echo(json.dumps(Stack.model_json_schema(), indent=2, sort_keys=True))
+
+
+@cli.command("verify")
+@click.argument("spec", required=False, metavar="[SPEC]")
+@click.option("--gateway", "gateway_url", required=True, help="The gateway's URL, ending in /v1.")
+@click.option("--api-key-env", metavar="NAME", help="Variable holding the gateway key (default: the spec's autogen.apiKeyEnv).")
+@click.option("--autogen-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Also load OUT/autogen's files with both AutoGen APIs and get a reply from each model.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds allowed for each request.")
+def verify_command(spec: str | None, gateway_url: str, api_key_env: str | None, autogen_dir: Path | None,
+                   timeout: float) -> None:
+    """Check a deployed stack: health, model list, a chat per model, tool calls, AutoGen configs."""
+    import os
+
+    from .verify import table, verify
+
+    loaded = _run(lambda: examples.resolve(spec))
+    resolved = _run(lambda: _located_plan(loaded))
+    env = api_key_env or loaded.stack.autogen.apiKeyEnv
+    key = os.environ.get(env)
+    if not key:
+        click.echo(f"--api-key-env: ${env} is empty (export the gateway key in it)", err=True)
+        sys.exit(2)
+    if autogen_dir is not None and not (autogen_dir / "OAI_CONFIG_LIST").is_file():
+        click.echo(f"--autogen-dir: {autogen_dir} has no OAI_CONFIG_LIST (point it at OUT/autogen)", err=True)
+        sys.exit(2)
+    checks = verify(resolved, gateway_url, key, autogen_dir, timeout)
+    click.echo(table(checks))
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+def _located_plan(loaded: examples.Loaded):  # type: ignore[no-untyped-def]
+    try:
+        return resolve_plan(loaded.stack)
+    except StackgenError as exc:
+        raise loaded.locate(exc) from None
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import catalog
+from . import capacity, catalog
 from .errors import Problem, StackgenError
 from .spec import ExternalModel, OllamaModel, Profile, SecretRef, Stack, VllmModel
 
@@ -45,6 +45,7 @@ class ServedPlan:
     startup_failure_threshold: int
     image: str | None
     env: dict[str, str | SecretRef] = field(default_factory=dict)
+    sizing: capacity.Sizing | None = None  # memory, context and concurrency at this size, and the verdict
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,44 @@ def _weights_gib(model: VllmModel | OllamaModel, facts: catalog.ModelFacts | Non
     return facts.weight_gib if facts else None
 
 
-def check(stack: Stack) -> list[Problem]:
-    """Cross-field rules; every violation is collected so the user sees them all at once."""
+def _native_context(m: VllmModel | OllamaModel, facts: catalog.ModelFacts | None) -> int | None:
+    """The model's own context length: for vLLM the spec's contextLength wins (uncatalogued models)."""
+    if isinstance(m, VllmModel) and m.contextLength:
+        return m.contextLength
+    return facts.context_length if facts else None
+
+
+def _default_context(m: VllmModel | OllamaModel, native: int | None) -> int | None:
+    if isinstance(m, VllmModel):
+        return native
+    # Ollama sizes its KV cache for the whole context up front; a model's full 128K would not fit a
+    # small pod, so serve at most OLLAMA_DEFAULT_CONTEXT unless the spec asks for more.
+    return min(native or OLLAMA_DEFAULT_CONTEXT, OLLAMA_DEFAULT_CONTEXT)
+
+
+def _cpu_kv_space_gib(m: VllmModel | OllamaModel, profile: Profile) -> int:
+    """vLLM's CPU backend takes its KV cache from host memory: VLLM_CPU_KVCACHE_SPACE GiB, a quarter of
+    the pod's memory unless the spec's env sets it."""
+    given = m.env.get("VLLM_CPU_KVCACHE_SPACE")
+    if isinstance(given, str) and given.isdigit():
+        return int(given)
+    return max(1, int(_quantity_gib(profile.memory) // 4))
+
+
+def sizing(stack: Stack, m: VllmModel | OllamaModel, at: str) -> capacity.Sizing:
+    """Capacity of one served model on its (existing) profile; `at` is its path in the spec."""
+    profile = stack.profiles[m.profile]
+    facts = _facts(m)
+    native = _native_context(m, facts)
+    ollama_gib = _weights_gib(m, facts) if isinstance(m, OllamaModel) else None
+    return capacity.size(m, profile, facts, native, _default_context(m, native), ollama_gib,
+                         _cpu_kv_space_gib(m, profile), _quantity_gib(profile.memory), at)
+
+
+def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
+    """Cross-field rules; every violation is collected so the user sees them all at once.
+
+    `with_capacity` adds the refusals of models that do not fit their profile's memory."""
     problems: list[Problem] = []
     names: dict[str, int] = {}
     for i, m in enumerate(stack.models):
@@ -136,7 +173,7 @@ def check(stack: Stack) -> list[Problem]:
         if isinstance(m, ExternalModel):
             problems += _check_external(at, m)
         else:
-            problems += _check_served(at, m, stack)
+            problems += _check_served(at, m, stack, with_capacity)
     return problems
 
 
@@ -154,7 +191,7 @@ def _check_external(at: str, m: ExternalModel) -> list[Problem]:
     return problems
 
 
-def _check_served(at: str, m: VllmModel | OllamaModel, stack: Stack) -> list[Problem]:
+def _check_served(at: str, m: VllmModel | OllamaModel, stack: Stack, with_capacity: bool) -> list[Problem]:
     problems = []
     profile = stack.profiles.get(m.profile)
     if profile is None:
@@ -195,25 +232,24 @@ def _check_served(at: str, m: VllmModel | OllamaModel, stack: Stack) -> list[Pro
     if isinstance(m, OllamaModel) and m.replicas > 1 and m.cache.type == "persistentVolumeClaim":
         problems.append(Problem(f"{at}.cache.type", "replicas of an Ollama model cannot share one ReadWriteOnce volume",
                                 "use cache.type: emptyDir, or replicas: 1"))
+    # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
+    if with_capacity and profile is not None and not problems:
+        problems += sizing(stack, m, at).problems
     return problems
 
 
-def _served(stack: Stack, fullname: str, m: VllmModel | OllamaModel) -> ServedPlan:
+def _served(stack: Stack, fullname: str, m: VllmModel | OllamaModel, at: str) -> ServedPlan:
     profile = stack.profiles[m.profile]
     facts = _facts(m)
-    native = m.contextLength or (facts.context_length if facts else None)
-    if isinstance(m, VllmModel):
-        context = m.maxModelLen or native
-    else:
-        # Ollama sizes its KV cache for the whole context up front; a model's full 128K would not fit a
-        # small pod, so serve at most OLLAMA_DEFAULT_CONTEXT unless the spec asks for more.
-        context = m.contextLength or min(native or OLLAMA_DEFAULT_CONTEXT, OLLAMA_DEFAULT_CONTEXT)
+    # Capacity decides the served context (shrunk to fit when the spec sets none) and the GPUs per
+    # replica (the smallest tensor parallel size that fits when the spec sets none).
+    sized = sizing(stack, m, at)
+    context, gpus = sized.context, sized.gpus
     memory_gib = _quantity_gib(profile.memory)
     weights = _weights_gib(m, facts)
     env: dict[str, str | SecretRef] = {}
     image = m.image
     if isinstance(m, VllmModel):
-        gpus = (m.tensorParallelSize or 1) if profile.gpu else 0
         # PyTorch puts tensor-parallel traffic through /dev/shm; it is memory-backed and counts against the
         # pod's memory limit, so size it with the GPU count and cap it at a quarter of the pod's memory.
         shm = max(1, min(2 * max(gpus, 1), int(memory_gib // 4)))
@@ -221,10 +257,8 @@ def _served(stack: Stack, fullname: str, m: VllmModel | OllamaModel) -> ServedPl
         upstream = m.name
         if not profile.gpu:
             image = image or VLLM_CPU_IMAGE
-            # The CPU backend takes its KV cache from host memory: VLLM_CPU_KVCACHE_SPACE, in GiB.
-            env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(memory_gib // 4)))
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(_cpu_kv_space_gib(m, profile))
     else:
-        gpus = 1 if profile.gpu else 0
         shm = 0
         parser = None
         upstream = m.model
@@ -236,7 +270,7 @@ def _served(stack: Stack, fullname: str, m: VllmModel | OllamaModel) -> ServedPl
         name=m.name, engine=m.engine, spec=m, profile=profile, object_name=f"{fullname}-{m.name}",
         url=f"http://{fullname}-{m.name}/v1", upstream_model=upstream, facts=facts, context_length=context,
         tool_parser=parser, gpus=gpus, shm_gib=shm, cache_size=m.cache.size or f"{cache_gib}Gi",
-        startup_failure_threshold=startup, image=image, env=env,
+        startup_failure_threshold=startup, image=image, env=env, sizing=sized,
     )
 
 
@@ -249,14 +283,16 @@ def _external(m: ExternalModel) -> ExternalPlan:
     )
 
 
-def plan(stack: Stack) -> Plan:
-    """Check the spec's cross-field rules and resolve every decision; raises StackgenError."""
-    problems = check(stack)
+def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
+    """Check the spec's cross-field rules and resolve every decision; raises StackgenError. Without
+    `enforce_capacity` a model that does not fit is planned anyway, its sizing saying why (`stackgen plan`)."""
+    problems = check(stack, with_capacity=enforce_capacity)
     if problems:
         raise StackgenError(problems)
     fullname = stack.name
     master = stack.gateway.masterKey or SecretRef(secretName=f"{stack.name}-litellm-master-key", key="master-key")
-    served = tuple(_served(stack, fullname, m) for m in stack.models if isinstance(m, (VllmModel, OllamaModel)))
+    served = tuple(_served(stack, fullname, m, f"models[{i}]") for i, m in enumerate(stack.models)
+                   if isinstance(m, (VllmModel, OllamaModel)))
     external = tuple(_external(m) for m in stack.models if isinstance(m, ExternalModel))
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
                 served=served, external=external)

@@ -14,6 +14,7 @@ taint managed clusters (GKE) put on them, so only pods that tolerate it land the
 Standard library only: scripts/kind/fake-gpu.sh runs this file with any python3.
 
     python3 scripts/kind/fake_gpu.py status-patch --count 1 [--resource nvidia.com/gpu]
+    python3 scripts/kind/fake_gpu.py status-remove [--resource nvidia.com/gpu]
     python3 scripts/kind/fake_gpu.py labels --count 1 [--product NAME]    # k=v per line
     python3 scripts/kind/fake_gpu.py taint [--resource nvidia.com/gpu]     # kubectl taint argument
 """
@@ -80,6 +81,14 @@ def status_patch(count: int, resource: str = GPU_RESOURCE) -> list[dict[str, str
     ]
 
 
+def status_remove_patch(resource: str = GPU_RESOURCE) -> list[dict[str, str]]:
+    """JSON patch taking the advertised resource away again (turns the fake GPU node back into a
+    plain worker). `remove` fails on a missing member, so apply it only where the resource is set."""
+    check_resource_name(resource)
+    token = json_pointer_token(resource)
+    return [{"op": "remove", "path": f"/status/{field}/{token}"} for field in ("capacity", "allocatable")]
+
+
 def node_labels(count: int, product: str = FAKE_PRODUCT) -> dict[str, str]:
     if not _LABEL_VALUE_RE.match(product) or len(product) > 63:
         raise ValueError(f"{product!r} is not a valid label value")
@@ -101,6 +110,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     patch = sub.add_parser("status-patch", help="JSON patch for the node status subresource")
     patch.add_argument("--count", type=int, required=True)
     patch.add_argument("--resource", default=GPU_RESOURCE)
+    remove = sub.add_parser("status-remove", help="JSON patch removing the resource again")
+    remove.add_argument("--resource", default=GPU_RESOURCE)
     labels = sub.add_parser("labels", help="node labels, one key=value per line")
     labels.add_argument("--count", type=int, required=True)
     labels.add_argument("--product", default=FAKE_PRODUCT)
@@ -114,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.what == "status-patch":
             print(json.dumps(status_patch(args.count, args.resource), separators=(",", ":")))
+        elif args.what == "status-remove":
+            print(json.dumps(status_remove_patch(args.resource), separators=(",", ":")))
         elif args.what == "labels":
             for key, value in node_labels(args.count, args.product).items():
                 print(f"{key}={value}")

@@ -8,9 +8,10 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from .chartlib import by_kind, env_of, fullname, one, render, scenario_values
+from .chartlib import CHART, by_kind, env_of, fullname, one, render, scenario_values
 
 CONFIG_PATH = "/etc/litellm/config.yaml"
+DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
 def gateway_of(helm: str, scenario: str, sets: tuple[str, ...] = ()) -> tuple[dict, list[dict], dict]:
@@ -24,6 +25,9 @@ def test_gateway_deployment(helm: str, scenario: str) -> None:
     g = values["gateway"]
     port = g.get("port", 4000)
     (c,) = dep["spec"]["template"]["spec"]["containers"]
+    image = {**DEFAULTS["images"]["litellm"], **g.get("image", {})}
+    assert c["image"] == f"{image['repository']}:{image['tag']}"
+    assert c["imagePullPolicy"] == image["pullPolicy"]
     assert dep["spec"]["replicas"] == g.get("replicas", 2)
     assert c["args"] == ["--config", CONFIG_PATH, "--port", str(port), "--num_workers", str(g.get("numWorkers", 1))]
     assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]

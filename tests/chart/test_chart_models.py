@@ -6,11 +6,13 @@ import subprocess
 from typing import Any
 
 import pytest
+import yaml
 
-from .chartlib import Obj, env_of, fullname, one, render, scenario_values
+from .chartlib import CHART, Obj, env_of, fullname, one, render, scenario_values
 
 MODEL_SCENARIOS = ("01-kind-cpu.yaml", "02-gpu-fleet.yaml", "03-minimal.yaml", "05-overrides.yaml")
 PORTS = {"vllm": 8000, "ollama": 11434}
+DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
 def models_of(helm: str, scenario: str) -> list[tuple[str, dict[str, Any], Obj]]:
@@ -58,6 +60,16 @@ def test_vllm_command_and_flags(helm: str, scenario: str) -> None:
         extra = [str(a) for a in model.get("args", [])]
         assert args[len(args) - len(extra):] == extra
         assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("scenario", MODEL_SCENARIOS)
+def test_images_default_per_engine_and_override_key_by_key(helm: str, scenario: str) -> None:
+    for key, model, dep in models_of(helm, scenario):
+        image = {**DEFAULTS["images"][model["engine"]], **model.get("image", {})}
+        spec = dep["spec"]["template"]["spec"]
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            assert c["image"] == f"{image['repository']}:{image['tag']}", key
+            assert c["imagePullPolicy"] == image["pullPolicy"], key
 
 
 @pytest.mark.parametrize("scenario", MODEL_SCENARIOS)

@@ -42,8 +42,7 @@ def kube() -> Iterator[Kube]:
     if not name:
         name = os.environ.get("KIND_CLUSTER_NAME", "stackgen-e2e")
         owned = not _cluster_exists(name)
-        subprocess.run([str(SCRIPTS / "kind-up.sh"), "--name", name, "--fake-gpu", "1"],
-                       check=True, timeout=1200)
+        subprocess.run([str(SCRIPTS / "kind-up.sh"), "--name", name], check=True, timeout=1200)
     yield Kube(
         context=f"kind-{name}",
         kubectl=require_tool("kubectl", "make setup installs it"),

@@ -1,67 +1,77 @@
 """The fake-GPU scenario: a GPU vLLM model scheduled on a kind node that only claims to have GPUs.
 
-Built on chart values (the chart contract in charts/inference-stack/values.yaml) derived from a real
-`stackgen render` of kind-cpu: the gateway part stays as rendered, the models are replaced by one
-vLLM model that asks for one `nvidia.com/gpu`, selects the fake GPU node and tolerates its taint.
-
-Its image is the pause image, not vLLM: without a GPU vLLM exits at start anyway, and the CUDA
-image is several GB the test would pull only to watch it fail. What is under test is scheduling,
-tolerations and the rollout strategy, which do not depend on what the container runs.
+A stack spec of its own, rendered by the real `stackgen render`: one GPU profile matching the fake
+node (its `nvidia.com/gpu.product` label, a toleration for its taint, one GPU) and one vLLM model on
+it. The model's image is the pause image instead of vLLM's: it has no `vllm` to run, so the
+container fails to start, as vLLM would without a GPU, and the test does not pull several GB of
+CUDA image only to watch it fail. Scheduling, tolerations and the rollout strategy, which are under
+test, do not depend on what the container runs.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib.util
+import sys
 from types import ModuleType
 from typing import Any
 
 from .tools import SCRIPTS
 
+STACK = "gpu-e2e"
+NAMESPACE = "stackgen-gpu"
+PROFILE = "fake-gpu"
 MODEL_KEY = "gpu-sched"
+DEPLOYMENT = f"{STACK}-{MODEL_KEY}"
 POOL_LABEL = "stackgen.dev/e2e-pool"
-PAUSE_IMAGE = {"repository": "registry.k8s.io/pause", "tag": "3.10", "pullPolicy": "IfNotPresent"}
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 def fake_gpu_module() -> ModuleType:
     """scripts/kind/fake_gpu.py, the one place the fake node's objects are defined."""
-    spec = importlib.util.spec_from_file_location("fake_gpu", SCRIPTS / "kind" / "fake_gpu.py")
+    name = "stackgen_e2e_fake_gpu"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / "kind" / "fake_gpu.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
 
 
-def gpu_values(base: dict[str, Any], max_model_len: int, gpus: int = 1) -> dict[str, Any]:
-    """Values with one GPU vLLM model (`gpus` GPUs) for the fake node; `max_model_len` is the arg the
-    rollout test changes."""
+def gpu_spec(server_args: list[str]) -> dict[str, Any]:
+    """The GPU scenario's spec; `server_args` are the vLLM arguments the rollout test changes."""
     fake = fake_gpu_module()
-    values = copy.deepcopy(base)
-    values["models"] = {
-        MODEL_KEY: {
+    return {
+        "name": STACK,
+        "namespace": NAMESPACE,
+        "gateway": {"replicas": 1, "resources": {"cpu": "100m", "memory": "512Mi"}},
+        "profiles": {
+            PROFILE: {
+                "gpu": {"resource": fake.GPU_RESOURCE, "count": 1, "product": fake.FAKE_PRODUCT},
+                "cpu": "100m",
+                "memory": "512Mi",
+                "nodeSelector": {"nvidia.com/gpu.product": fake.FAKE_PRODUCT},
+                "tolerations": [{"key": fake.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+            }
+        },
+        "models": [{
+            "name": MODEL_KEY,
             "engine": "vllm",
             "model": "Qwen/Qwen2.5-0.5B-Instruct",
-            "replicas": 1,
-            "image": dict(PAUSE_IMAGE),
-            "gpu": {"resource": fake.GPU_RESOURCE, "count": gpus},
-            "args": ["--max-model-len", str(max_model_len)],
-            "nodeSelector": {"nvidia.com/gpu.product": fake.FAKE_PRODUCT},
-            "tolerations": [{"key": fake.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
-            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
-            "cache": {"type": "emptyDir"},
-        }
+            "profile": PROFILE,
+            "image": PAUSE_IMAGE,
+            "maxModelLen": 1024,
+            "args": list(server_args),
+        }],
     }
-    values["gateway"]["replicas"] = 1
-    values["helmTest"] = {"enabled": False}
-    return values
 
 
-def model_deployment(rendered: list[dict[str, Any]], fullname: str) -> dict[str, Any]:
-    name = f"{fullname}-{MODEL_KEY}"
+def model_deployment(rendered: list[dict[str, Any]]) -> dict[str, Any]:
     for obj in rendered:
-        if obj.get("kind") == "Deployment" and obj["metadata"]["name"] == name:
+        if obj.get("kind") == "Deployment" and obj["metadata"]["name"] == DEPLOYMENT:
             return obj
-    raise AssertionError(f"no Deployment {name} rendered")
+    raise AssertionError(f"no Deployment {DEPLOYMENT} rendered")
 
 
 def gpu_limit(pod_spec: dict[str, Any], resource: str) -> int:
@@ -83,7 +93,7 @@ def probe_pod(namespace: str, tolerations: list[dict[str, Any]], node_selector: 
         "spec": {
             "containers": [{
                 "name": "probe",
-                "image": f"{PAUSE_IMAGE['repository']}:{PAUSE_IMAGE['tag']}",
+                "image": PAUSE_IMAGE,
                 "resources": {"limits": {resource: "1"}, "requests": {"cpu": "10m", "memory": "16Mi"}},
             }],
             "tolerations": tolerations,

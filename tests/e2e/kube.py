@@ -30,8 +30,11 @@ class Kube:
 
     def run(self, *args: str, timeout: float = 120, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.kubectl, "--context", self.context, *args], input=stdin,
-                              capture_output=True, text=True, timeout=timeout, check=check)
+        proc = subprocess.run([self.kubectl, "--context", self.context, *args], input=stdin,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()}")
+        return proc
 
     def get(self, *args: str, timeout: float = 60) -> dict[str, Any]:
         return json.loads(self.run("get", *args, "-o", "json", timeout=timeout).stdout)
@@ -131,30 +134,28 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
     """`kubectl port-forward svc/SERVICE` on a free local port; yields http://127.0.0.1:PORT."""
     local = free_port()
     # Output goes to a file: kubectl logs every connection and a full pipe would stall it.
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [kube.kubectl, "--context", kube.context, "-n", namespace, "port-forward", "--address",
-         "127.0.0.1", f"svc/{service}", f"{local}:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                output = log.read()
-                raise AssertionError(f"port-forward to svc/{service} exited:\n{output}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"port-forward to svc/{service} not listening after {timeout}s")
-            time.sleep(0.5)
-        say(f"port-forward svc/{service}:{port} -> 127.0.0.1:{local}")
-        yield f"http://127.0.0.1:{local}"
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            [kube.kubectl, "--context", kube.context, "-n", namespace, "port-forward", "--address",
+             "127.0.0.1", f"svc/{service}", f"{local}:{port}"],
+            stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"port-forward to svc/{service} exited:\n{log.read()}")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"port-forward to svc/{service} not listening after {timeout}s")
+                time.sleep(0.5)
+            say(f"port-forward svc/{service}:{port} -> 127.0.0.1:{local}")
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

@@ -69,32 +69,23 @@ def _with_models(spec: Spec, keep: dict[str, dict[str, Any]]) -> Spec:
     return out
 
 
-def _mentions(node: Any, names: set[str]) -> bool:
-    if isinstance(node, str):
-        return node in names
-    if isinstance(node, dict):
-        return any(_mentions(k, names) or _mentions(v, names) for k, v in node.items())
-    if isinstance(node, list):
-        return any(_mentions(item, names) for item in node)
-    return False
-
-
 def drop_engine(spec: Spec, engine: str) -> tuple[Spec, list[str]]:
     """The spec without its models served by `engine`, and the names removed.
 
-    Refuses (SpecShapeError) when another part of the spec still names a removed model (a fallback,
-    say): silently rendering a different stack than intended would make the run prove nothing.
+    Other models' `fallbacks` lose the removed names too (a fallback to a model that does not exist
+    is an error in the spec). Refuses to remove every model.
     """
     models = models_of(spec)
     dropped = [name for name, entry in models.items() if entry.get("engine") == engine]
-    keep = {name: entry for name, entry in models.items() if name not in dropped}
+    keep = {name: copy.deepcopy(entry) for name, entry in models.items() if name not in dropped}
     if not keep:
         raise SpecShapeError(f"removing the {engine} models leaves no model")
-    out = _with_models(spec, keep)
-    rest = {k: v for k, v in out.items() if k != "models"}
-    if _mentions(rest, set(dropped)) or _mentions(list(keep.values()), set(dropped)):
-        raise SpecShapeError(f"the spec still refers to removed model(s) {dropped}")
-    return out, dropped
+    for entry in keep.values():
+        if isinstance(entry.get("fallbacks"), list):
+            entry["fallbacks"] = [f for f in entry["fallbacks"] if f not in dropped]
+            if not entry["fallbacks"]:
+                del entry["fallbacks"]
+    return _with_models(spec, keep), dropped
 
 
 def add_model_copy(spec: Spec, source: str, new_name: str) -> Spec:
@@ -163,9 +154,10 @@ def workload_names(objects: list[dict[str, Any]], kind: str = "Deployment") -> l
 
 def namespace_of(spec: Spec, objects: list[dict[str, Any]], default: str = "stackgen") -> str:
     """The namespace the stack is meant for: the spec's, else the manifests', else `default`."""
-    if isinstance(spec.get("namespace"), str):
-        return spec["namespace"]
-    found = {o["metadata"].get("namespace") for o in objects} - {None}
+    declared = spec.get("namespace")
+    if isinstance(declared, str):
+        return declared
+    found = {str(ns) for o in objects if (ns := (o.get("metadata") or {}).get("namespace"))}
     if len(found) > 1:
         raise SpecShapeError(f"manifests span several namespaces: {sorted(found)}")
     return found.pop() if found else default

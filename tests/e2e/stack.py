@@ -66,22 +66,36 @@ class Stack:
         return names
 
     def verify(self, spec_file: Path, out: Path, gateway: str, port: int) -> None:
-        """`stackgen verify` through a port-forward to the gateway Service, AutoGen configs included."""
+        """`stackgen verify` through a port-forward to the gateway Service, AutoGen configs included.
+
+        The rendered AutoGen configs name the in-cluster gateway URL, which this machine cannot
+        reach; an agent outside the cluster renders them for its own URL (`--gateway-url`), so the
+        AutoGen checks use configs rendered for the port-forward.
+        """
         with port_forward(self.kube, self.namespace, gateway, port) as url:
+            agent_out = out.parent / f"{out.name}-agent"
+            subprocess.run([self.stackgen, "render", str(spec_file), "-o", str(agent_out),
+                            "--gateway-url", f"{url}/v1", "--no-manifests"],
+                           check=True, capture_output=True, text=True, timeout=120)
             env = {**os.environ, MASTER_KEY_ENV: self.master_key}
-            say(f"stackgen verify --gateway {url} {spec_file.name}")
+            say(f"stackgen verify --gateway {url}/v1 {spec_file.name}")
             proc = subprocess.run(
-                [self.stackgen, "verify", "--gateway", url, "--api-key-env", MASTER_KEY_ENV,
-                 "--autogen-dir", str(out / "autogen"), str(spec_file)],
+                [self.stackgen, "verify", "--gateway", f"{url}/v1", "--api-key-env", MASTER_KEY_ENV,
+                 "--autogen-dir", str(agent_out / "autogen"), str(spec_file)],
                 env=env, capture_output=True, text=True, timeout=900)
             print(proc.stdout, flush=True)
             assert proc.returncode == 0, f"stackgen verify failed:\n{proc.stdout}\n{proc.stderr}"
 
     def helm_test(self) -> None:
+        """`helm test`. No --logs: the chart deletes a passed test pod (hook-succeeded) and --logs
+        then fails looking for it (helm/helm#9098); a failed pod stays, and its logs are printed."""
         say(f"helm test {self.release}")
-        proc = self.kube.helm_run("test", self.release, "-n", self.namespace, "--timeout", "5m",
-                                  "--logs", timeout=400)
+        proc = subprocess.run([self.kube.helm, "--kube-context", self.kube.context, "test",
+                               self.release, "-n", self.namespace, "--timeout", "5m"],
+                              capture_output=True, text=True, timeout=400)
         print(proc.stdout, flush=True)
+        assert proc.returncode == 0, (
+            f"helm test failed:\n{proc.stderr}\n{self.kube.diagnostics(self.namespace)}")
 
     def uninstall_leaves_nothing(self, keep: frozenset[tuple[str, str]]) -> None:
         """`helm uninstall`, then every namespaced object (PVCs included) must go, apart from the

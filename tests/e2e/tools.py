@@ -47,10 +47,10 @@ def kind_unavailable_reason() -> str | None:
     """None when a kind cluster can exist here; otherwise the reason, for the skip message."""
     if shutil.which("docker") is None:
         return NO_DOCKER
-    if shutil.which("kind") is None:
-        return NO_KIND
     try:
         subprocess.run(["docker", "info"], check=True, capture_output=True, timeout=30)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return NO_DAEMON
+    if shutil.which("kind") is None:
+        return NO_KIND
     return None

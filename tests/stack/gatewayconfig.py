@@ -55,13 +55,12 @@ def ollama_entry(name: str, tag: str) -> dict[str, Any]:
 def gateway_config(entries: list[dict[str, Any]], fallbacks: list[dict[str, list[str]]],
                    **router: Any) -> dict[str, Any]:
     """A gateway config with master-key auth from the environment, as the chart mounts it."""
-    router_settings: dict[str, Any] = {"num_retries": 1, "timeout": UPSTREAM_TIMEOUT_S * 2, "fallbacks": fallbacks}
+    router_settings: dict[str, Any] = {"num_retries": 1, "fallbacks": fallbacks}
     router_settings.update(router)
     return {
         "model_list": entries,
         "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
         "router_settings": router_settings,
-        "litellm_settings": {"drop_params": True},
     }
 
 

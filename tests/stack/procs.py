@@ -43,13 +43,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Resolved once in the parent: the child (between fork and exec) must only make
+# the call, not load libraries, as the parent may have other threads by then.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+_SIGTERM = int(signal.SIGTERM)
+
+
 def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to SIGTERM it when
-    # the test runner dies, so a crashed pytest leaves no servers behind.
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    # Ask the kernel to SIGTERM the child when the test runner dies, so even a
+    # killed pytest leaves no servers behind.
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, _SIGTERM)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import autogen
 import openai
@@ -45,6 +45,12 @@ def oai_config_list(stack: Stack, tmp_path: Path) -> Path:
     return path
 
 
+def _entries(llm_config: autogen.LLMConfig) -> list[Any]:
+    # The entries are pydantic models (one class per api_type) whose union type
+    # mypy cannot see through; Any keeps attribute access readable.
+    return list(llm_config.config_list)
+
+
 def _classic_reply(stack: Stack, llm_config: autogen.LLMConfig, model: str) -> None:
     server = stack.servers[model]
     before = decode_count(server.url)
@@ -53,9 +59,11 @@ def _classic_reply(stack: Stack, llm_config: autogen.LLMConfig, model: str) -> N
     reply = agent.generate_reply(messages=[{"role": "user", "content": "Say hi."}])
 
     assert isinstance(reply, str) and reply, reply
-    usage = agent.get_total_usage()
-    assert usage is not None and usage[model]["prompt_tokens"] > 0
-    assert 0 < usage[model]["completion_tokens"] <= MAX_TOKENS
+    total = agent.get_total_usage()
+    assert total is not None
+    usage = cast(dict[str, int], total[model])  # per-model entries are token-count dicts
+    assert usage["prompt_tokens"] > 0
+    assert 0 < usage["completion_tokens"] <= MAX_TOKENS
     assert decode_count(server.url) > before, f"{model}'s server did not answer"
 
 
@@ -64,7 +72,7 @@ def test_classic_agent_with_key_from_env(stack: Stack, oai_config_list: Path, mo
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     llm_config = autogen.LLMConfig.from_json(path=oai_config_list, filter_dict={"tags": [model]},
                                              max_tokens=MAX_TOKENS)
-    (entry,) = llm_config.config_list
+    (entry,) = _entries(llm_config)
     assert entry.model == model and entry.api_key is None
 
     monkeypatch.setenv("OPENAI_API_KEY", stack.gateway.master_key)
@@ -74,7 +82,7 @@ def test_classic_agent_with_key_from_env(stack: Stack, oai_config_list: Path, mo
 def test_classic_agent_with_key_set_after_load(stack: Stack, oai_config_list: Path) -> None:
     llm_config = autogen.LLMConfig.from_json(path=oai_config_list, filter_dict={"tags": [OLLAMA_NAME]},
                                              max_tokens=MAX_TOKENS)
-    for entry in llm_config.config_list:
+    for entry in _entries(llm_config):
         # A plain str here is accepted silently but breaks serialisation later:
         # the field is a pydantic SecretStr and assignment is not validated.
         entry.api_key = SecretStr(stack.gateway.master_key)
@@ -83,7 +91,7 @@ def test_classic_agent_with_key_set_after_load(stack: Stack, oai_config_list: Pa
 
 def test_classic_tag_filter_selects_by_tag(oai_config_list: Path) -> None:
     everything = autogen.LLMConfig.from_json(path=oai_config_list, filter_dict={"tags": [TAG]})
-    assert sorted(e.model for e in everything.config_list) == sorted(MODELS)
+    assert sorted(e.model for e in _entries(everything)) == sorted(MODELS)
 
 
 def test_classic_agent_without_key_fails_on_construction(oai_config_list: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ EXTERNAL = {
 }
 
 
-def _rendered() -> dict:
+def _rendered() -> dict[str, Any]:
     return gateway_config([vllm_entry(VLLM_NAME), ollama_entry(OLLAMA_NAME, OLLAMA_TAG), EXTERNAL],
                           fallbacks=[{VLLM_NAME: [OLLAMA_NAME]}])
 

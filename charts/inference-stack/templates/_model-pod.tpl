@@ -167,6 +167,10 @@ initContainers:
       # Only this pod talks to the temporary server.
       - name: OLLAMA_HOST
         value: "127.0.0.1:11434"
+      # Pulling needs no GPU; without this the image's NVIDIA_VISIBLE_DEVICES=all would expose every
+      # GPU of the node to this container on runtimes that honour it.
+      - name: NVIDIA_VISIBLE_DEVICES
+        value: "none"
       - name: OLLAMA_MODEL
         value: {{ required (printf "models.%s.model is required" .key) (dig "model" "" .model) | quote }}
     resources:

@@ -1,0 +1,173 @@
+"""Checks a running stack from the outside, the way agents use it: the gateway is healthy, lists every model
+of the spec, each model answers a chat, tool-calling models call a tool, and both AutoGen configs load and
+get a reply. Used after `helm install` (kind tests, users) and against the local stack in the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from .plan import ExternalPlan, Plan
+
+PROMPT = [{"role": "user", "content": "Reply with the word ok."}]
+# A tool any model can call; the reply only has to contain a call to it.
+CLOCK_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    model: str  # "-" for checks of the gateway itself
+    engine: str
+    check: str
+    ok: bool
+    seconds: float | None
+    detail: str = ""
+
+
+def _timed(model: str, engine: str, check: str, probe: Callable[[], str]) -> Check:
+    start = time.perf_counter()
+    try:
+        detail = probe()
+        return Check(model, engine, check, True, time.perf_counter() - start, detail)
+    except Exception as exc:  # every failure becomes a row of the report, not a crash
+        return Check(model, engine, check, False, time.perf_counter() - start, _reason(exc))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        body = exc.response.text.strip().replace("\n", " ")
+        return f"HTTP {exc.response.status_code}: {body[:160]}"
+    return f"{type(exc).__name__}: {str(exc)[:160]}"
+
+
+def _engine(plan: Plan, name: str) -> str:
+    model = plan.model(name)
+    return f"external/{model.provider}" if isinstance(model, ExternalPlan) else model.engine
+
+
+def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None = None,
+           timeout: float = 120.0) -> list[Check]:
+    """Every check, in a stable order; nothing raises for a failing stack."""
+    base = gateway_url.rstrip("/")
+    root = base.removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {api_key}"}
+    checks: list[Check] = []
+    with httpx.Client(timeout=timeout, headers=headers) as http:
+
+        def health() -> str:
+            for path in ("/health/liveliness", "/health/readiness"):
+                http.get(root + path).raise_for_status()
+            return "live and ready"
+
+        checks.append(_timed("-", "gateway", "health", health))
+        listed: set[str] = set()
+
+        def models() -> str:
+            response = http.get(base + "/models")
+            response.raise_for_status()
+            listed.update(m["id"] for m in response.json()["data"])
+            missing = [m.name for m in plan.models if m.name not in listed]
+            if missing:
+                raise LookupError(f"not listed: {', '.join(missing)}")
+            return f"{len(plan.models)} models listed"
+
+        checks.append(_timed("-", "gateway", "models", models))
+        for m in plan.models:
+            checks.append(_timed(m.name, _engine(plan, m.name), "chat", lambda name=m.name: _chat(http, base, name)))
+            if m.spec.toolCalling:
+                checks.append(_timed(m.name, _engine(plan, m.name), "tools", lambda name=m.name: _tools(http, base, name)))
+    if autogen_dir is not None:
+        checks += _autogen_checks(plan, autogen_dir, api_key)
+    return checks
+
+
+def _chat(http: httpx.Client, base: str, model: str) -> str:
+    response = http.post(base + "/chat/completions", json={"model": model, "messages": PROMPT, "max_tokens": 16})
+    response.raise_for_status()
+    body = response.json()
+    message = body["choices"][0]["message"]
+    if message.get("content") is None and not message.get("tool_calls"):
+        raise ValueError("reply has no content")
+    return f"{body['usage']['total_tokens']} tokens"
+
+
+def _tools(http: httpx.Client, base: str, model: str) -> str:
+    request = {"model": model, "messages": [{"role": "user", "content": "What time is it in Paris?"}],
+               "tools": [CLOCK_TOOL], "tool_choice": "required", "max_tokens": 64}
+    response = http.post(base + "/chat/completions", json=request)
+    response.raise_for_status()
+    calls = response.json()["choices"][0]["message"].get("tool_calls") or []
+    if not calls:
+        raise ValueError("no tool call in the reply")
+    json.loads(calls[0]["function"]["arguments"] or "{}")  # arguments must be JSON
+    return f"called {calls[0]['function']['name']}"
+
+
+def _autogen_checks(plan: Plan, autogen_dir: Path, api_key: str) -> list[Check]:
+    checks = []
+    for m in plan.models:
+        engine = _engine(plan, m.name)
+        checks.append(_timed(m.name, engine, "autogen-0.2",
+                             lambda name=m.name: _classic_reply(autogen_dir / "OAI_CONFIG_LIST", name, api_key)))
+        checks.append(_timed(m.name, engine, "autogen-0.4",
+                             lambda name=m.name: _component_reply(autogen_dir / "model_clients.json", name, api_key)))
+    return checks
+
+
+def _classic_reply(path: Path, model: str, api_key: str) -> str:
+    from autogen import ConversableAgent, LLMConfig  # optional: pip install 'stackgen[autogen]'
+
+    entries = [{**e, "api_key": api_key} for e in json.loads(path.read_text()) if e["model"] == model]
+    if not entries:
+        raise LookupError(f"{path.name} has no entry for {model}")
+    agent = ConversableAgent("verify", llm_config=LLMConfig(*entries), human_input_mode="NEVER")
+    reply = agent.generate_reply(messages=[{"role": "user", "content": PROMPT[0]["content"]}])
+    if reply is None:
+        raise ValueError("the agent produced no reply")
+    return "agent replied"
+
+
+def _component_reply(path: Path, model: str, api_key: str) -> str:
+    from autogen_core.models import ChatCompletionClient, UserMessage  # optional: pip install 'stackgen[autogen]'
+
+    components: dict[str, Any] = json.loads(path.read_text())
+    if model not in components:
+        raise LookupError(f"{path.name} has no entry for {model}")
+    component = components[model]
+    client = ChatCompletionClient.load_component({**component, "config": {**component["config"], "api_key": api_key}})
+
+    async def ask() -> str:
+        try:
+            result = await client.create([UserMessage(content=PROMPT[0]["content"], source="verify")])
+        finally:
+            await client.close()
+        return f"{result.usage.prompt_tokens + result.usage.completion_tokens} tokens"
+
+    return asyncio.run(ask())
+
+
+def table(checks: list[Check]) -> str:
+    """A fixed-width table: model, engine, check, status, latency, detail."""
+    rows = [("MODEL", "ENGINE", "CHECK", "STATUS", "LATENCY", "DETAIL")]
+    for c in checks:
+        latency = f"{c.seconds * 1000:.0f} ms" if c.seconds is not None else "-"
+        rows.append((c.model, c.engine, c.check, "ok" if c.ok else "FAIL", latency, c.detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
+    failed = sum(not c.ok for c in checks)
+    lines.append(f"verify: {len(checks)} checks, {failed} failed")
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Build, or reuse from the per-machine cache, the real control-plane binaries tests/cluster runs:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (Kubernetes), etcd and kwok.
+# The versions are the ones pinned in go.mod next to this script.
+#
+# Usage: scripts/controlplane/build.sh        -> builds if needed; the LAST line of stdout is the bin dir
+# Env:   STACKGEN_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/stackgen)
+#        GO               go command (default: go on PATH, else /usr/local/go/bin/go)
+#        CONTROLPLANE_JOBS  parallel compile jobs (default 2: the CI machine has 2 cores)
+# Progress and timings go to stderr so callers can read the bin dir from stdout.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if [[ -n "${GO:-}" ]]; then
+  go_cmd=$GO
+elif command -v go >/dev/null 2>&1; then
+  go_cmd=$(command -v go)
+elif [[ -x /usr/local/go/bin/go ]]; then
+  go_cmd=/usr/local/go/bin/go
+else
+  echo "controlplane: no Go toolchain found (set GO=/path/to/go)" >&2
+  exit 2
+fi
+
+# Never let the go command fetch a different toolchain: fail loudly instead.
+export GOTOOLCHAIN=local CGO_ENABLED=0
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+
+log() { echo "controlplane: $*" >&2; }
+now() { date +%s; }
+
+cd "$here"
+mod_version() { "$go_cmd" list -m -f '{{.Version}}' "$1"; }
+
+kube_version=$(mod_version k8s.io/kubernetes)
+etcd_version=$(mod_version go.etcd.io/etcd/server/v3)
+kwok_version=$(mod_version sigs.k8s.io/kwok)
+
+major_minor=${kube_version#v}
+kube_major=${major_minor%%.*}
+kube_minor=${major_minor#*.}
+kube_minor=${kube_minor%%.*}
+# The same -X flags hack/lib/version.sh passes, so the binaries report their real version
+# (the apiserver derives its emulation/compatibility version from it).
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=$kube_major"
+  kube_ldflags+=" -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
+done
+kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}"
+kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${major_minor}"
+
+go_version=$("$go_cmd" env GOVERSION)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
+# The cache key covers everything that changes the output: the pinned modules, the toolchain and
+# the build flags (not this script's comments: an edit here must not cost a 30-minute rebuild).
+key=$(printf '%s\n' "$(cat go.mod go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
+  "${binaries[*]}" | sha256sum | cut -c1-16)
+cache_root=${STACKGEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackgen}/controlplane
+out=$cache_root/$key
+bin=$out/bin
+
+mkdir -p "$out"
+# One build at a time per cache entry: `make test` and the pytest fixture may both call this.
+exec 9>"$out/.lock"
+if ! flock -w 3600 9; then
+  log "timed out waiting for another build holding $out/.lock"
+  exit 3
+fi
+
+if [[ -f "$out/.complete" ]]; then
+  log "cached binaries in $bin (key $key; $(tr '\n' ' ' < "$out/versions.txt"))"
+  echo "$bin"
+  exit 0
+fi
+
+log "building kubernetes $kube_version, etcd $etcd_version, kwok $kwok_version with $go_version into $bin"
+tmp=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+build() {
+  local name=$1 pkg=$2 ldflags=$3 start
+  start=$(now)
+  nice -n 10 "$go_cmd" build -p "${CONTROLPLANE_JOBS:-2}" -trimpath -ldflags "$ldflags" \
+    -o "$tmp/$name" "$pkg"
+  log "built $name in $(( $(now) - start ))s"
+}
+
+total_start=$(now)
+log "downloading modules (needs the Go module proxy unless the module cache already has them)"
+"$go_cmd" mod download
+log "modules ready after $(( $(now) - total_start ))s"
+build etcd go.etcd.io/etcd/server/v3 "-s -w"
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
+build kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+build kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
+
+for b in "${binaries[@]}"; do
+  [[ -x "$tmp/$b" ]] || { log "missing $b after build"; exit 4; }
+done
+rm -rf "$bin"
+mv "$tmp" "$bin"
+trap - EXIT
+printf '%s\n' "kubernetes=$kube_version" "etcd=$etcd_version" "kwok=$kwok_version" \
+  "go=$go_version" "build_seconds=$(( $(now) - total_start ))" > "$out/versions.txt"
+touch "$out/.complete"
+log "all binaries built in $(( $(now) - total_start ))s"
+echo "$bin"

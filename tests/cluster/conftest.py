@@ -1,0 +1,80 @@
+"""The `cluster` fixture: one real control plane (etcd, kube-apiserver, controller-manager,
+scheduler) with kwok nodes, for the whole session. Binaries come from scripts/controlplane/build.sh,
+which builds them once per machine; no binary means a loud failure, never a skip."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .controlplane import ControlPlane, ControlPlaneError, build_binaries
+from .fakes import POOLS, FakeProvisioner, cluster_objects
+from .kube import Cluster, helm_binaries, say, wait_for
+
+NODE_READY_TIMEOUT_S = 90
+_report: dict[str, Any] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster: runs against the real control plane of tests/cluster (kwok nodes)")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _report:
+        terminalreporter.write_sep("-", "tests/cluster control plane")
+        for key, value in _report.items():
+            terminalreporter.write_line(f"{key}: {value}")
+
+
+def _nodes_ready(c: Cluster, expected: int) -> bool:
+    ready = 0
+    for node in c.items("nodes"):
+        conds = {x["type"]: x["status"] for x in node.get("status", {}).get("conditions", [])}
+        ready += conds.get("Ready") == "True"
+    return ready == expected
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    helms = helm_binaries()
+    if set(helms) != {"helm3", "helm4"}:
+        pytest.fail(f"helm3 and helm4 are needed (run `make setup-test`); found {helms}",
+                    pytrace=False)
+    t0 = time.monotonic()
+    try:
+        bin_dir = build_binaries()
+    except ControlPlaneError as err:
+        pytest.fail(f"cannot build the control-plane binaries: {err}", pytrace=False)
+    _report["binaries"] = f"{bin_dir} (ready after {time.monotonic() - t0:.1f}s)"
+
+    work = tmp_path_factory.mktemp("controlplane")
+    cp = ControlPlane(bin_dir, work)
+    provisioner = FakeProvisioner(cp)
+    c = Cluster(cp, provisioner, helms, work)
+    try:
+        cp.start()
+        for obj in cluster_objects():
+            c.apply(obj)
+        expected = sum(p.count for p in POOLS)
+        wait_for(f"{expected} kwok nodes Ready", lambda: _nodes_ready(c, expected),
+                 NODE_READY_TIMEOUT_S)
+        provisioner.start()
+    except BaseException as err:
+        trouble = cp.stop()
+        logs = "\n".join(f"--- {comp.name}\n{comp.tail(15)}" for comp in cp.components)
+        pytest.fail(f"control plane did not start: {err}\n{trouble}\n{logs}", pytrace=False)
+    _report["startup"] = cp.timings
+    say(f"control plane up at {cp.api_url}: {cp.timings}")
+    try:
+        yield c
+    finally:
+        provisioner.stop()
+        trouble = cp.stop()
+        _report["teardown"] = trouble or "every component exited on SIGTERM"
+        if provisioner.errors:
+            _report["provisioner errors"] = provisioner.errors[:5]
+        assert not trouble, f"control plane teardown: {trouble}"

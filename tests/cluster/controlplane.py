@@ -1,0 +1,244 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, and kwok standing in for kubelets. Every wait is bounded; stop() leaves no process."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import pki as pki_mod
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "scripts" / "controlplane" / "build.sh"
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+# A cold build is ~30 min on 2 cores (see scripts/controlplane/README.md); `make test` builds first.
+BUILD_TIMEOUT_S = 75 * 60
+START_TIMEOUT_S = 180.0
+STOP_GRACE_S = 15.0
+# Nodes carrying this annotation are the ones kwok plays the kubelet for.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def build_binaries() -> Path:
+    """Run the build script (a cache hit takes about a second) and return its bin dir."""
+    try:
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as err:
+        raise ControlPlaneError(f"{BUILD_SCRIPT} did not finish in {BUILD_TIMEOUT_S}s") from err
+    if done.returncode != 0:
+        raise ControlPlaneError(f"{BUILD_SCRIPT} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    bin_dir = Path(done.stdout.strip().splitlines()[-1])
+    missing = [b for b in BINARIES if not (bin_dir / b).is_file()]
+    if missing:
+        raise ControlPlaneError(f"{bin_dir} lacks {missing} after {BUILD_SCRIPT}")
+    return bin_dir
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: hold every socket open until all are chosen."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    # If pytest itself is killed, the kernel kills the component too: no orphan survives a CI abort.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Component:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class ControlPlane:
+    bin_dir: Path
+    work: Path
+    components: list[Component] = field(default_factory=list)
+    api_url: str = ""
+    kubeconfig: Path = Path()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def binary(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> Component:
+        log = self.work / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent, cwd=self.work)
+        comp = Component(name, popen, log)
+        self.components.append(comp)
+        return comp
+
+    def _wait(self, what: str, ok: Callable[[], bool], comp: Component | None,
+              timeout: float = START_TIMEOUT_S) -> None:
+        start = time.monotonic()
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            for c in self.components:
+                if c.popen.poll() is not None:
+                    raise ControlPlaneError(
+                        f"{c.name} exited ({c.popen.returncode}) while waiting for {what}:\n{c.tail()}")
+            with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
+                if ok():
+                    self.timings[what] = round(time.monotonic() - start, 1)
+                    return
+            time.sleep(0.5)
+        detail = comp.tail() if comp else ""
+        raise ControlPlaneError(f"timed out after {timeout}s waiting for {what}\n{detail}")
+
+    def _get(self, url: str, context: ssl.SSLContext | None = None) -> str:
+        with urllib.request.urlopen(url, timeout=5, context=context) as resp:  # noqa: S310
+            return resp.read().decode()
+
+    def kubectl(self, *args: str, timeout: float = 60, stdin: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([self.binary("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+                              input=stdin, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+        return done
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        pki = pki_mod.make_pki(self.work / "pki")
+        etcd_port, peer_port, api_port, cm_port, sched_port, kwok_port = free_ports(6)
+        self.api_url = f"https://127.0.0.1:{api_port}"
+        configs = {}
+        for client in pki_mod.CLIENTS:
+            path = self.work / f"{client}.kubeconfig"
+            path.write_text(pki_mod.kubeconfig(pki, client, self.api_url))
+            configs[client] = str(path)
+        self.kubeconfig = Path(configs["admin"])
+
+        etcd = self._spawn("etcd", [
+            self.binary("etcd"), "--name", "test", "--data-dir", str(self.work / "etcd"),
+            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"test=http://127.0.0.1:{peer_port}",
+            # Throwaway data: fsync only costs time on a shared CI disk.
+            "--unsafe-no-fsync", "--log-level", "warn",
+        ])
+        self._wait("etcd healthy", lambda: json.loads(
+            self._get(f"http://127.0.0.1:{etcd_port}/health")).get("health") == "true", etcd)
+
+        api = self._spawn("kube-apiserver", [
+            self.binary("kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1", f"--secure-port={api_port}",
+            "--advertise-address=127.0.0.1",
+            # The `kubernetes` Service would need a non-loopback endpoint; nothing here dials it.
+            "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={pki.cert('apiserver')}", f"--tls-private-key-file={pki.key('apiserver')}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true", "--profiling=false",
+            f"--cert-dir={self.work / 'apiserver-certs'}",
+        ])
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        ctx.load_cert_chain(str(pki.cert("admin")), str(pki.key("admin")))
+        self._wait("kube-apiserver ready", lambda: self._get(f"{self.api_url}/readyz", ctx) == "ok", api)
+
+        # Their serving certs are self-signed at start-up; only health is read from them.
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        for name, port, extra in (
+            ("kube-controller-manager", cm_port, [
+                f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_cert}",
+                "--use-service-account-credentials=true"]),
+            ("kube-scheduler", sched_port, []),
+        ):
+            client = "controller-manager" if name == "kube-controller-manager" else "scheduler"
+            comp = self._spawn(name, [
+                self.binary(name), f"--kubeconfig={configs[client]}",
+                f"--authentication-kubeconfig={configs[client]}",
+                f"--authorization-kubeconfig={configs[client]}",
+                "--bind-address=127.0.0.1", f"--secure-port={port}",
+                f"--cert-dir={self.work / (name + '-certs')}", "--leader-elect=false", *extra])
+            self._wait(f"{name} healthy", lambda p=port: self._get(
+                f"https://127.0.0.1:{p}/healthz", insecure) == "ok", comp)
+
+        kwok = self._spawn("kwok", [
+            self.binary("kwok"), f"--kubeconfig={configs['kwok']}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{kwok_port}",
+            f"--config={STAGES}",
+        ])
+        self._wait("kwok healthy", lambda: self._get(f"http://127.0.0.1:{kwok_port}/healthz") == "ok",
+                   kwok)
+        # The controller-manager's token controller must have run before pods can be admitted.
+        self._wait("default service account", lambda: self.kubectl(
+            "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0, None)
+        self.timings["control plane up"] = round(time.monotonic() - t0, 1)
+
+    def stop(self) -> list[str]:
+        """Stop in reverse order; returns the names of components that needed SIGKILL or survived."""
+        trouble = []
+        for comp in reversed(self.components):
+            if comp.popen.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(comp.popen.pid, signal.SIGTERM)
+            try:
+                comp.popen.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                trouble.append(f"{comp.name} ignored SIGTERM")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(comp.popen.pid, signal.SIGKILL)
+                comp.popen.wait(timeout=STOP_GRACE_S)
+        for comp in self.components:
+            # The whole process group must be gone, not just the leader.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(comp.popen.pid, 0)
+                trouble.append(f"{comp.name} process group {comp.popen.pid} still alive")
+        return trouble

@@ -1,0 +1,139 @@
+"""kubectl, helm and stackgen against the test control plane; every call and wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .controlplane import REPO, ControlPlane
+from .fakes import FakeProvisioner
+
+T = TypeVar("T")
+# Pod Security level the chart documents (charts/inference-stack/README.md).
+POD_SECURITY = "baseline"
+
+
+def say(message: str) -> None:
+    print(f"cluster: {message}", flush=True)
+
+
+def helm_binaries() -> dict[str, str]:
+    """helm3 and helm4 as `make setup-test` installs them (scripts/install-tools.sh), else on PATH."""
+    found = {}
+    for name in ("helm3", "helm4"):
+        local = REPO / ".tools" / "bin" / name
+        path = str(local) if local.is_file() else shutil.which(name)
+        if path:
+            found[name] = path
+    return found
+
+
+def stackgen_bin() -> str:
+    venv = REPO / ".venv" / "bin" / "stackgen"
+    return str(venv) if venv.is_file() else "stackgen"
+
+
+@dataclass
+class Cluster:
+    cp: ControlPlane
+    provisioner: FakeProvisioner
+    helms: dict[str, str]
+    home: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cp.kubeconfig
+
+    def kubectl(self, *args: str, timeout: float = 60, stdin: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cp.kubectl(*args, timeout=timeout, stdin=stdin, check=check)
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def items(self, *args: str) -> list[dict[str, Any]]:
+        return list(self.get(*args).get("items", []))
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.kubectl("apply", "--server-side", "--field-manager=stackgen-tests", "-f", "-",
+                     stdin=json.dumps(obj))
+
+    def helm(self, helm: str, *args: str, timeout: float = 300,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        # Helm's own config, cache and data stay inside the test's directory.
+        env = os.environ | {
+            "KUBECONFIG": str(self.kubeconfig),
+            "HELM_CONFIG_HOME": str(self.home / "helm" / "config"),
+            "HELM_CACHE_HOME": str(self.home / "helm" / "cache"),
+            "HELM_DATA_HOME": str(self.home / "helm" / "data"),
+        }
+        done = subprocess.run([self.helms[helm], *args], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{helm} {' '.join(args)} failed ({done.returncode}):\n"
+                                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    def create_namespace(self, name: str) -> None:
+        labels = {f"pod-security.kubernetes.io/{mode}": POD_SECURITY
+                  for mode in ("enforce", "audit", "warn")}
+        labels["pod-security.kubernetes.io/enforce-version"] = "latest"
+        self.apply({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": name, "labels": labels}})
+
+    def delete_namespace(self, name: str, timeout: float = 120) -> None:
+        self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true",
+                     f"--timeout={int(timeout)}s", timeout=timeout + 10)
+
+    def create_secret(self, namespace: str, name: str, keys: set[str]) -> None:
+        self.kubectl("create", "secret", "generic", name, "-n", namespace,
+                     *[f"--from-literal={k}=test-{name}-{k}" for k in sorted(keys)])
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, period: float = 1.0) -> T:
+    """Poll until probe() returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(period)
+
+
+def render(spec: str | Path, out: Path) -> Path:
+    """`stackgen render` of an example name or a spec file; returns the output directory."""
+    env = os.environ | {"PATH": f"{REPO / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([stackgen_bin(), "render", str(spec), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    if done.returncode != 0:
+        raise AssertionError(f"stackgen render {spec} failed:\n{done.stdout}\n{done.stderr}")
+    return out
+
+
+def referenced_secrets(values: dict[str, Any]) -> dict[str, set[str]]:
+    """Secrets the rendered values refer to (name -> keys): a real cluster has them before install."""
+    refs: dict[str, set[str]] = {}
+
+    def add(ref: dict[str, Any] | None, default_key: str) -> None:
+        if ref and ref.get("secretName"):
+            refs.setdefault(ref["secretName"], set()).add(ref.get("key", default_key))
+
+    gateway = values.get("gateway", {})
+    add(gateway.get("masterKey"), "master-key")
+    for ref in (gateway.get("secretEnv") or {}).values():
+        add(ref, "")
+    for model in (values.get("models") or {}).values():
+        add(model.get("hfTokenSecret"), "token")
+        for ref in (model.get("secretEnv") or {}).values():
+            add(ref, "")
+    return refs

@@ -1,0 +1,142 @@
+"""Certificates and keys of the test control plane: one CA, the apiserver's serving cert,
+a client cert per component, and the service-account signing key."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# Every client identity maps onto a binding the apiserver bootstraps itself (no RBAC set-up needed).
+CLIENTS = {
+    "admin": ("kubernetes-admin", "system:masters"),
+    "controller-manager": ("system:kube-controller-manager", None),
+    "scheduler": ("system:kube-scheduler", None),
+    # kwok writes node and pod status for many nodes: simplest honest identity is an admin.
+    "kwok": ("kwok-controller", "system:masters"),
+}
+
+
+@dataclass(frozen=True)
+class Pki:
+    dir: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.dir / "ca.crt"
+
+    def cert(self, name: str) -> Path:
+        return self.dir / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.dir / f"{name}.key"
+
+    @property
+    def sa_key(self) -> Path:
+        return self.dir / "sa.key"
+
+    @property
+    def sa_pub(self) -> Path:
+        return self.dir / "sa.pub"
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+def _name(common_name: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def _issue(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+           signer: ec.EllipticCurvePrivateKey, *, ca: bool = False,
+           server_ips: tuple[str, ...] = (), server_names: tuple[str, ...] = (),
+           client: bool = False) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               # A little slack before "now": the apiserver rejects certs from the future.
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=2))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                          content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False), critical=True)
+    else:
+        usages = [x509.ExtendedKeyUsageOID.CLIENT_AUTH] if client else \
+            [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if server_ips or server_names:
+        alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+        alt += [x509.DNSName(n) for n in server_names]
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_pki(directory: Path) -> Pki:
+    """A fresh CA per cluster: nothing is shared with other runs on the machine."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = Pki(directory)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("stackgen-test-ca")
+    _write_key(pki.key("ca"), ca_key)
+    _write_cert(pki.ca_cert, _issue(ca_name, ca_key, ca_name, ca_key, ca=True))
+
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(pki.key("apiserver"), server_key)
+    _write_cert(pki.cert("apiserver"), _issue(
+        _name("kube-apiserver"), server_key, ca_name, ca_key,
+        server_ips=("127.0.0.1",),
+        server_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")))
+
+    for client, (cn, org) in CLIENTS.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_key(pki.key(client), key)
+        _write_cert(pki.cert(client), _issue(_name(cn, org), key, ca_name, ca_key, client=True))
+
+    sa_key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(pki.sa_key, sa_key)
+    pki.sa_pub.write_bytes(sa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return pki
+
+
+def kubeconfig(pki: Pki, client: str, server: str) -> str:
+    """A kubeconfig for one client identity; the file references the PEM files (nothing inlined)."""
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: stackgen-test
+  cluster:
+    server: {server}
+    certificate-authority: {pki.ca_cert}
+users:
+- name: {client}
+  user:
+    client-certificate: {pki.cert(client)}
+    client-key: {pki.key(client)}
+contexts:
+- name: stackgen-test
+  context: {{cluster: stackgen-test, user: {client}}}
+current-context: stackgen-test
+"""
