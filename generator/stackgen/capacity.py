@@ -194,8 +194,9 @@ def size(m: VllmModel | OllamaModel, profile: Profile, facts: catalog.ModelFacts
         notes.append(f"{key} {context} (the default {default_context} does not fit); set {key} to choose")
     problems: tuple[Problem, ...] = ()
     if isinstance(m, VllmModel) and gpu and m.tensorParallelSize and not tp_compatible(facts, tp):
+        valid = " or ".join(str(t) for t in TP_SIZES if tp_compatible(facts, t) and t <= gpu.count)
         problems = (Problem(f"{at}.tensorParallelSize", f"{tp} GPUs cannot share the model's {facts.kv_heads} KV heads evenly",
-                            f"use a tensor parallel size that divides {facts.kv_heads} or that {facts.kv_heads} divides"),)
+                            f"set tensorParallelSize to {valid}"),)
     elif not cap.fits:
         problems = (_refusal(m, profile, cap, requested, longest, min_tp, at),)
     gpus = (tp if isinstance(m, VllmModel) else 1) if gpu else 0

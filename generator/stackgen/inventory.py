@@ -247,8 +247,8 @@ def place(plan: Plan, inventory: Inventory) -> Placement:
 
 
 def _rollout(pod: Pod, count: int, eligible: list[Pool], free: dict[str, Free]) -> tuple[str, bool]:
-    if pod.replicas == 0:
-        return "-", True
+    if pod.replicas == 0 or count < pod.replicas:
+        return "-", True  # nothing to roll, or already refused for its replicas
     if not pod.surge:
         down = "the model is down while it restarts" if pod.replicas == 1 else "one replica down at a time"
         return f"in place: {down}", True

@@ -56,7 +56,7 @@ timeoutSeconds: 5
 {{- define "inference-stack.vllmArgs" -}}
 {{- $v := dig "vllm" dict .model -}}
 {{- $args := list (required (printf "models.%s.model is required" .key) (dig "model" "" .model)) -}}
-{{- $args = concat $args (list "--served-model-name" .key "--host" "0.0.0.0" "--port" "8000") -}}
+{{- $args = concat $args (list "--served-model-name" .key "--host" "0.0.0.0" "--port" (include "inference-stack.enginePort" "vllm")) -}}
 {{- with dig "maxModelLen" 0 $v }}{{ $args = concat $args (list "--max-model-len" (int . | toString)) }}{{ end -}}
 {{- with dig "tensorParallelSize" 0 $v }}{{ $args = concat $args (list "--tensor-parallel-size" (int . | toString)) }}{{ end -}}
 {{- with dig "dtype" "" $v }}{{ $args = concat $args (list "--dtype" .) }}{{ end -}}
@@ -79,7 +79,7 @@ containers:
       {{- include "inference-stack.vllmArgs" . | nindent 6 }}
     ports:
       - name: http
-        containerPort: 8000
+        containerPort: {{ include "inference-stack.enginePort" "vllm" }}
         protocol: TCP
     env:
       # The model cache volume is mounted here, so downloads survive container restarts.
@@ -166,7 +166,7 @@ initContainers:
       {{- with include "inference-stack.secretEnv" (dig "secretEnv" dict .model) }}{{ . | nindent 6 }}{{ end }}
       # Only this pod talks to the temporary server.
       - name: OLLAMA_HOST
-        value: "127.0.0.1:11434"
+        value: "127.0.0.1:{{ include "inference-stack.enginePort" "ollama" }}"
       # Pulling needs no GPU; without this the image's NVIDIA_VISIBLE_DEVICES=all would expose every
       # GPU of the node to this container on runtimes that honour it.
       - name: NVIDIA_VISIBLE_DEVICES
@@ -189,11 +189,11 @@ containers:
       {{- toYaml (concat (list "serve") (dig "args" list .model)) | nindent 6 }}
     ports:
       - name: http
-        containerPort: 11434
+        containerPort: {{ include "inference-stack.enginePort" "ollama" }}
         protocol: TCP
     env:
       - name: OLLAMA_HOST
-        value: "0.0.0.0:11434"
+        value: "0.0.0.0:{{ include "inference-stack.enginePort" "ollama" }}"
       {{- with dig "contextLength" 0 $o }}
       - name: OLLAMA_CONTEXT_LENGTH
         value: {{ int . | toString | quote }}
