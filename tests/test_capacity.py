@@ -90,7 +90,7 @@ def test_vllm_gpu_numbers_for_qwen_7b_on_an_l4() -> None:
     weights = 7.62e9 * 2 / GIB
     left = 24 * 0.9 - weights - capacity.VLLM_GPU_OVERHEAD_GIB
     tokens = int(left * GIB / (56 * 1024) // 16 * 16)
-    assert (cap.budget, cap.kv, cap.max_context) == (pytest.approx(21.6), pytest.approx(left), tokens)
+    assert cap.budget == pytest.approx(21.6) and cap.kv == pytest.approx(left) and cap.max_context == tokens
     assert cap.concurrency == pytest.approx(tokens / 8192) and cap.fits
     assert cap.kv_needed == pytest.approx(8192 * 56 * 1024 / GIB)
 
@@ -122,7 +122,8 @@ def test_default_context_is_shrunk_to_fit_and_reported() -> None:
     m = p.served[0]
     assert m.sizing is not None and m.sizing.verdict == "fits"
     assert m.context_length is not None and m.context_length % 1024 == 0
-    assert capacity.MIN_CONTEXT <= m.context_length <= m.sizing.max_context < 131072  # type: ignore[operator]
+    assert m.sizing.max_context is not None
+    assert capacity.MIN_CONTEXT <= m.context_length <= m.sizing.max_context < 131072
     assert m.sizing.notes == (f"maxModelLen {m.context_length} (the default 131072 does not fit); set maxModelLen to choose",)
     values = yaml.safe_load(render_files(p.stack, with_manifests=False)["values.yaml"])
     assert values["models"]["llama"]["vllm"]["maxModelLen"] == m.context_length

@@ -143,6 +143,35 @@ def _shrink(longest: int, wanted: int) -> int:
     return wanted if longest >= wanted else longest // 1024 * 1024
 
 
+def _model(m: VllmModel | OllamaModel, profile: Profile, facts: catalog.ModelFacts, ollama_gib: float,
+           cpu_kv_space_gib: float, pod_gib: float) -> Callable[[int, int], Capacity]:
+    """The capacity of this server at a tensor parallel size and context, from the engine's memory model."""
+    gpu = profile.gpu
+    if isinstance(m, OllamaModel):
+        kv_bytes = OLLAMA_KV_BYTES.get(_env_str(m, "OLLAMA_KV_CACHE_TYPE") or "f16", 2.0)
+        parallel = _env_str(m, "OLLAMA_NUM_PARALLEL") or "1"
+        slots = int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
+        device: Literal["gpu", "cpu"] = "gpu" if gpu else "cpu"
+        total = gpu.memoryGiB if gpu and gpu.memoryGiB else pod_gib
+
+        def on_ollama(tp: int, context: int) -> Capacity:
+            return ollama(facts, ollama_gib, kv_bytes, device, total, slots, context)
+        return on_ollama
+    kv_flag = _arg(m.args, "--kv-cache-dtype") or "auto"
+    kv_bytes = 1.0 if kv_flag.startswith("fp8") else float(facts.dtype_bytes)
+    fp8 = (_arg(m.args, "--quantization") or "") == "fp8"  # vLLM can quantise bf16 weights to fp8 as it loads
+    weight_bytes = 1.0 if fp8 else DTYPE_BYTES.get(m.dtype or "auto", float(facts.dtype_bytes))
+    if gpu is None:
+        def on_cpu(tp: int, context: int) -> Capacity:
+            return vllm_cpu(facts, weight_bytes, kv_bytes, pod_gib, cpu_kv_space_gib, context)
+        return on_cpu
+    memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or VLLM_DEFAULT_UTILIZATION
+
+    def on_gpu(tp: int, context: int) -> Capacity:
+        return vllm_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, context)
+    return on_gpu
+
+
 def size(m: VllmModel | OllamaModel, profile: Profile, facts: catalog.ModelFacts | None, native: int | None,
          default_context: int | None, ollama_gib: float | None, cpu_kv_space_gib: float, pod_gib: float,
          at: str) -> Sizing:
@@ -154,35 +183,17 @@ def size(m: VllmModel | OllamaModel, profile: Profile, facts: catalog.ModelFacts
         return Sizing("unknown: not in the catalog", fallback_gpus, requested or default_context, None)
     if gpu is not None and gpu.memoryGiB is None:
         return Sizing("unknown: set gpu.memoryGiB", fallback_gpus, requested or default_context, None)
+    at_tp = _model(m, profile, facts, ollama_gib or 0.0, cpu_kv_space_gib, pod_gib)
+    # The tensor parallel size must fit the context asked for, or at least MIN_CONTEXT when none is.
     floor = requested or min(MIN_CONTEXT, default_context)
-    at_tp: Callable[[int, int], Capacity]
-    if isinstance(m, OllamaModel):
-        kv_bytes = OLLAMA_KV_BYTES.get(_env_str(m, "OLLAMA_KV_CACHE_TYPE") or "f16", 2.0)
-        slots = int(_env_str(m, "OLLAMA_NUM_PARALLEL") or 1)
-        device: Literal["gpu", "cpu"] = "gpu" if gpu else "cpu"
-        total = gpu.memoryGiB if gpu and gpu.memoryGiB else pod_gib
-        weights = ollama_gib or 0.0
-        at_tp = lambda tp, ctx: ollama(facts, weights, kv_bytes, device, total, slots, ctx)  # noqa: E731
-        tp, min_tp = 1, None
-    else:
-        kv_flag = _arg(m.args, "--kv-cache-dtype") or "auto"
-        kv_bytes = 1.0 if kv_flag.startswith("fp8") else float(facts.dtype_bytes)
-        fp8 = (_arg(m.args, "--quantization") or "") == "fp8"  # vLLM can quantise bf16 weights to fp8 on load
-        weight_bytes = 1.0 if fp8 else DTYPE_BYTES.get(m.dtype or "auto", float(facts.dtype_bytes))
-        if gpu is None:
-            at_tp = lambda tp, ctx: vllm_cpu(facts, weight_bytes, kv_bytes, pod_gib, cpu_kv_space_gib, ctx)  # noqa: E731
-            tp, min_tp = 1, None
+    tp, min_tp = 1, None
+    if isinstance(m, VllmModel) and gpu is not None:
+        sizes = [t for t in TP_SIZES if tp_compatible(facts, t)]
+        min_tp = next((t for t in sizes if at_tp(t, floor).fits), None)
+        if m.tensorParallelSize:
+            tp = m.tensorParallelSize
         else:
-            memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or VLLM_DEFAULT_UTILIZATION
-            at_tp = lambda tp, ctx: vllm_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx)  # noqa: E731
-            sizes = [t for t in TP_SIZES if tp_compatible(facts, t)]
-            min_tp = next((t for t in sizes if at_tp(t, floor).fits), None)
-            if m.tensorParallelSize:
-                tp = m.tensorParallelSize
-            elif min_tp and min_tp <= gpu.count:
-                tp = min_tp
-            else:
-                tp = max(t for t in sizes if t <= gpu.count)
+            tp = min_tp if min_tp and min_tp <= gpu.count else max(t for t in sizes if t <= gpu.count)
     longest = min(native, at_tp(tp, floor).max_context)
     context = requested or (_shrink(longest, default_context) if longest >= floor else floor)
     cap = at_tp(tp, context)
@@ -200,8 +211,7 @@ def size(m: VllmModel | OllamaModel, profile: Profile, facts: catalog.ModelFacts
     elif not cap.fits:
         problems = (_refusal(m, profile, cap, requested, longest, min_tp, at),)
     gpus = (tp if isinstance(m, VllmModel) else 1) if gpu else 0
-    verdict = "fits" if not problems else "does not fit"
-    return Sizing(verdict, gpus, context, cap, longest, min_tp, tuple(notes), problems)
+    return Sizing("does not fit" if problems else "fits", gpus, context, cap, longest, min_tp, tuple(notes), problems)
 
 
 def _refusal(m: VllmModel | OllamaModel, profile: Profile, cap: Capacity, requested: int | None, longest: int,

@@ -54,7 +54,7 @@ def render_chart(values_file: Path, release: str, namespace: str) -> str:
 def split(rendered: str) -> dict[str, dict[str, Any]]:
     """One file name per object: `<kind>-<name>.yaml`, lower case."""
     files: dict[str, dict[str, Any]] = {}
-    for doc in yaml.safe_load_all(rendered):
+    for doc in yaml.load_all(rendered, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if not doc:
             continue
         name = f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"

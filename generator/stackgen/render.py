@@ -22,10 +22,14 @@ from .spec import Stack
 from .values import chart_values
 
 MARKER = "values.yaml"
+# libyaml's emitter is ~10x faster than PyYAML's pure-Python one (a 1,000-model stack renders in a fraction
+# of a second instead of seconds) and writes the same text; the golden tests would show any difference.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def dump_yaml(data: Any, header: str = "") -> str:
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=10_000, allow_unicode=True)
+    body = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=10_000,
+                     allow_unicode=True)
     return header + body
 
 
