@@ -264,10 +264,14 @@ def _unplaced(pod: Pod, count: int, pools: list[Pool], eligible: list[Pool]) -> 
         return Problem(where, f"no pool can run {pod.name} ({reasons})",
                        "add a matching pool to the inventory, or change the profile's nodeSelector, tolerations or gpu")
     pool = eligible[0]
-    per_node = min(pool.gpu.count // pod.gpus if pod.gpus and pool.gpu else math.inf,
-                   _cpu(pool.cpu) // pod.cpu if pod.cpu else math.inf,
-                   (_quantity_gib(pool.memory) if pool.memory else math.inf) // pod.memory if pod.memory else math.inf)
-    extra = math.ceil(missing / per_node) if per_node not in (0, math.inf) else 1
+    limits = []  # replicas one node of the pool holds, by each resource it has a number for
+    if pod.gpus and pool.gpu:
+        limits.append(pool.gpu.count // pod.gpus)
+    if pod.cpu and pool.cpu is not None:
+        limits.append(int(_cpu(pool.cpu) // pod.cpu))
+    if pod.memory and pool.memory:
+        limits.append(int(_quantity_gib(pool.memory) // pod.memory))
+    extra = math.ceil(missing / max(1, min(limits, default=missing)))
     need = f"{pod.gpus} GPU(s), " if pod.gpus else ""
     return Problem(where, f"{count} of {pod.replicas} replicas of {pod.name} fit: each needs {need}{pod.cpu:g} CPU and "
                           f"{pod.memory:g} GiB on one node, and {', '.join(p.name for p in eligible)} is full",

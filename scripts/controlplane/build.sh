@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build, or reuse from the per-machine cache, the real control-plane binaries tests/cluster runs:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (Kubernetes), etcd and kwok.
-# The versions are the ones pinned in go.mod next to this script.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (Kubernetes) and etcd, pinned in
+# go.mod next to this script, and the kwok controller, pinned in kwok/go.mod.
 #
 # Usage: scripts/controlplane/build.sh        -> builds if needed; the LAST line of stdout is the bin dir
 # Env:   STACKGEN_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/stackgen)
@@ -31,11 +31,11 @@ log() { echo "controlplane: $*" >&2; }
 now() { date +%s; }
 
 cd "$here"
-mod_version() { "$go_cmd" list -m -f '{{.Version}}' "$1"; }
+mod_version() { (cd "$here/$1" && "$go_cmd" list -m -f '{{.Version}}' "$2"); }
 
-kube_version=$(mod_version k8s.io/kubernetes)
-etcd_version=$(mod_version go.etcd.io/etcd/server/v3)
-kwok_version=$(mod_version sigs.k8s.io/kwok)
+kube_version=$(mod_version . k8s.io/kubernetes)
+etcd_version=$(mod_version . go.etcd.io/etcd/server/v3)
+kwok_version=$(mod_version kwok sigs.k8s.io/kwok)
 
 major_minor=${kube_version#v}
 kube_major=${major_minor%%.*}
@@ -55,7 +55,7 @@ go_version=$("$go_cmd" env GOVERSION)
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
 # The cache key covers everything that changes the output: the pinned modules, the toolchain and
 # the build flags (not this script's comments: an edit here must not cost a 30-minute rebuild).
-key=$(printf '%s\n' "$(cat go.mod go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
+key=$(printf '%s\n' "$(cat go.mod go.sum kwok/go.mod kwok/go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
   "${binaries[*]}" | sha256sum | cut -c1-16)
 cache_root=${STACKGEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackgen}/controlplane
 out=$cache_root/$key
@@ -77,26 +77,29 @@ fi
 
 log "building kubernetes $kube_version, etcd $etcd_version, kwok $kwok_version with $go_version into $bin"
 tmp=$(mktemp -d "$out/.build.XXXXXX")
+chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 
+# build NAME MODULE_DIR PACKAGE LDFLAGS; niced so that other work on a shared machine keeps going.
 build() {
-  local name=$1 pkg=$2 ldflags=$3 start
+  local name=$1 dir=$2 pkg=$3 ldflags=$4 start
   start=$(now)
-  nice -n 10 "$go_cmd" build -p "${CONTROLPLANE_JOBS:-2}" -trimpath -ldflags "$ldflags" \
-    -o "$tmp/$name" "$pkg"
+  (cd "$here/$dir" && nice -n 10 "$go_cmd" build -p "${CONTROLPLANE_JOBS:-2}" -trimpath \
+    -ldflags "$ldflags" -o "$tmp/$name" "$pkg")
   log "built $name in $(( $(now) - start ))s"
 }
 
 total_start=$(now)
 log "downloading modules (needs the Go module proxy unless the module cache already has them)"
 "$go_cmd" mod download
+(cd kwok && "$go_cmd" mod download)
 log "modules ready after $(( $(now) - total_start ))s"
-build etcd go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
-build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
-build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
-build kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
-build kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
+build etcd . go.etcd.io/etcd/server/v3 "-s -w"
+build kube-apiserver . k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+build kube-controller-manager . k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
+build kube-scheduler . k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
+build kubectl . k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
 
 for b in "${binaries[@]}"; do
   [[ -x "$tmp/$b" ]] || { log "missing $b after build"; exit 4; }
