@@ -63,10 +63,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         wait_for(f"{expected} kwok nodes Ready", lambda: _nodes_ready(c, expected),
                  NODE_READY_TIMEOUT_S)
         provisioner.start()
-    except BaseException as err:
+    except Exception as err:  # noqa: BLE001 - any start-up failure: stop, then fail loudly
         trouble = cp.stop()
         logs = "\n".join(f"--- {comp.name}\n{comp.tail(15)}" for comp in cp.components)
         pytest.fail(f"control plane did not start: {err}\n{trouble}\n{logs}", pytrace=False)
+    except BaseException:  # Ctrl-C or a pytest timeout during start-up: still leave no process
+        cp.stop()
+        raise
     _report["startup"] = cp.timings
     say(f"control plane up at {cp.api_url}: {cp.timings}")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -102,9 +103,11 @@ class ControlPlane:
         log = self.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
+            # preexec_fn is safe here: components start before the provisioner thread does.
             popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_die_with_parent, cwd=self.work)
+                                     preexec_fn=_die_with_parent,  # noqa: PLW1509
+                                     cwd=self.work)
         comp = Component(name, popen, log)
         self.components.append(comp)
         return comp
@@ -127,13 +130,17 @@ class ControlPlane:
         raise ControlPlaneError(f"timed out after {timeout}s waiting for {what}\n{detail}")
 
     def _get(self, url: str, context: ssl.SSLContext | None = None) -> str:
-        with urllib.request.urlopen(url, timeout=5, context=context) as resp:  # noqa: S310
-            return resp.read().decode()
+        with urllib.request.urlopen(url, timeout=5, context=context) as resp:
+            return str(resp.read().decode())
+
+    def _is_ok(self, url: str, context: ssl.SSLContext | None = None) -> bool:
+        return self._get(url, context) == "ok"
 
     def kubectl(self, *args: str, timeout: float = 60, stdin: str | None = None,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([self.binary("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-                              input=stdin, capture_output=True, text=True, timeout=timeout)
+                              input=stdin, capture_output=True, text=True, timeout=timeout,
+                              check=False)
         if check and done.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
         return done
@@ -184,7 +191,8 @@ class ControlPlane:
         ])
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         ctx.load_cert_chain(str(pki.cert("admin")), str(pki.key("admin")))
-        self._wait("kube-apiserver ready", lambda: self._get(f"{self.api_url}/readyz", ctx) == "ok", api)
+        self._wait("kube-apiserver ready", functools.partial(self._is_ok, f"{self.api_url}/readyz", ctx),
+                   api)
 
         # Their serving certs are self-signed at start-up; only health is read from them.
         insecure = ssl.create_default_context()
@@ -203,8 +211,8 @@ class ControlPlane:
                 f"--authorization-kubeconfig={configs[client]}",
                 "--bind-address=127.0.0.1", f"--secure-port={port}",
                 f"--cert-dir={self.work / (name + '-certs')}", "--leader-elect=false", *extra])
-            self._wait(f"{name} healthy", lambda p=port: self._get(
-                f"https://127.0.0.1:{p}/healthz", insecure) == "ok", comp)
+            url = f"https://127.0.0.1:{port}/healthz"
+            self._wait(f"{name} healthy", functools.partial(self._is_ok, url, insecure), comp)
 
         kwok = self._spawn("kwok", [
             self.binary("kwok"), f"--kubeconfig={configs['kwok']}",
@@ -214,7 +222,7 @@ class ControlPlane:
             f"--server-address=127.0.0.1:{kwok_port}",
             f"--config={STAGES}",
         ])
-        self._wait("kwok healthy", lambda: self._get(f"http://127.0.0.1:{kwok_port}/healthz") == "ok",
+        self._wait("kwok healthy", functools.partial(self._is_ok, f"http://127.0.0.1:{kwok_port}/healthz"),
                    kwok)
         # The controller-manager's token controller must have run before pods can be admitted.
         self._wait("default service account", lambda: self.kubectl(

@@ -56,7 +56,8 @@ class Cluster:
         return self.cp.kubectl(*args, timeout=timeout, stdin=stdin, check=check)
 
     def get(self, *args: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+        obj: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+        return obj
 
     def items(self, *args: str) -> list[dict[str, Any]]:
         return list(self.get(*args).get("items", []))
@@ -75,7 +76,7 @@ class Cluster:
             "HELM_DATA_HOME": str(self.home / "helm" / "data"),
         }
         done = subprocess.run([self.helms[helm], *args], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+                              timeout=timeout, env=env, check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"{helm} {' '.join(args)} failed ({done.returncode}):\n"
                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -97,16 +98,17 @@ class Cluster:
                      *[f"--from-literal={k}=test-{name}-{k}" for k in sorted(keys)])
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, period: float = 1.0) -> T:
-    """Poll until probe() returns something truthy; fail with the last value seen."""
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, period: float = 1.0,
+             explain: Callable[[], str] | None = None) -> T:
+    """Poll until probe() returns something truthy; on timeout say what was seen instead."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
     while True:
         last = probe()
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+            seen = explain() if explain else repr(last)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {seen}")
         time.sleep(period)
 
 
@@ -114,7 +116,7 @@ def render(spec: str | Path, out: Path) -> Path:
     """`stackgen render` of an example name or a spec file; returns the output directory."""
     env = os.environ | {"PATH": f"{REPO / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([stackgen_bin(), "render", str(spec), "-o", str(out)],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
     if done.returncode != 0:
         raise AssertionError(f"stackgen render {spec} failed:\n{done.stdout}\n{done.stderr}")
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Every client identity maps onto a binding the apiserver bootstraps itself (no RBAC set-up needed).
 CLIENTS = {
@@ -64,7 +64,7 @@ def _issue(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Nam
            signer: ec.EllipticCurvePrivateKey, *, ca: bool = False,
            server_ips: tuple[str, ...] = (), server_names: tuple[str, ...] = (),
            client: bool = False) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder()
                .subject_name(subject).issuer_name(issuer).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
@@ -79,8 +79,7 @@ def _issue(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Nam
                           data_encipherment=False, key_agreement=False,
                           encipher_only=False, decipher_only=False), critical=True)
     else:
-        usages = [x509.ExtendedKeyUsageOID.CLIENT_AUTH] if client else \
-            [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server_ips or server_names:
         alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]

@@ -11,7 +11,7 @@ import yaml
 
 from .controlplane import REPO
 from .fakes import GPU, PROVISIONER
-from .kube import Cluster, referenced_secrets, render, wait_for
+from .kube import Cluster, referenced_secrets, wait_for
 
 CHART = REPO / "charts" / "inference-stack"
 EXAMPLES_DIR = REPO / "generator" / "stackgen" / "examples"
@@ -28,11 +28,13 @@ class Release:
     name: str
     namespace: str
     out: Path
+    example: str = ""  # the built-in example rendered into `out`, if any
     installed: bool = False
 
     @property
     def values(self) -> dict[str, Any]:
-        return yaml.safe_load((self.out / "values.yaml").read_text())
+        values: dict[str, Any] = yaml.safe_load((self.out / "values.yaml").read_text())
+        return values
 
     def prepare_namespace(self) -> None:
         self.cluster.create_namespace(self.namespace)
@@ -96,7 +98,19 @@ def wait_all_available(release: Release, timeout: float = 120) -> list[dict[str,
     def probe() -> list[dict[str, Any]] | None:
         deps = release.deployments()
         return deps if deps and all(available(d) for d in deps) else None
-    return wait_for(f"every Deployment in {release.namespace} Available", probe, timeout)
+    return wait_for(f"every Deployment in {release.namespace} Available", probe, timeout,
+                    explain=lambda: not_running(release))
+
+
+def not_running(release: Release) -> str:
+    """Why pods are not up: each non-running pod with its scheduling message."""
+    lines = []
+    for pod in release.pods():
+        if pod["status"].get("phase") != "Running":
+            conds = {c["type"]: c.get("message", "") for c in pod["status"].get("conditions", [])}
+            lines.append(f"{pod['metadata']['name']} {pod['status'].get('phase')}: "
+                         f"{conds.get('PodScheduled', '')}")
+    return "; ".join(lines) or "all pods running; Deployments not yet reporting Available"
 
 
 def leftovers(cluster: Cluster, namespace: str, keep_secrets: set[str]) -> list[str]:

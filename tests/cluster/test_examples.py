@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+
 import pytest
 import yaml
 
 from .fakes import GPU
 from .kube import Cluster, referenced_secrets, render, say, wait_for
-from .releases import (EXAMPLES, Release, changed_spec, leftovers, pod_gpus, provisioned_volumes,
-                       wait_all_available)
+from .releases import (
+    EXAMPLES,
+    Release,
+    changed_spec,
+    leftovers,
+    pod_gpus,
+    provisioned_volumes,
+    wait_all_available,
+)
 
 pytestmark = pytest.mark.cluster
 CASES = [(example, helm) for example in EXAMPLES for helm in ("helm3", "helm4")]
@@ -26,7 +34,7 @@ def release(request: pytest.FixtureRequest, cluster: Cluster,
     example, helm = request.param
     out = render(example, tmp_path_factory.mktemp(f"{example}-{helm}") / "out")
     name = yaml.safe_load((out / "values.yaml").read_text())["fullnameOverride"]
-    rel = Release(cluster, helm, name, f"{example}-{helm}", out)
+    rel = Release(cluster, helm, name, f"{example}-{helm}", out, example=example)
     rel.prepare_namespace()
     say(f"installing {example} with {helm} into {rel.namespace}")
     try:
@@ -99,9 +107,8 @@ def test_helm_test_pod_is_admitted_run_and_reaped(release: Release, cluster: Clu
 
 def test_upgrade_with_changed_spec_rolls_out(release: Release, cluster: Cluster,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
-    example = release.namespace.rsplit("-", 1)[0]
     before = {d["metadata"]["name"]: d for d in release.deployments()}
-    spec, model, max_len = changed_spec(example, tmp_path_factory.mktemp("changed"))
+    spec, model, max_len = changed_spec(release.example, tmp_path_factory.mktemp("changed"))
     out = render(spec, tmp_path_factory.mktemp("changed-out") / "out")
     release.upgrade(out / "values.yaml", "--wait", "--timeout", "180s")
 
@@ -111,7 +118,8 @@ def test_upgrade_with_changed_spec_rolls_out(release: Release, cluster: Cluster,
     assert after[gateway]["spec"]["replicas"] == before[gateway]["spec"]["replicas"] + 1
     target = after[f"{release.name}-{model}"]
     assert target["metadata"]["generation"] > before[f"{release.name}-{model}"]["metadata"]["generation"]
-    pods = [p for p in release.pods() if release.component(p) == model]
+    pods = [p for p in release.pods() if release.component(p) == model
+            and "deletionTimestamp" not in p["metadata"]]  # old pods may still be going
     assert len(pods) == target["spec"]["replicas"]
     for pod in pods:
         args = pod["spec"]["containers"][0]["args"]
@@ -125,7 +133,7 @@ def test_uninstall_leaves_nothing_behind(release: Release, cluster: Cluster) -> 
     keep = set(referenced_secrets(release.values))  # created by the test, not by the chart
     release.uninstall()
     wait_for(f"{release.namespace} emptied", lambda: not leftovers(cluster, release.namespace, keep),
-             120)
+             120, explain=lambda: f"left: {leftovers(cluster, release.namespace, keep)}")
     wait_for("provisioned volumes deleted",
              lambda: not provisioned_volumes(cluster, release.namespace), 60)
     assert cluster.helm(release.helm, "list", "-n", release.namespace, "-q").stdout.strip() == ""

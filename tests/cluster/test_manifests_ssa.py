@@ -66,17 +66,19 @@ def test_server_side_apply_of_plain_manifests_matches_the_helm_release(
     files = sorted(p for p in (out / "manifests").glob("*.yaml") if p.name != "kustomization.yaml")
     plain_ids = _ids([d for f in files for d in yaml.safe_load_all(f.read_text())])
     try:
+        # One copy at a time: gpu-fleet fills the cluster's GPU pools on its own.
         via_helm.prepare_namespace()
-        via_ssa.prepare_namespace()
         via_helm.install()
         helm_ids = _ids(list(yaml.safe_load_all(cluster.helm(
             "helm3", "get", "manifest", name, "-n", via_helm.namespace).stdout)))
         assert plain_ids == helm_ids
-
-        _apply(cluster, via_ssa.namespace, files)
-        wait_all_available(via_ssa)
         wait_all_available(via_helm)
         from_helm = _objects(cluster, via_helm.namespace, helm_ids)
+        via_helm.teardown()
+
+        via_ssa.prepare_namespace()
+        _apply(cluster, via_ssa.namespace, files)
+        wait_all_available(via_ssa)
         from_ssa = _objects(cluster, via_ssa.namespace, plain_ids)
         assert set(from_ssa) == plain_ids
         for key, obj in from_ssa.items():
