@@ -14,7 +14,7 @@ class ModelFacts:
     """One model architecture as published; sizes in billions of parameters, lengths in tokens."""
 
     hf_id: str
-    family: str  # AutoGen ModelFamily value, "unknown" where AutoGen has none
+    family: str  # AutoGen ModelFamily value for exactly this model, "unknown" where AutoGen has none
     params_b: float
     layers: int
     hidden: int
@@ -59,8 +59,8 @@ _FACTS = [
     _m("Qwen/Qwen3-14B", "unknown", 14.8, 40, 5120, 8, 128, 40960, "hermes"),
     _m("Qwen/Qwen3-32B", "unknown", 32.8, 64, 5120, 8, 128, 40960, "hermes"),
     # Llama 3.x: JSON tool calls (llama3_json).
-    _m("meta-llama/Llama-3.1-8B-Instruct", "llama-3.3-8b", 8.03, 32, 4096, 8, 128, 131072, "llama3_json"),
-    _m("meta-llama/Llama-3.1-70B-Instruct", "llama-3.3-70b", 70.6, 80, 8192, 8, 128, 131072, "llama3_json"),
+    _m("meta-llama/Llama-3.1-8B-Instruct", "unknown", 8.03, 32, 4096, 8, 128, 131072, "llama3_json"),
+    _m("meta-llama/Llama-3.1-70B-Instruct", "unknown", 70.6, 80, 8192, 8, 128, 131072, "llama3_json"),
     _m("meta-llama/Llama-3.2-1B-Instruct", "unknown", 1.24, 16, 2048, 8, 64, 131072, "llama3_json"),
     _m("meta-llama/Llama-3.2-3B-Instruct", "unknown", 3.21, 28, 3072, 8, 128, 131072, "llama3_json"),
     _m("meta-llama/Llama-3.3-70B-Instruct", "llama-3.3-70b", 70.6, 80, 8192, 8, 128, 131072, "llama3_json"),

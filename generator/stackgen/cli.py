@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, NoReturn, TypeVar
 
 import click
 
@@ -17,6 +17,10 @@ from .errors import StackgenError
 from .plan import plan as resolve_plan
 from .render import render_files, write_tree
 from .spec import Stack
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .verify import Check
 
 T = TypeVar("T")
 SPEC_HELP = "A stack spec file, or the name of a built-in example (see `stackgen examples`)."
@@ -161,31 +165,93 @@ def schema() -> None:
 
 @cli.command("verify")
 @click.argument("spec", required=False, metavar="[SPEC]")
-@click.option("--gateway", "gateway_url", required=True, help="The gateway's URL, ending in /v1.")
-@click.option("--api-key-env", metavar="NAME", help="Variable holding the gateway key (default: the spec's autogen.apiKeyEnv).")
+@click.option("--gateway", "gateway_url", help="The gateway's URL, ending in /v1.")
+@click.option("--local", is_flag=True,
+              help="Instead of a deployed gateway: run SPEC's gateway config here (the `litellm` executable), "
+                   "each in-cluster model pointed at a --backend.")
+@click.option("--backend", "backends", multiple=True, metavar="NAME=URL",
+              help="With --local: the OpenAI-compatible server (URL ending in /v1) standing in for model NAME. "
+                   "Every vLLM and Ollama model needs one; an external model without one calls its provider.")
+@click.option("--api-key-env", metavar="NAME",
+              help="With --gateway: variable holding the gateway key (default: the spec's autogen.apiKeyEnv).")
 @click.option("--autogen-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Also load OUT/autogen's files with both AutoGen APIs and get a reply from each model.")
+              help="Also load OUT/autogen's files with both AutoGen APIs and get a reply from each model "
+                   "(with --local, through the local gateway whatever URL the files name).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds allowed for each request.")
-def verify_command(spec: str | None, gateway_url: str, api_key_env: str | None, autogen_dir: Path | None,
-                   timeout: float) -> None:
-    """Check a deployed stack: health, model list, a chat per model, tool calls, AutoGen configs."""
+def verify_command(spec: str | None, gateway_url: str | None, local: bool, backends: tuple[str, ...],
+                   api_key_env: str | None, autogen_dir: Path | None, timeout: float) -> None:
+    """Check a stack: health, model list, a chat per model, tool calls, AutoGen configs.
+
+    Either a deployed one (--gateway URL) or, with --local, SPEC's own gateway config run on this
+    machine against local model servers. Exits 0 when every check is ok, 1 when one is not."""
     import os
 
     from .verify import table, verify
 
+    def usage(message: str) -> NoReturn:
+        click.echo(message, err=True)
+        sys.exit(2)
+
+    if local == bool(gateway_url):
+        usage("give either --gateway URL (a deployed stack) or --local (run the gateway here)")
+    if backends and not local:
+        usage("--backend only applies with --local")
+    if local and api_key_env:
+        usage("--api-key-env only applies with --gateway; --local makes a key for its own gateway")
     loaded = _run(lambda: examples.resolve(spec))
     resolved = _run(lambda: _located_plan(loaded))
-    env = api_key_env or loaded.stack.autogen.apiKeyEnv
-    key = os.environ.get(env)
-    if not key:
-        click.echo(f"--api-key-env: ${env} is empty (export the gateway key in it)", err=True)
-        sys.exit(2)
     if autogen_dir is not None and not (autogen_dir / "OAI_CONFIG_LIST").is_file():
-        click.echo(f"--autogen-dir: {autogen_dir} has no OAI_CONFIG_LIST (point it at OUT/autogen)", err=True)
-        sys.exit(2)
-    checks = verify(resolved, gateway_url, key, autogen_dir, timeout)
+        usage(f"--autogen-dir: {autogen_dir} has no OAI_CONFIG_LIST (point it at OUT/autogen)")
+    if local:
+        checks = _verify_local(loaded.stack, resolved, backends, autogen_dir, timeout)
+    else:
+        env = api_key_env or loaded.stack.autogen.apiKeyEnv
+        key = os.environ.get(env)
+        if not key:
+            usage(f"--api-key-env: ${env} is empty (export the gateway key in it)")
+        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout)
     click.echo(table(checks))
     sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+def _verify_local(stack: Stack, resolved: Plan, backends: tuple[str, ...], autogen_dir: Path | None,
+                  timeout: float) -> list[Check]:
+    import os
+    import secrets
+
+    import yaml
+
+    from .errors import Problem
+    from .gateway import MASTER_KEY_ENV
+    from .localstack import local_gateway, rewire
+    from .verify import verify
+
+    def parse(pairs: tuple[str, ...]) -> dict[str, str]:
+        bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0] or not p.split("=", 1)[1]]
+        if bad:
+            raise StackgenError([Problem("--backend", f"{p!r} is not NAME=URL", "e.g. --backend small=http://127.0.0.1:8080/v1")
+                                 for p in bad])
+        return dict(p.split("=", 1) for p in pairs)
+
+    urls = _run(lambda: parse(backends))
+    rendered = yaml.safe_load(render_files(stack, with_manifests=False)["litellm/config.yaml"])
+    config = _run(lambda: rewire(rendered, resolved, urls))
+    for m in resolved.external:
+        if m.name not in urls and m.api_key_env and not os.environ.get(m.api_key_env):
+            click.echo(f"note: {m.name} calls {m.provider} itself and ${m.api_key_env} is empty", err=True)
+    # A key for this run only: the gateway and the checks share it, nothing else knows it.
+    key = f"sk-local-{secrets.token_hex(16)}"
+    click.echo(f"starting the gateway of {stack.name} here (LiteLLM) ...", err=True)
+    try:
+        with local_gateway(config, {MASTER_KEY_ENV: key}) as gateway:
+            return verify(resolved, gateway.api_base, key, autogen_dir, timeout,
+                          autogen_base_url=gateway.api_base if autogen_dir else None)
+    except StackgenError as exc:
+        click.echo(exc.describe(), err=True)
+        sys.exit(2)
+    except (RuntimeError, TimeoutError) as exc:
+        click.echo(f"the local gateway did not start: {exc}", err=True)
+        sys.exit(1)
 
 
 def _located_plan(loaded: examples.Loaded):  # type: ignore[no-untyped-def]

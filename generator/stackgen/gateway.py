@@ -50,9 +50,11 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
         "routing_strategy": "simple-shuffle",
         "num_retries": gw.numRetries,
         "timeout": gw.timeoutSeconds,
-        # A backend that fails once is benched briefly so retries go to a healthy replica or fallback.
-        "allowed_fails": 1,
-        "cooldown_time": 30,
+        # Each model is one deployment (its replicas sit behind one Service), so benching it benches the
+        # whole model: only after repeated failures in a minute, and only for a few seconds, during which
+        # its fallbacks answer.
+        "allowed_fails": 3,
+        "cooldown_time": 10,
     }
     fallbacks = [{m.name: list(m.fallbacks)} for m in plan.stack.models if m.fallbacks]
     if fallbacks:
@@ -68,6 +70,10 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
         },
         "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
     }
+
+
+# LiteLLM's production advice: no per-request info logs (they cost CPU on every call); errors still show.
+GATEWAY_ENV = {"LITELLM_LOG": "ERROR"}
 
 
 def provider_secret_env(plan: Plan) -> dict[str, dict[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import autogen
-from .gateway import gateway_config, provider_secret_env
+from .gateway import GATEWAY_ENV, gateway_config, provider_secret_env
 from .plan import Plan, ServedPlan
 from .spec import Profile, SecretRef
 
@@ -95,6 +95,7 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
             "requests": {"cpu": str(gw.resources.cpu), "memory": gw.resources.memory},
             "limits": {"memory": _double(gw.resources.memory)},
         },
+        "env": dict(GATEWAY_ENV),
         "config": gateway_config(plan),
     }
     if gw.image:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,11 +18,17 @@ import httpx
 from .plan import ExternalPlan, Plan
 
 PROMPT = [{"role": "user", "content": "Reply with the word ok."}]
+# The chat and tools checks look at each model's own server, so a fallback must not answer for it
+# (LiteLLM's router takes this per-request switch off the body before calling the backend).
+OWN_SERVER_ONLY = {"disable_fallbacks": True}
+# Room for a model that writes a few words before its call, or a verbose call format.
+TOOL_CALL_MAX_TOKENS = 256
 # A tool any model can call; the reply only has to contain a call to it.
+TOOL_NAME = "get_time"
 CLOCK_TOOL = {
     "type": "function",
     "function": {
-        "name": "get_time",
+        "name": TOOL_NAME,
         "description": "Current time in a city.",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
@@ -50,7 +57,10 @@ def _timed(model: str, engine: str, check: str, probe: Callable[[], str]) -> Che
 def _reason(exc: Exception) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
         body = exc.response.text.strip().replace("\n", " ")
-        return f"HTTP {exc.response.status_code}: {body[:160]}"
+        # Without a database LiteLLM can only check the master key; any other key gets this 400.
+        refused = exc.response.status_code == 401 or "no_db_connection" in body
+        hint = "the gateway refused the key: " if refused else ""
+        return f"HTTP {exc.response.status_code}: {hint}{body[:160]}"
     return f"{type(exc).__name__}: {str(exc)[:160]}"
 
 
@@ -60,8 +70,11 @@ def _engine(plan: Plan, name: str) -> str:
 
 
 def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None = None,
-           timeout: float = 120.0) -> list[Check]:
-    """Every check, in a stable order; nothing raises for a failing stack."""
+           timeout: float = 120.0, autogen_base_url: str | None = None) -> list[Check]:
+    """Every check, in a stable order; nothing raises for a failing stack.
+
+    ``autogen_base_url`` replaces the gateway URL written in the AutoGen files, for files rendered
+    for another address than the one checked (`stackgen verify --local`)."""
     base = gateway_url.rstrip("/")
     root = base.removesuffix("/v1")
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -87,16 +100,18 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
 
         checks.append(_timed("-", "gateway", "models", models))
         for m in plan.models:
-            checks.append(_timed(m.name, _engine(plan, m.name), "chat", lambda name=m.name: _chat(http, base, name)))
+            checks.append(_timed(m.name, _engine(plan, m.name), "chat", partial(_chat, http, base, m.name)))
             if m.spec.toolCalling:
-                checks.append(_timed(m.name, _engine(plan, m.name), "tools", lambda name=m.name: _tools(http, base, name)))
+                checks.append(_timed(m.name, _engine(plan, m.name), "tools", partial(_tools, http, base, m.name)))
     if autogen_dir is not None:
-        checks += _autogen_checks(plan, autogen_dir, api_key)
+        client = _ClientSettings(api_key, timeout, autogen_base_url)
+        checks += _autogen_checks(plan, autogen_dir, client)
     return checks
 
 
 def _chat(http: httpx.Client, base: str, model: str) -> str:
-    response = http.post(base + "/chat/completions", json={"model": model, "messages": PROMPT, "max_tokens": 16})
+    request = {"model": model, "messages": PROMPT, "max_tokens": 16, **OWN_SERVER_ONLY}
+    response = http.post(base + "/chat/completions", json=request)
     response.raise_for_status()
     body = response.json()
     message = body["choices"][0]["message"]
@@ -107,54 +122,75 @@ def _chat(http: httpx.Client, base: str, model: str) -> str:
 
 def _tools(http: httpx.Client, base: str, model: str) -> str:
     request = {"model": model, "messages": [{"role": "user", "content": "What time is it in Paris?"}],
-               "tools": [CLOCK_TOOL], "tool_choice": "required", "max_tokens": 64}
+               "tools": [CLOCK_TOOL], "tool_choice": "required", "max_tokens": TOOL_CALL_MAX_TOKENS,
+               **OWN_SERVER_ONLY}
     response = http.post(base + "/chat/completions", json=request)
     response.raise_for_status()
     calls = response.json()["choices"][0]["message"].get("tool_calls") or []
     if not calls:
         raise ValueError("no tool call in the reply")
+    name = calls[0]["function"]["name"]
+    if name != TOOL_NAME:
+        raise ValueError(f"called {name!r}, a tool it was not offered")
     json.loads(calls[0]["function"]["arguments"] or "{}")  # arguments must be JSON
-    return f"called {calls[0]['function']['name']}"
+    return f"called {name}"
 
 
-def _autogen_checks(plan: Plan, autogen_dir: Path, api_key: str) -> list[Check]:
+@dataclass(frozen=True)
+class _ClientSettings:
+    """What the AutoGen checks add to the files: the key, a time limit, and perhaps another URL."""
+
+    api_key: str
+    timeout: float
+    base_url: str | None
+
+    def apply(self, config: dict[str, Any]) -> dict[str, Any]:
+        extra = {"api_key": self.api_key, "timeout": self.timeout}
+        return {**config, **extra, **({"base_url": self.base_url} if self.base_url else {})}
+
+
+def _autogen_checks(plan: Plan, autogen_dir: Path, client: _ClientSettings) -> list[Check]:
     checks = []
     for m in plan.models:
         engine = _engine(plan, m.name)
         checks.append(_timed(m.name, engine, "autogen-0.2",
-                             lambda name=m.name: _classic_reply(autogen_dir / "OAI_CONFIG_LIST", name, api_key)))
+                             partial(_classic_reply, autogen_dir / "OAI_CONFIG_LIST", m.name, client)))
         checks.append(_timed(m.name, engine, "autogen-0.4",
-                             lambda name=m.name: _component_reply(autogen_dir / "model_clients.json", name, api_key)))
+                             partial(_component_reply, autogen_dir / "model_clients.json", m.name, client)))
     return checks
 
 
-def _classic_reply(path: Path, model: str, api_key: str) -> str:
+def _classic_reply(path: Path, model: str, client: _ClientSettings) -> str:
     from autogen import ConversableAgent, LLMConfig  # optional: pip install 'stackgen[autogen]'
 
-    entries = [{**e, "api_key": api_key} for e in json.loads(path.read_text()) if e["model"] == model]
+    entries = [client.apply(e) for e in json.loads(path.read_text()) if e["model"] == model]
     if not entries:
         raise LookupError(f"{path.name} has no entry for {model}")
     agent = ConversableAgent("verify", llm_config=LLMConfig(*entries), human_input_mode="NEVER")
     reply = agent.generate_reply(messages=[{"role": "user", "content": PROMPT[0]["content"]}])
     if reply is None:
         raise ValueError("the agent produced no reply")
-    return "agent replied"
+    # Usage is kept per model name as the gateway reported it; its absence means no reply came back.
+    usage = (agent.get_total_usage() or {}).get(model)
+    if not isinstance(usage, dict):
+        raise ValueError(f"no usage recorded for {model}")
+    return f"{usage['total_tokens']} tokens"
 
 
-def _component_reply(path: Path, model: str, api_key: str) -> str:
+def _component_reply(path: Path, model: str, client: _ClientSettings) -> str:
     from autogen_core.models import ChatCompletionClient, UserMessage  # optional: pip install 'stackgen[autogen]'
 
     components: dict[str, Any] = json.loads(path.read_text())
     if model not in components:
         raise LookupError(f"{path.name} has no entry for {model}")
     component = components[model]
-    client = ChatCompletionClient.load_component({**component, "config": {**component["config"], "api_key": api_key}})
+    loaded = ChatCompletionClient.load_component({**component, "config": client.apply(component["config"])})
 
     async def ask() -> str:
         try:
-            result = await client.create([UserMessage(content=PROMPT[0]["content"], source="verify")])
+            result = await loaded.create([UserMessage(content=PROMPT[0]["content"], source="verify")])
         finally:
-            await client.close()
+            await loaded.close()
         return f"{result.usage.prompt_tokens + result.usage.completion_tokens} tokens"
 
     return asyncio.run(ask())
@@ -168,6 +204,7 @@ def table(checks: list[Check]) -> str:
         rows.append((c.model, c.engine, c.check, "ok" if c.ok else "FAIL", latency, c.detail))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
-    failed = sum(not c.ok for c in checks)
-    lines.append(f"verify: {len(checks)} checks, {failed} failed")
+    ok = sum(c.ok for c in checks)
+    # Not "N passed, N failed": CI log scanners read that as a test runner's summary.
+    lines.append(f"verify: {ok} of {len(checks)} checks ok")
     return "\n".join(line.rstrip() for line in lines)

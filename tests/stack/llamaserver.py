@@ -5,6 +5,7 @@ crashed model pod. The harness runs this file by path (it imports nothing from
 the test package); from the repository root this also works:
 
     python -m tests.stack.llamaserver --model PATH [--port N] [--alias NAME] [--ready-file F]
+                                      [--api-key-env NAME]
 
 With ``--port 0`` (the default) llama.cpp binds a free port itself, which avoids
 the race of probing a port and binding it later; the bound address is written
@@ -27,10 +28,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 lets the server pick a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--alias", action="append", default=[], help="served model name(s)")
-    parser.add_argument("--ctx", type=int, default=256, help="context size in tokens")
+    # A tool-calling prompt is ~500 tokens (one a byte); agents' system prompts add more.
+    parser.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--n-predict", type=int, default=16,
-                        help="server-side cap on generated tokens; random weights rarely emit EOS")
+    # Requests that set no max_tokens (AutoGen's) stop here; a tool call takes ~100 tokens.
+    parser.add_argument("--n-predict", type=int, default=256, help="server-side cap on generated tokens")
+    parser.add_argument("--api-key-env", metavar="NAME",
+                        help="refuse requests without the key in this variable, as a hosted provider does")
     parser.add_argument("--ready-file", type=Path, help="where to write the listening URL")
     return parser.parse_args(argv)
 
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     params.endpoint_metrics = True
     if args.alias:
         params.model_alias = set(args.alias)
+    if args.api_key_env:
+        params.api_keys = [os.environ[args.api_key_env]]
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,26 +1,34 @@
-"""The real LiteLLM gateway in front of real llama.cpp servers: routing, usage, auth."""
+"""The rendered gateway config, run by the real LiteLLM proxy in front of real llama.cpp servers:
+every model of every built-in example is listed, routed to its own server, and accounted for; keys
+are required at the gateway and reach keyed providers."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import httpx
 import pytest
+import yaml
 
-from .conftest import Stack
-from .gatewayconfig import OLLAMA_NAME, VLLM_NAME, chat, decode_count
+from stackgen.plan import ExternalPlan
 
-MODELS = [VLLM_NAME, OLLAMA_NAME]
+from .calls import MAX_TOKENS, chat, decode_count, decode_counts
+from .conftest import EXAMPLES, ExamplePool, example_models, served_alias
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_model_answers_through_gateway(stack: Stack, model: str) -> None:
-    gw = stack.gateway
-    target = stack.servers[model]
-    others = [s for name, s in stack.servers.items() if name != model]
-    before = {s.url: decode_count(s.url) for s in stack.servers.values()}
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_models_endpoint_lists_every_model(example_stacks: ExamplePool, example: str) -> None:
+    local = example_stacks.get(example)
+    resp = httpx.get(f"{local.gateway.api_base}/models", headers=local.gateway.headers(), timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert sorted(m["id"] for m in resp.json()["data"]) == sorted(m.name for m in local.plan.models)
 
-    resp = chat(gw.url, gw.headers(), model)
+
+@pytest.mark.parametrize(("example", "model"), example_models())
+def test_model_is_routed_to_its_own_server(example_stacks: ExamplePool, example: str, model: str) -> None:
+    local = example_stacks.get(example)
+    planned = local.plan.model(model)
+    before = decode_counts(local.servers)
+
+    resp = chat(local.gateway.api_base, local.gateway.headers(), model)
 
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -28,66 +36,84 @@ def test_model_answers_through_gateway(stack: Stack, model: str) -> None:
     assert body["model"] == model
     (choice,) = body["choices"]
     assert choice["message"]["role"] == "assistant"
-    assert isinstance(choice["message"]["content"], str)
+    assert isinstance(choice["message"]["content"], str) and choice["message"]["content"]
     assert choice["finish_reason"] in ("stop", "length")
     usage = body["usage"]
     assert usage["prompt_tokens"] > 0
-    assert usage["completion_tokens"] > 0
+    assert 0 < usage["completion_tokens"] <= MAX_TOKENS
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-    # LiteLLM says where it sent the request; the servers' own counters confirm it.
-    upstream = stack.upstream_names[model]
-    provider = "hosted_vllm" if model == VLLM_NAME else "openai"
+    # LiteLLM names the deployment it called; the servers' own counters confirm which one did the work.
+    prefix = planned.litellm_model.split("/")[0] if isinstance(planned, ExternalPlan) else (
+        "hosted_vllm" if planned.engine == "vllm" else "openai")
     assert resp.headers["x-litellm-model-group"] == model
-    assert resp.headers["x-litellm-model-name"] == f"{provider}/{upstream}"
-    assert resp.headers["x-litellm-model-api-base"] == target.api_base
-    assert decode_count(target.url) > before[target.url]
-    for other in others:
-        assert decode_count(other.url) == before[other.url], f"{other.alias} answered a request for {model}"
+    assert resp.headers["x-litellm-model-name"] == f"{prefix}/{served_alias(planned)}"
+    assert resp.headers["x-litellm-model-api-base"] == local.servers[model].api_base
+    assert resp.headers["x-litellm-attempted-fallbacks"] == "0"
+    after = decode_counts(local.servers)
+    assert after[model] > before[model]
+    assert {n: c for n, c in after.items() if n != model} == {n: c for n, c in before.items() if n != model}
 
 
-def test_models_endpoint_lists_configured_names(stack: Stack) -> None:
-    resp = httpx.get(f"{stack.gateway.url}/v1/models", headers=stack.gateway.headers(), timeout=30)
-    assert resp.status_code == 200, resp.text
-    assert sorted(m["id"] for m in resp.json()["data"]) == sorted(MODELS)
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_gateway_runs_the_rendered_config_but_for_addresses(example_stacks: ExamplePool, example: str) -> None:
+    local = example_stacks.get(example)
+    rendered, running = local.rendered_config(), yaml.safe_load(local.gateway.config_path.read_text())
+    assert [e["litellm_params"]["api_base"] for e in running["model_list"]] == [
+        local.servers[e["model_name"]].api_base for e in running["model_list"]]
+    for entry in running["model_list"]:
+        entry["litellm_params"].pop("api_base")
+    for entry in rendered["model_list"]:
+        entry["litellm_params"].pop("api_base", None)
+    assert running == rendered
 
 
-def _prisma_importable() -> bool:
-    return importlib.util.find_spec("prisma") is not None
+def test_provider_key_from_the_environment_reaches_the_provider(example_stacks: ExamplePool) -> None:
+    local = example_stacks.get("hybrid")
+    keyed = [m for m in local.plan.external if m.api_key_env]
+    assert {m.provider for m in keyed} == {"mistral", "together"}
+    for m in keyed:
+        server = local.servers[m.name]
+        # The stand-in refuses a caller without its key, as the provider would ...
+        assert chat(server.api_base, {}, served_alias(m)).status_code == 401
+        assert chat(server.api_base, {"Authorization": "Bearer sk-wrong"}, served_alias(m)).status_code == 401
+        # ... and answers the gateway, which read the key from the variable the rendered config names.
+        params = next(e["litellm_params"] for e in local.gateway.config["model_list"] if e["model_name"] == m.name)
+        assert params["api_key"] == f"os.environ/{m.api_key_env}"
+        before = decode_count(server)
+        resp = chat(local.gateway.api_base, local.gateway.headers(), m.name)
+        assert resp.status_code == 200, resp.text
+        assert decode_count(server) > before
 
 
-def test_missing_key_is_refused(stack: Stack) -> None:
-    gw = stack.gateway
-    before = decode_count(stack.servers[VLLM_NAME].url)
-    body = {"model": VLLM_NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_request_without_key_is_refused(example_stacks: ExamplePool, example: str) -> None:
+    local = example_stacks.get(example)
+    first = local.plan.models[0].name
+    before = decode_counts(local.servers)
 
-    resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, timeout=30)
+    resp = chat(local.gateway.api_base, {}, first)
+    listing = httpx.get(f"{local.gateway.api_base}/models", timeout=30)
 
-    assert decode_count(stack.servers[VLLM_NAME].url) == before, "an unauthenticated request reached the model"
-    if not _prisma_importable():
-        # LiteLLM 1.108.7 classifies auth failures with `import prisma`; when that
-        # package is absent the classification itself crashes and the proxy
-        # answers a bare 500 instead of its 401. The request is still refused.
-        assert resp.status_code == 500, resp.text
-        assert resp.text == "Internal Server Error"
-        pytest.xfail("missing key gives 500, not 401, because the `prisma` package is not installed")
     assert resp.status_code == 401, resp.text
     assert resp.json()["error"]["type"] == "auth_error"
+    assert listing.status_code == 401, listing.text
+    assert decode_counts(local.servers) == before, "an unauthenticated request reached a model"
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models"])
-def test_wrong_key_is_refused(stack: Stack, path: str) -> None:
-    gw = stack.gateway
-    before = decode_count(stack.servers[VLLM_NAME].url)
-    headers = gw.headers("sk-not-the-master-key")
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_request_with_wrong_key_is_refused(example_stacks: ExamplePool, example: str) -> None:
+    local = example_stacks.get(example)
+    first = local.plan.models[0].name
+    headers = local.gateway.headers("sk-not-the-master-key")
+    before = decode_counts(local.servers)
 
-    if path == "/v1/models":
-        resp = httpx.get(f"{gw.url}{path}", headers=headers, timeout=30)
-    else:
-        resp = chat(gw.url, headers, VLLM_NAME, timeout=30)
+    resp = chat(local.gateway.api_base, headers, first)
+    listing = httpx.get(f"{local.gateway.api_base}/models", headers=headers, timeout=30)
 
-    assert decode_count(stack.servers[VLLM_NAME].url) == before, "a request with a wrong key reached the model"
-    # Without a database LiteLLM cannot look a non-master key up, and says so
-    # with 400 no_db_connection rather than 401; no setting changes that (only
-    # custom_auth code or a database would). It is still a refusal, never a 2xx.
-    assert resp.status_code == 400, resp.text
-    assert resp.json()["error"]["type"] == "no_db_connection"
+    # Without a database LiteLLM cannot look a non-master key up and answers 400 no_db_connection
+    # rather than 401; only a database or custom auth code changes that. It is a refusal either way.
+    for refused in (resp, listing):
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["type"] == "no_db_connection"
+    assert decode_counts(local.servers) == before, "a request with a wrong key reached a model"
+

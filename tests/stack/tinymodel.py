@@ -12,7 +12,7 @@ hundreds of tokens before it happened to open a call, close a string or end its 
 "steering" units in the weights make those choices likely without fixing any output:
 
 - a constant unit in every embedding, read by the output head as a mild preference for the
-  `<tool_call>` token and for `"`;
+  `<tool_call>` token and for `"`, and as a dislike of anything but printable ASCII;
 - a unit set only in the embedding of `>`, read by the head as a strong preference for end-of-text,
   so a turn ends right after the closing `</tool_call>` tag (and, rarely, after a `>` in plain text).
 
@@ -35,7 +35,9 @@ N_FF = 128
 # A tool-calling prompt (tool schemas rendered by the template, one byte a token) is ~500 tokens.
 CONTEXT_LENGTH = 4096
 
-TOOL_CALL_OPEN = "<tool_call>"
+# One token for the opener, newline included: "<tool_call>" alone is also valid free text in front
+# of a call, and the grammar only commits to a call once the newline follows.
+TOOL_CALL_OPEN = "<tool_call>\n"
 
 # ChatML turns; tools are listed in a system turn and calls are written as JSON in <tool_call> tags.
 # llama.cpp's Jinja engine renders this for /v1/chat/completions and derives its tool-call parser
@@ -60,7 +62,7 @@ CHAT_TEMPLATE = (
 # SentencePiece token types as llama.cpp reads them.
 _TYPE_UNKNOWN = 2
 _TYPE_CONTROL = 3
-_TYPE_USER_DEFINED = 4
+_TYPE_NORMAL = 1
 _TYPE_BYTE = 6
 _EOS = 2
 _FIRST_BYTE = 3
@@ -69,7 +71,12 @@ _FIRST_BYTE = 3
 _BIAS_UNIT = 0
 _END_OF_TAG_UNIT = 1
 _MILD_BOOST = 3.0  # a few percent per step: calls open and strings close within tens of tokens
-_END_BOOST = 12.0  # after `>`, end-of-text wins over everything the grammar allows
+_END_BOOST = 20.0  # after `>`, end-of-text wins over everything the grammar allows
+# The grammar allows more than llama.cpp's parser of the reply then accepts: whitespace between
+# JSON tokens, several calls in one tag joined by ",", bytes that are not UTF-8. A real model writes
+# none of these there; keep the random model to printable ASCII without "," and spaces.
+_PENALTY = -8.0
+_AVOIDED = [b for b in range(256) if b < 0x21 or b >= 0x7F or b == ord(",")]
 
 
 def _byte_token(char: str) -> int:
@@ -82,7 +89,7 @@ def _vocabulary() -> tuple[list[str], list[float], list[int]]:
     # opens a call.
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [TOOL_CALL_OPEN]
     scores = [0.0] * len(tokens)
-    types = [_TYPE_UNKNOWN, _TYPE_CONTROL, _TYPE_CONTROL] + [_TYPE_BYTE] * 256 + [_TYPE_USER_DEFINED]
+    types = [_TYPE_UNKNOWN, _TYPE_CONTROL, _TYPE_CONTROL] + [_TYPE_BYTE] * 256 + [_TYPE_NORMAL]
     return tokens, scores, types
 
 
@@ -115,6 +122,10 @@ def build_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
     head[:, [_BIAS_UNIT, _END_OF_TAG_UNIT]] = 0.0
     for boosted in (tokens.index(TOOL_CALL_OPEN), _byte_token('"')):
         head[boosted, _BIAS_UNIT] = _MILD_BOOST / unit
+    for avoided in _AVOIDED:
+        head[_FIRST_BYTE + avoided, _BIAS_UNIT] = _PENALTY / unit
+    # End-of-text only after `>`, so no reply is empty.
+    head[_EOS, _BIAS_UNIT] = _PENALTY / unit
     head[_EOS, _END_OF_TAG_UNIT] = _END_BOOST / (unit * np.sqrt(0.5))
 
     writer = gguf.GGUFWriter(str(path), "llama")

@@ -1,0 +1,128 @@
+"""What the gateway costs: the same chat requests sent straight to a model server and through LiteLLM.
+
+One run, loopback only, bounded in requests and time. The model server is llama.cpp (xllamacpp) on the tiny
+model the tests build; the gateway is the real LiteLLM proxy, once with the config stackgen renders and once
+with LiteLLM's defaults (the same model_list and key, nothing else). For each concurrency level it reports
+requests per second and p50/p99 latency, the latency the gateway adds and its throughput ratio to direct calls.
+
+    python bench/gateway.py [--concurrency 1,8,32] [--requests 96] [--seconds 30] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' tiny model and llama.cpp runner
+
+from stackgen import examples  # noqa: E402
+from stackgen.gateway import gateway_config  # noqa: E402
+from stackgen.localstack import point_at_local, start_gateway  # noqa: E402
+from stackgen.plan import plan  # noqa: E402
+from tests.stack.procs import start_llama_server  # noqa: E402
+from tests.stack.tinymodel import build_tiny_gguf  # noqa: E402
+
+MODEL = "ollama-small"  # kind-cpu's first model; its route is what every in-cluster model uses
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+
+def defaults_config(rendered: dict[str, Any]) -> dict[str, Any]:
+    """LiteLLM's own defaults: the same routes and key, no router or litellm settings of ours."""
+    return {"model_list": rendered["model_list"], "general_settings": rendered["general_settings"]}
+
+
+async def load(url: str, headers: dict[str, str], body: dict[str, Any], concurrency: int, requests: int,
+               seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    remaining = requests
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0 and time.perf_counter() < deadline:
+                remaining -= 1
+                start = time.perf_counter()
+                response = await client.post(url, json=body)
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    ordered = sorted(latencies) or [float("nan")]
+    return {
+        "ok": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+    }
+
+
+def run(concurrency: list[int], requests: int, seconds: float) -> list[dict[str, Any]]:
+    rendered = gateway_config(plan(examples.resolve("kind-cpu").stack))
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="stackgen-bench-") as tmp:
+        work = Path(tmp)
+        model = build_tiny_gguf(work / "tiny.gguf")
+        # Every route points at the one server, under the upstream name the rendered config sends.
+        server = start_llama_server(model, "qwen2.5:0.5b", work)
+        processes = [server.process]
+        try:
+            local = {e["model_name"]: server.api_base for e in rendered["model_list"]}
+            targets = {"direct": (server.api_base, {}, {**BODY, "model": "qwen2.5:0.5b"})}
+            for label, config in (("stackgen", rendered), ("litellm-defaults", defaults_config(rendered))):
+                gateway = start_gateway(point_at_local(config, local), work)
+                processes.append(gateway.process)
+                targets[label] = (gateway.api_base, gateway.headers(), BODY)
+            for level in concurrency:
+                for label, (base, headers, body) in targets.items():
+                    asyncio.run(load(base + "/chat/completions", headers, body, level, min(8, requests), seconds))
+                    stats = asyncio.run(load(base + "/chat/completions", headers, body, level, requests, seconds))
+                    rows.append({"target": label, "concurrency": level, **stats})
+        finally:
+            for proc in reversed(processes):
+                proc.stop()
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    direct = {r["concurrency"]: r for r in rows if r["target"] == "direct"}
+    lines = ["| target | concurrency | ok/errors | req/s | p50 ms | p99 ms | added p50 ms | throughput vs direct |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        d = direct[r["concurrency"]]
+        added = r["p50_ms"] - d["p50_ms"]
+        lines.append(f"| {r['target']} | {r['concurrency']} | {r['ok']}/{r['errors']} | {r['rps']:.1f} | "
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {added:+.1f} | {r['rps'] / d['rps']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=96, help="requests per target and level")
+    parser.add_argument("--seconds", type=float, default=30, help="time limit per target and level")
+    parser.add_argument("--json", help="also write the raw numbers here")
+    args = parser.parse_args()
+    rows = run([int(c) for c in args.concurrency.split(",")], args.requests, args.seconds)
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
