@@ -53,5 +53,9 @@ e2e-kind: setup-test
 manifests: setup
 	$(PY) -m stackgen.golden manifests
 
+## bench: gateway cost and render scaling, written to bench/RESULTS.md
+bench: setup-test
+	$(PY) bench/run.py
+
 clean:
 	rm -rf $(VENV) .tools $(OUT) .pytest_cache

@@ -5,7 +5,7 @@ model the tests build; the gateway is the real LiteLLM proxy, once with the conf
 with LiteLLM's defaults (the same model_list and key, nothing else). For each concurrency level it reports
 requests per second and p50/p99 latency, the latency the gateway adds and its throughput ratio to direct calls.
 
-    python bench/gateway.py [--concurrency 1,8,32] [--requests 96] [--seconds 30] [--json FILE]
+    python bench/gateway.py [--concurrency 1,8,32] [--requests 96] [--seconds 30] [--rounds 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' tiny model and llama.cpp runner
 
 from stackgen import examples  # noqa: E402
-from stackgen.gateway import gateway_config  # noqa: E402
+from stackgen.gateway import GATEWAY_ENV, gateway_config  # noqa: E402
 from stackgen.localstack import point_at_local, start_gateway  # noqa: E402
 from stackgen.plan import plan  # noqa: E402
 from tests.stack.procs import start_llama_server  # noqa: E402
@@ -72,7 +72,15 @@ async def load(url: str, headers: dict[str, str], body: dict[str, Any], concurre
     }
 
 
-def run(concurrency: list[int], requests: int, seconds: float) -> list[dict[str, Any]]:
+def _combine(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Median of each figure over the rounds; counts are summed."""
+    return {
+        "ok": sum(r["ok"] for r in runs), "errors": sum(r["errors"] for r in runs),
+        **{key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")},
+    }
+
+
+def run(concurrency: list[int], requests: int, seconds: float, rounds: int) -> list[dict[str, Any]]:
     rendered = gateway_config(plan(examples.resolve("kind-cpu").stack))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="stackgen-bench-") as tmp:
@@ -84,15 +92,24 @@ def run(concurrency: list[int], requests: int, seconds: float) -> list[dict[str,
         try:
             local = {e["model_name"]: server.api_base for e in rendered["model_list"]}
             targets = {"direct": (server.api_base, {}, {**BODY, "model": "qwen2.5:0.5b"})}
-            for label, config in (("stackgen", rendered), ("litellm-defaults", defaults_config(rendered))):
-                gateway = start_gateway(point_at_local(config, local), work)
+            # stackgen's gateway runs with the env the chart gives it; the defaults with none of ours.
+            variants = (("stackgen", rendered, dict(GATEWAY_ENV)),
+                        ("litellm-defaults", defaults_config(rendered), {name: None for name in GATEWAY_ENV}))
+            for label, config, env in variants:
+                gateway = start_gateway(point_at_local(config, local), work, env)
                 processes.append(gateway.process)
                 targets[label] = (gateway.api_base, gateway.headers(), BODY)
             for level in concurrency:
-                for label, (base, headers, body) in targets.items():
+                for label, (base, headers, body) in targets.items():  # warm-up: connections, caches
                     asyncio.run(load(base + "/chat/completions", headers, body, level, min(8, requests), seconds))
-                    stats = asyncio.run(load(base + "/chat/completions", headers, body, level, requests, seconds))
-                    rows.append({"target": label, "concurrency": level, **stats})
+                # Rounds interleave the targets so a burst of load elsewhere on the machine hits all alike.
+                samples: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
+                for _ in range(rounds):
+                    for label, (base, headers, body) in targets.items():
+                        samples[label].append(asyncio.run(
+                            load(base + "/chat/completions", headers, body, level, requests, seconds)))
+                for label, runs in samples.items():
+                    rows.append({"target": label, "concurrency": level, **_combine(runs)})
         finally:
             for proc in reversed(processes):
                 proc.stop()
@@ -108,6 +125,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         added = r["p50_ms"] - d["p50_ms"]
         lines.append(f"| {r['target']} | {r['concurrency']} | {r['ok']}/{r['errors']} | {r['rps']:.1f} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {added:+.1f} | {r['rps'] / d['rps']:.2f}x |")
+    ours = {r["concurrency"]: r["rps"] for r in rows if r["target"] == "stackgen"}
+    theirs = {r["concurrency"]: r["rps"] for r in rows if r["target"] == "litellm-defaults"}
+    ratios = ", ".join(f"{ours[c] / theirs[c]:.2f}x at {c}" for c in sorted(ours))
+    lines += ["", f"Throughput of stackgen's config over LiteLLM's defaults, by concurrency: {ratios}."]
     return "\n".join(lines)
 
 
@@ -116,9 +137,10 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=96, help="requests per target and level")
     parser.add_argument("--seconds", type=float, default=30, help="time limit per target and level")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level (medians reported)")
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
-    rows = run([int(c) for c in args.concurrency.split(",")], args.requests, args.seconds)
+    rows = run([int(c) for c in args.concurrency.split(",")], args.requests, args.seconds, args.rounds)
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -212,11 +212,11 @@ class Gateway:
         return {"Authorization": f"Bearer {key if key is not None else self.master_key}"}
 
 
-def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, str] | None = None,
+def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, str | None] | None = None,
                   port: int | None = None, timeout: float = 120.0) -> Gateway:
     """Write ``config`` to YAML in ``workdir`` and run the LiteLLM proxy on it on a loopback port.
 
-    The child gets this process's environment plus ``env``; the master key is ``env``'s
+    The child gets this process's environment plus ``env`` (a None value unsets); the master key is ``env``'s
     LITELLM_MASTER_KEY (as the chart sets it from a Secret), or a random one. Returns once the proxy
     is live and ready; raises RuntimeError/TimeoutError with the proxy's log otherwise."""
     tag = secrets.token_hex(3)
@@ -225,7 +225,11 @@ def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, st
 
     child_env = {k: v for k, v in os.environ.items() if k not in GATEWAY_ENV_DROP}
     child_env.update(GATEWAY_ENV)
-    child_env.update(env or {})
+    for name, value in (env or {}).items():  # None removes a variable (a benchmark of LiteLLM's defaults)
+        if value is None:
+            child_env.pop(name, None)
+        else:
+            child_env[name] = value
     master_key = child_env.setdefault(MASTER_KEY_ENV, f"sk-local-{secrets.token_hex(16)}")
 
     port = port or free_port()

@@ -11,8 +11,9 @@ from typing import Iterator
 import pytest
 import yaml
 
+from stackgen.localstack import local_gateway
+
 from .chartlib import CHART, CI_DIR, by_kind, env_of, fullname, one, render, scenario_values
-from .litellm_proc import litellm_proxy
 
 FLEET = "02-gpu-fleet.yaml"
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -50,19 +51,21 @@ def test_helm_test_pod_wiring(helm: str, scenario: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def fleet_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real LiteLLM proxy run with the fleet gateway's rendered args and ConfigMap; (url, master key)."""
+def fleet_gateway() -> Iterator[tuple[str, str]]:
+    """A real LiteLLM proxy serving the fleet gateway's rendered ConfigMap; (url, master key)."""
     values = scenario_values(FLEET)
     objs = render("helm4", (FLEET,))
     name = f"{fullname(values)}-gateway"
-    config_text = one(objs, "ConfigMap", name)["data"]["config.yaml"]
+    config = yaml.safe_load(one(objs, "ConfigMap", name)["data"]["config.yaml"])
+    # The proxy runs with the flags the container passes (the same ones local_gateway uses).
     (container,) = one(objs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["--config", "/etc/litellm/config.yaml"] and "--port" in container["args"]
     master_key = f"sk-{secrets.token_hex(16)}"
-    env = {"LITELLM_MASTER_KEY": master_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = {"LITELLM_MASTER_KEY": master_key}
     # Provider keys the config names as os.environ/...; never used, since nothing is called.
     env.update({k: "unused-placeholder" for k in values["gateway"].get("secretEnv", {})})
-    with litellm_proxy(container["args"], config_text, env, tmp_path_factory.mktemp("litellm")) as url:
-        yield url, master_key
+    with local_gateway(config, env) as gateway:
+        yield gateway.url, master_key
 
 
 def run_test_pod(pod: dict, url: str, master_key: str) -> subprocess.CompletedProcess[str]:
