@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .verify import Check
 
 T = TypeVar("T")
-SPEC_HELP = "A stack spec file, or the name of a built-in example (see `stackgen examples`)."
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -32,6 +31,14 @@ def _run(action: Callable[[], T]) -> T:
     except StackgenError as exc:
         click.echo(exc.describe(), err=True)
         sys.exit(2)
+
+
+def _located(loaded: examples.Loaded, action: Callable[[], T]) -> T:
+    """Runs a step on a loaded spec; its errors name the spec's file and lines."""
+    try:
+        return action()
+    except StackgenError as exc:
+        raise loaded.locate(exc) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,10 +58,7 @@ def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: b
 
     def go() -> int:
         loaded = examples.resolve(spec)
-        try:
-            files = render_files(loaded.stack, gateway_url, with_manifests=not no_manifests)
-        except StackgenError as exc:
-            raise loaded.locate(exc) from None
+        files = _located(loaded, lambda: render_files(loaded.stack, gateway_url, with_manifests=not no_manifests))
         write_tree(out, files)
         return len(files)
 
@@ -69,10 +73,7 @@ def validate(spec: str) -> None:
 
     def go() -> Stack:
         loaded = examples.resolve(spec)
-        try:
-            resolve_plan(loaded.stack)
-        except StackgenError as exc:
-            raise loaded.locate(exc) from None
+        _located(loaded, lambda: resolve_plan(loaded.stack))
         return loaded.stack
 
     stack = _run(go)
@@ -119,13 +120,6 @@ def plan_command(spec: str | None, cluster: str | None, fmt: str, png_path: Path
     if refused:
         click.echo(loaded.locate(StackgenError(refused)).describe(), err=True)
         sys.exit(2)
-
-
-def _located(loaded: examples.Loaded, action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except StackgenError as exc:
-        raise loaded.locate(exc) from None
 
 
 @cli.command("examples")
@@ -199,7 +193,7 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
     if local and api_key_env:
         usage("--api-key-env only applies with --gateway; --local makes a key for its own gateway")
     loaded = _run(lambda: examples.resolve(spec))
-    resolved = _run(lambda: _located_plan(loaded))
+    resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack)))
     if autogen_dir is not None and not (autogen_dir / "OAI_CONFIG_LIST").is_file():
         usage(f"--autogen-dir: {autogen_dir} has no OAI_CONFIG_LIST (point it at OUT/autogen)")
     if local:
@@ -252,13 +246,6 @@ def _verify_local(stack: Stack, resolved: Plan, backends: tuple[str, ...], autog
     except (RuntimeError, TimeoutError) as exc:
         click.echo(f"the local gateway did not start: {exc}", err=True)
         sys.exit(1)
-
-
-def _located_plan(loaded: examples.Loaded):  # type: ignore[no-untyped-def]
-    try:
-        return resolve_plan(loaded.stack)
-    except StackgenError as exc:
-        raise loaded.locate(exc) from None
 
 
 def main() -> None:
