@@ -157,3 +157,13 @@ def test_init_writes_a_spec_that_renders(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "--force" in again.output
     result = runner.invoke(cli, ["validate", str(spec)])
     assert result.exit_code == 0 and result.output == f"{spec}: ok (1 models)\n"
+
+
+def test_rollout_strategy_is_decided_per_model() -> None:
+    """GPU holders roll in place (a surge pod would wait for a GPU a full pool never frees); CPU ones surge."""
+    in_place = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    surge = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    fleet = values_of("gpu-fleet")["models"]
+    assert {name: m["strategy"] for name, m in fleet.items()} == {name: in_place for name in fleet}
+    kind = values_of("kind-cpu")["models"]
+    assert {name: m["strategy"] for name, m in kind.items()} == {name: surge for name in kind}

@@ -4,7 +4,8 @@ Placement follows the scheduler's hard rules: a pool's labels must match the pro
 NoSchedule/NoExecute taints must be tolerated, and one node must hold a whole pod (a tensor-parallel
 replica's GPUs sit on one node). Pods are packed first-fit, GPU pods first, in a fixed order, so the
 answer is deterministic. Rollouts follow the chart: GPU holders stop a pod before starting its
-replacement (no spare GPU needed), every other pod surges one extra pod (that pod needs room).
+replacement (no spare GPU needed), every other pod surges one extra pod (that pod needs room), as the plan
+decides for each model and the values tell the chart.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def pods(plan: Plan) -> list[Pod]:
     for m in plan.served:
         p, gpu = m.profile, m.profile.gpu
         out.append(Pod(m.name, f"models[{index[m.name]}]", m.spec.replicas, m.gpus, _cpu(p.cpu), _quantity_gib(p.memory),
-                       m.gpus == 0, gpu.resource if gpu else None, gpu.product if gpu else None,
+                       m.surge, gpu.resource if gpu else None, gpu.product if gpu else None,
                        gpu.memoryGiB if gpu else None, dict(p.nodeSelector), tuple(p.tolerations)))
     return out
 

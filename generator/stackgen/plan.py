@@ -44,6 +44,7 @@ class ServedPlan:
     cache_size: str
     startup_failure_threshold: int
     image: str | None
+    surge: bool  # rolls out by starting a new pod before stopping an old one
     env: dict[str, str | SecretRef] = field(default_factory=dict)
     sizing: capacity.Sizing | None = None  # memory, context and concurrency at this size, and the verdict
 
@@ -271,6 +272,9 @@ def _served(stack: Stack, fullname: str, m: VllmModel | OllamaModel, at: str) ->
         url=f"http://{fullname}-{m.name}/v1", upstream_model=upstream, facts=facts, context_length=context,
         tool_parser=parser, gpus=gpus, shm_gib=shm, cache_size=m.cache.size or f"{cache_gib}Gi",
         startup_failure_threshold=startup, image=image, env=env, sizing=sized,
+        # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
+        # and the rollout would hang. CPU-only pods surge, so capacity never drops.
+        surge=gpus == 0,
     )
 
 

@@ -80,6 +80,8 @@ def _model_values(m: ServedPlan) -> dict[str, Any]:
         cache["storageClassName"] = spec.cache.storageClassName
     values["cache"] = cache
     values["startupProbe"] = {"periodSeconds": 10, "failureThreshold": m.startup_failure_threshold}
+    surge, unavailable = (1, 0) if m.surge else (0, 1)
+    values["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
     values.update(_placement(m.profile))
     return values
 
