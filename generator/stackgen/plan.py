@@ -15,8 +15,6 @@ from .errors import Problem, StackgenError
 from .spec import ExternalModel, OllamaModel, Profile, SecretRef, Stack, VllmModel
 
 GATEWAY_PORT = 4000
-# Model Services listen on 80 whatever the engine's port, so URLs need no per-engine knowledge.
-MODEL_SERVICE_PORT = 80
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test"})
 # vLLM's CPU image; the GPU image is the chart's default (images.vllm).
 VLLM_CPU_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0"
@@ -33,7 +31,6 @@ class ServedPlan:
     engine: str  # vllm | ollama
     spec: VllmModel | OllamaModel
     profile: Profile
-    object_name: str
     url: str  # what the gateway calls, ending in /v1
     upstream_model: str  # model id the server expects in requests
     facts: catalog.ModelFacts | None
@@ -268,8 +265,9 @@ def _served(stack: Stack, fullname: str, m: VllmModel | OllamaModel, at: str) ->
     # Thirty minutes for start-up, plus a minute per GiB of weights to download and load.
     startup = 180 + 6 * math.ceil(weights or 0)
     return ServedPlan(
-        name=m.name, engine=m.engine, spec=m, profile=profile, object_name=f"{fullname}-{m.name}",
-        url=f"http://{fullname}-{m.name}/v1", upstream_model=upstream, facts=facts, context_length=context,
+        # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the
+        # engine's port; the chart tests check that every such URL names a Service it renders.
+        name=m.name, engine=m.engine, spec=m, profile=profile, url=f"http://{fullname}-{m.name}/v1", upstream_model=upstream, facts=facts, context_length=context,
         tool_parser=parser, gpus=gpus, shm_gib=shm, cache_size=m.cache.size or f"{cache_gib}Gi",
         startup_failure_threshold=startup, image=image, env=env, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,

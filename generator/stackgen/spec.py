@@ -214,6 +214,3 @@ class Stack(Base):
     autogen: AutoGen = Field(default_factory=AutoGen)
     profiles: dict[str, Profile] = Field(default_factory=dict)
     models: list[Model] = Field(min_length=1)
-
-
-ServedModels = (VllmModel, OllamaModel)
