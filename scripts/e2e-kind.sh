@@ -53,7 +53,7 @@ fi
 
 status=1
 cleanup() {
-  if ((status != 0)) && kind get clusters 2>/dev/null | grep -qx -- "$name"; then
+  if ((status != 0)) && kind get clusters 2>/dev/null | grep -x -- "$name" >/dev/null; then
     say "tests failed: exporting node logs to $logs"
     kind export logs "$logs" --name "$name" >/dev/null 2>&1 || echo "e2e-kind: kind export logs failed" >&2
   fi

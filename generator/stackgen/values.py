@@ -6,7 +6,7 @@ from typing import Any
 
 from . import autogen
 from .gateway import GATEWAY_ENV, gateway_config, provider_secret_env
-from .plan import Plan, ServedPlan
+from .plan import GATEWAY_PORT, Plan, ServedPlan
 from .spec import Profile, SecretRef
 
 
@@ -91,6 +91,7 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
     gw = stack.gateway
     gateway: dict[str, Any] = {
         "replicas": gw.replicas,
+        "port": GATEWAY_PORT,  # the port in the AutoGen URLs; written so the two cannot drift
         "numWorkers": gw.numWorkers,
         "masterKey": plan.master_key.model_dump(),
         "resources": {

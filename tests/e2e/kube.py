@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from stackgen.localstack import free_port
+
 from . import objects
 
 POLL_S = 5.0
@@ -120,12 +122,6 @@ def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str) -> No
         if elapsed >= timeout:
             raise AssertionError(f"{what}: not done after {timeout:.0f}s: {text}")
         time.sleep(2.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
