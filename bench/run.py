@@ -18,7 +18,10 @@ def run(script: str, *args: str) -> str:
 
 
 def main() -> None:
+    vllm = subprocess.run([sys.executable, str(HERE.parent / "scripts" / "versions.py"), "vllm"], capture_output=True,
+                          text=True, check=True).stdout.strip()
     gateway = run("gateway.py")
+    serving = run("serving.py")
     render = run("render.py")
     cpu = platform.processor() or platform.machine()
     report = f"""# Benchmark results
@@ -33,6 +36,16 @@ stackgen renders for `kind-cpu` (and the env the chart sets) and with LiteLLM's 
 key, nothing else); one worker each. The load generator, the model server and the gateway share the machine.
 
 {gateway}
+
+## Serving: stackgen's vLLM flags against vLLM's defaults and production-stack's
+
+`bench/serving.py`: real vLLM {vllm} (CPU build) serving the tests' tiny Qwen2, three servers started with the
+command line each deployment renders for the same model, one rendered LiteLLM gateway in front. Four agents
+each hold a six-turn conversation, every turn resending the history (about a thousand tokens of system prompt
+and growing), streamed; TTFT is the time to the first content token. The tiny model's replies are fixed and
+short, so this measures prompt processing and serving overhead, not a real model's speed.
+
+{serving}
 
 ## Rendering
 

@@ -11,7 +11,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 def run(script: str, *args: str) -> list[str]:
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
-                          timeout=300, check=False)
+                          timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
 
@@ -26,3 +26,11 @@ def test_gateway_benchmark_reports_each_target_without_errors() -> None:
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
     assert [c[0] for c in cells] == ["direct", "stackgen", "litellm-defaults"]
     assert all(c[2] == "4/0" for c in cells), cells  # every request answered, none failed
+
+
+def test_serving_benchmark_reports_each_target() -> None:
+    """Three real vLLM servers (stackgen's flags, vLLM's defaults, production-stack's) behind the gateway."""
+    rows = run("serving.py", "--conversations", "1", "--turns", "2", "--rounds", "1")
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [c[0] for c in cells] == ["stackgen", "vllm-defaults", "production-stack"]
+    assert all(c[1] == "2" and float(c[4]) > 0 for c in cells), cells  # every turn answered, tokens counted

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from stackgen import capacity, catalog
+from stackgen.engines import vllm
 from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.render import render_files
@@ -69,8 +70,8 @@ def test_weights_per_gpu_agree_with_vllms_own_log() -> None:
     # 14.96GiB" on one GPU and "7.48GiB" per GPU at tensor parallel 2.
     facts = catalog.hf_model("meta-llama/Llama-3.1-8B-Instruct")
     assert facts is not None
-    assert capacity.vllm_gpu(facts, 2, 2, 80, 0.9, 1, 4096).weights == pytest.approx(14.96, rel=0.01)
-    assert capacity.vllm_gpu(facts, 2, 2, 80, 0.9, 2, 4096).weights == pytest.approx(7.48, rel=0.01)
+    assert vllm.on_gpu(facts, 2, 2, 80, 0.9, 1, 4096).weights == pytest.approx(14.96, rel=0.01)
+    assert vllm.on_gpu(facts, 2, 2, 80, 0.9, 2, 4096).weights == pytest.approx(7.48, rel=0.01)
 
 
 def test_kv_heads_split_across_gpus_and_are_replicated_past_their_count() -> None:
@@ -86,9 +87,9 @@ def test_kv_heads_split_across_gpus_and_are_replicated_past_their_count() -> Non
 def test_vllm_gpu_numbers_for_qwen_7b_on_an_l4() -> None:
     facts = catalog.hf_model("Qwen/Qwen2.5-7B-Instruct")
     assert facts is not None
-    cap = capacity.vllm_gpu(facts, 2, 2, 24, 0.9, 1, 8192)
+    cap = vllm.on_gpu(facts, 2, 2, 24, 0.9, 1, 8192)
     weights = 7.62e9 * 2 / GIB
-    left = 24 * 0.9 - weights - capacity.VLLM_GPU_OVERHEAD_GIB
+    left = 24 * 0.9 - weights - vllm.GPU_OVERHEAD_GIB
     tokens = int(left * GIB / (56 * 1024) // 16 * 16)
     assert cap.budget == pytest.approx(21.6) and cap.kv == pytest.approx(left) and cap.max_context == tokens
     assert cap.concurrency == pytest.approx(tokens / 8192) and cap.fits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ from click.testing import CliRunner
 
 from stackgen import examples
 from stackgen.cli import cli
+from stackgen.load import load_text
 from stackgen.render import render_files
 
 EXAMPLES = examples.names()
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def rendered(name: str, *args: str) -> dict[str, str]:
@@ -141,12 +146,27 @@ def test_default_render_is_kind_cpu_into_out(tmp_path: Path, monkeypatch: pytest
 
 
 def test_missing_helm_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chart with no .tools/bin beside it (a copy), and no helm on PATH.
+    chart = tmp_path / "charts" / "inference-stack"
+    shutil.copytree(REPO / "charts" / "inference-stack", chart)
+    monkeypatch.setenv("STACKGEN_CHART", str(chart))
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("STACKGEN_HELM", raising=False)
     result = CliRunner().invoke(cli, ["render", "kind-cpu", "-o", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "helm is not on PATH" in result.output and "--no-manifests" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_checkouts_helm_is_found_without_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an activated venv only .venv/bin is on PATH; the helm `make setup` installed beside it is found."""
+    assert (REPO / ".tools" / "bin" / "helm").is_file(), "make setup installs helm into .tools/bin"
+    monkeypatch.setenv("PATH", str(REPO / ".venv" / "bin"))
+    monkeypatch.delenv("STACKGEN_HELM", raising=False)
+    monkeypatch.delenv("STACKGEN_CHART", raising=False)
+    result = CliRunner().invoke(cli, ["render", "kind-cpu", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "manifests" / "kustomization.yaml").is_file()
 
 
 def test_init_writes_a_spec_that_renders(tmp_path: Path) -> None:
@@ -167,3 +187,28 @@ def test_rollout_strategy_is_decided_per_model() -> None:
     assert {name: m["strategy"] for name, m in fleet.items()} == {name: in_place for name in fleet}
     kind = values_of("kind-cpu")["models"]
     assert {name: m["strategy"] for name, m in kind.items()} == {name: surge for name in kind}
+
+
+def test_ollama_from_a_mirror_keeps_the_librarys_facts_and_pulls_insecurely() -> None:
+    """A library model in an air-gapped registry mirror is sized like the library's, pulled over plain
+    HTTP when the spec says so, and kept loaded (OLLAMA_KEEP_ALIVE -1) unless the spec says otherwise."""
+    mirrored = GOOD_OLLAMA.replace("model: qwen2.5:0.5b", "model: mirror.internal:5000/library/qwen2.5:0.5b\n    "
+                                   "insecureRegistry: true")
+    values = yaml.safe_load(render_files(load_text(mirrored), with_manifests=False)["values.yaml"])["models"]["small"]
+    assert values["ollama"] == {"contextLength": 8192, "keepAlive": "-1", "insecure": True}
+    assert values["cache"]["size"] == "10Gi"  # from the catalog's qwen2.5:0.5b
+    kept = GOOD_OLLAMA.replace("model: qwen2.5:0.5b", "model: qwen2.5:0.5b\n    keepAlive: 30m")
+    values = yaml.safe_load(render_files(load_text(kept), with_manifests=False)["values.yaml"])["models"]["small"]
+    assert values["ollama"] == {"contextLength": 8192, "keepAlive": "30m"}
+
+
+GOOD_OLLAMA = """\
+name: team
+profiles:
+  cpu: {cpu: "1", memory: 2Gi}
+models:
+  - name: small
+    engine: ollama
+    model: qwen2.5:0.5b
+    profile: cpu
+"""

@@ -62,9 +62,17 @@ BAD_CASES = {
     "literal secret in env": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    env: {HF_TOKEN: hf_abc}\n"),
                               ["stack.yaml:17: models[1].env: HF_TOKEN looks like a credential but is given as a literal value"]),
     "bad engine": (GOOD.replace("engine: ollama", "engine: llamafile"),
-                   ["stack.yaml:13: models[1]: engine must be one of: vllm, ollama, external"]),
+                   ["stack.yaml:13: models[1]: engine must be one of: vllm, ollama, llamacpp, custom, external"]),
     "missing field": (GOOD.replace("    model: qwen2.5:0.5b\n", ""),
                       ["models[1].model: required field is missing (add model)"]),
+    "keep-alive Ollama cannot read": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    keepAlive: forever\n"),
+                                      ["stack.yaml:17: models[1].keepAlive: 'forever' is not a duration Ollama reads, "
+                                       "and it would quietly use 5m instead (write e.g. 30m, 24h, 3600 for seconds, or "
+                                       "-1 to keep the model loaded)"]),
+    "insecure pull from the library": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    insecureRegistry: true\n"),
+                                       ["stack.yaml:17: models[1].insecureRegistry: qwen2.5:0.5b names no registry, and "
+                                        "Ollama's own library is only served over HTTPS (name the mirror in model, e.g. "
+                                        "registry.internal:5000/library/qwen2.5:0.5b, or remove insecureRegistry)"]),
 }
 
 

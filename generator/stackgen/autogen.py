@@ -9,35 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plan import ExternalPlan, Plan, ServedPlan
+from .plan import Plan
 
 CLIENT_PROVIDER = "autogen_ext.models.openai.OpenAIChatCompletionClient"
-
-
-def _capabilities(m: ServedPlan | ExternalPlan) -> dict[str, Any]:
-    if isinstance(m, ServedPlan):
-        family = m.spec.family or (m.facts.family if m.facts else "unknown")
-        vision = m.spec.vision if m.spec.vision is not None else bool(m.facts and m.facts.vision)
-        # Both vLLM and Ollama honour response_format json_object; json_schema is vLLM's guided decoding.
-        json_output, structured = True, m.engine == "vllm"
-    else:
-        family = m.spec.family or ("mistral" if m.provider == "mistral" else "unknown")
-        vision = m.spec.vision
-        json_output, structured = m.provider != "openai-compatible", False
-    return {
-        "vision": vision,
-        "function_calling": m.spec.toolCalling,
-        "json_output": json_output,
-        "family": family,
-        "structured_output": structured,
-    }
 
 
 def oai_config_list(plan: Plan, gateway_url: str) -> list[dict[str, Any]]:
     entries = []
     for m in plan.models:
         entry: dict[str, Any] = {"model": m.name, "base_url": gateway_url, "api_type": "openai", "tags": list(m.spec.tags)}
-        if isinstance(m, ServedPlan):
+        if m.in_cluster:
             # Self-hosted: no per-token price, and AutoGen stops warning about unknown costs.
             entry["price"] = [0, 0]
         entries.append(entry)
@@ -53,7 +34,7 @@ def model_clients(plan: Plan, gateway_url: str) -> dict[str, dict[str, Any]]:
             "component_version": 1,
             "description": f"{m.name} through the stack's gateway",
             "label": "OpenAIChatCompletionClient",
-            "config": {"model": m.name, "base_url": gateway_url, "model_info": _capabilities(m)},
+            "config": {"model": m.name, "base_url": gateway_url, "model_info": dict(m.capabilities)},
         }
         for m in plan.models
     }

@@ -25,6 +25,8 @@ class ModelFacts:
     vision: bool = False
     chat_template: bool = True  # False: vLLM needs --chat-template to serve /v1/chat/completions
     dtype_bytes: int = 2  # published weights are bf16 unless noted
+    # vLLM --reasoning-parser for models that think before they answer; None: no reasoning block.
+    reasoning_parser: str | None = None
 
     def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
         """Keys and values of every layer for one token."""
@@ -36,7 +38,7 @@ class ModelFacts:
 
 
 def _m(hf_id: str, family: str, params_b: float, layers: int, hidden: int, kv_heads: int, head_dim: int,
-       context: int, parser: str | None, **kw: bool | int) -> ModelFacts:
+       context: int, parser: str | None, **kw: bool | int | str) -> ModelFacts:
     return ModelFacts(hf_id, family, params_b, layers, hidden, kv_heads, head_dim, context, parser, **kw)  # type: ignore[arg-type]
 
 
@@ -51,13 +53,13 @@ _FACTS = [
     _m("Qwen/Qwen2.5-72B-Instruct", "unknown", 72.7, 80, 8192, 8, 128, 32768, "hermes"),
     _m("Qwen/Qwen2.5-Coder-7B-Instruct", "unknown", 7.62, 28, 3584, 4, 128, 32768, "hermes"),
     _m("Qwen/Qwen2.5-Coder-32B-Instruct", "unknown", 32.5, 64, 5120, 8, 128, 32768, "hermes"),
-    # Qwen 3
-    _m("Qwen/Qwen3-0.6B", "unknown", 0.596, 28, 1024, 8, 128, 40960, "hermes"),
-    _m("Qwen/Qwen3-1.7B", "unknown", 1.72, 28, 2048, 8, 128, 40960, "hermes"),
-    _m("Qwen/Qwen3-4B", "unknown", 4.02, 36, 2560, 8, 128, 40960, "hermes"),
-    _m("Qwen/Qwen3-8B", "unknown", 8.19, 36, 4096, 8, 128, 40960, "hermes"),
-    _m("Qwen/Qwen3-14B", "unknown", 14.8, 40, 5120, 8, 128, 40960, "hermes"),
-    _m("Qwen/Qwen3-32B", "unknown", 32.8, 64, 5120, 8, 128, 40960, "hermes"),
+    # Qwen 3: thinks in <think> blocks by default (vLLM's qwen3 reasoning parser), calls tools in Hermes format.
+    _m("Qwen/Qwen3-0.6B", "unknown", 0.596, 28, 1024, 8, 128, 40960, "hermes", reasoning_parser="qwen3"),
+    _m("Qwen/Qwen3-1.7B", "unknown", 1.72, 28, 2048, 8, 128, 40960, "hermes", reasoning_parser="qwen3"),
+    _m("Qwen/Qwen3-4B", "unknown", 4.02, 36, 2560, 8, 128, 40960, "hermes", reasoning_parser="qwen3"),
+    _m("Qwen/Qwen3-8B", "unknown", 8.19, 36, 4096, 8, 128, 40960, "hermes", reasoning_parser="qwen3"),
+    _m("Qwen/Qwen3-14B", "unknown", 14.8, 40, 5120, 8, 128, 40960, "hermes", reasoning_parser="qwen3"),
+    _m("Qwen/Qwen3-32B", "unknown", 32.8, 64, 5120, 8, 128, 40960, "hermes", reasoning_parser="qwen3"),
     # Llama 3.x: JSON tool calls (llama3_json).
     _m("meta-llama/Llama-3.1-8B-Instruct", "unknown", 8.03, 32, 4096, 8, 128, 131072, "llama3_json"),
     _m("meta-llama/Llama-3.1-70B-Instruct", "unknown", 70.6, 80, 8192, 8, 128, 131072, "llama3_json"),
@@ -78,13 +80,15 @@ _FACTS = [
     _m("microsoft/Phi-3.5-mini-instruct", "unknown", 3.82, 32, 3072, 32, 96, 131072, None),
     _m("microsoft/Phi-4-mini-instruct", "unknown", 3.84, 32, 3072, 8, 128, 131072, "phi4_mini_json"),
     _m("microsoft/phi-4", "unknown", 14.7, 40, 5120, 10, 128, 16384, None),
+    # QwQ: Qwen's reasoning model; its <think> block is what the deepseek_r1 parser reads.
+    _m("Qwen/QwQ-32B", "unknown", 32.8, 64, 5120, 8, 128, 40960, "hermes", reasoning_parser="deepseek_r1"),
     # DeepSeek R1 distills: reasoning models on Qwen/Llama bases, no tool-call training.
-    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "r1", 1.78, 28, 1536, 2, 128, 131072, None),
-    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "r1", 7.62, 28, 3584, 4, 128, 131072, None),
-    _m("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "r1", 8.03, 32, 4096, 8, 128, 131072, None),
-    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "r1", 14.8, 48, 5120, 8, 128, 131072, None),
-    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "r1", 32.8, 64, 5120, 8, 128, 131072, None),
-    _m("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "r1", 70.6, 80, 8192, 8, 128, 131072, None),
+    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "r1", 1.78, 28, 1536, 2, 128, 131072, None, reasoning_parser="deepseek_r1"),
+    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "r1", 7.62, 28, 3584, 4, 128, 131072, None, reasoning_parser="deepseek_r1"),
+    _m("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "r1", 8.03, 32, 4096, 8, 128, 131072, None, reasoning_parser="deepseek_r1"),
+    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "r1", 14.8, 48, 5120, 8, 128, 131072, None, reasoning_parser="deepseek_r1"),
+    _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "r1", 32.8, 64, 5120, 8, 128, 131072, None, reasoning_parser="deepseek_r1"),
+    _m("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "r1", 70.6, 80, 8192, 8, 128, 131072, None, reasoning_parser="deepseek_r1"),
     # SmolLM2
     _m("HuggingFaceTB/SmolLM2-135M-Instruct", "unknown", 0.135, 30, 576, 3, 64, 8192, None),
     _m("HuggingFaceTB/SmolLM2-360M-Instruct", "unknown", 0.362, 32, 960, 5, 64, 8192, None),
@@ -152,9 +156,22 @@ def hf_model(model_id: str) -> ModelFacts | None:
     return HF_MODELS.get(model_id.lower())
 
 
+def ollama_registry(name: str) -> str | None:
+    """The registry host of an Ollama model name, or None for Ollama's own library. Ollama reads a name
+    as [host/][namespace/]model[:tag]: only a name of three parts names its host."""
+    parts = name.split("/")
+    return parts[0] if len(parts) == 3 else None
+
+
 def ollama_tag(tag: str) -> OllamaTag | None:
-    """Facts of an Ollama tag; a bare name means its `latest`, which the library points at one size."""
-    return OLLAMA_TAGS.get(tag.lower())
+    """Facts of an Ollama tag; a bare name means its `latest`, which the library points at one size. A
+    library model mirrored in another registry (host/library/model:tag) has the library's facts."""
+    parts = tag.lower().split("/")
+    if len(parts) == 3:
+        parts = parts[1:]
+    if len(parts) == 2 and parts[0] == "library":
+        parts = parts[1:]
+    return OLLAMA_TAGS.get("/".join(parts))
 
 
 def ollama_model(tag: str) -> ModelFacts | None:

@@ -8,44 +8,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plan import ExternalPlan, Plan, ServedPlan
+from .plan import ModelPlan, Plan
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 # LiteLLM's OpenAI client refuses an empty key; in-cluster servers and keyless endpoints ignore this one.
 NO_KEY = "none"
 
 
-def _served_entry(m: ServedPlan, timeout: int) -> dict[str, Any]:
-    # vLLM is reached through LiteLLM's hosted_vllm provider; Ollama through its OpenAI-compatible /v1 API
-    # (the same wire format vLLM speaks), so one code path serves both and tool calls pass through unchanged.
-    provider = "hosted_vllm" if m.engine == "vllm" else "openai"
-    params: dict[str, Any] = {
-        "model": f"{provider}/{m.upstream_model}",
-        "api_base": m.url,
-        "api_key": NO_KEY,
-        "timeout": timeout,
-    }
+def _entry(m: ModelPlan, timeout: int) -> dict[str, Any]:
+    # In-cluster servers are reached through their Service with the provider their engine speaks (vLLM's
+    # hosted_vllm; the OpenAI wire format for the rest, so tool calls pass through unchanged); external
+    # ones through their provider's route, with the key from the Secret the spec names.
+    params: dict[str, Any] = {"model": m.route}
+    if m.api_base:
+        params["api_base"] = m.api_base
+    params["api_key"] = f"os.environ/{m.api_key_env}" if m.api_key_env else NO_KEY
+    params["timeout"] = timeout
     info: dict[str, Any] = {"mode": "chat", "supports_function_calling": m.spec.toolCalling}
     if m.context_length:
         info["max_input_tokens"] = m.context_length
     return {"model_name": m.name, "litellm_params": params, "model_info": info}
 
 
-def _external_entry(m: ExternalPlan, timeout: int) -> dict[str, Any]:
-    params: dict[str, Any] = {"model": m.litellm_model, "timeout": timeout}
-    if m.base_url:
-        params["api_base"] = m.base_url
-    params["api_key"] = f"os.environ/{m.api_key_env}" if m.api_key_env else NO_KEY
-    info = {"mode": "chat", "supports_function_calling": m.spec.toolCalling}
-    return {"model_name": m.name, "litellm_params": params, "model_info": info}
-
-
 def gateway_config(plan: Plan) -> dict[str, Any]:
     gw = plan.stack.gateway
-    entries = [
-        _served_entry(m, gw.timeoutSeconds) if isinstance(m, ServedPlan) else _external_entry(m, gw.timeoutSeconds)
-        for m in plan.models
-    ]
+    entries = [_entry(m, gw.timeoutSeconds) for m in plan.models]
     router: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
         "num_retries": gw.numRetries,
@@ -78,8 +65,4 @@ GATEWAY_ENV = {"LITELLM_LOG": "ERROR"}
 
 def provider_secret_env(plan: Plan) -> dict[str, dict[str, str]]:
     """Gateway environment variables filled from Secrets: the provider keys the config refers to."""
-    return {
-        m.api_key_env: m.spec.apiKey.model_dump()  # type: ignore[union-attr]
-        for m in plan.external
-        if m.api_key_env
-    }
+    return {m.api_key_env: m.api_key.model_dump() for m in plan.models if m.api_key_env and m.api_key}

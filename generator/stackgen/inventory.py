@@ -20,8 +20,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from .errors import Problem, StackgenError, format_path
 from .load import line_finder
-from .plan import Plan, _quantity_gib
-from .spec import DNS_LABEL, QUANTITY, Base, Quantity, Toleration
+from .capacity import quantity_gib as _quantity_gib
+from .plan import Plan
+from .specbase import DNS_LABEL, QUANTITY, Base, Quantity, Toleration
 
 
 class PoolGpu(Base):

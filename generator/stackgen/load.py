@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, StackgenError, format_path, parse_path
+from .engines import ENGINES
 from .spec import Stack
 
 
@@ -103,7 +104,7 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind in ("union_tag_not_found", "union_tag_invalid"):
-        return "engine must be one of: vllm, ollama, external"
+        return f"engine must be one of: {', '.join(ENGINES)}"
     if kind == "string_pattern_mismatch":
         return f"{err['input']!r} does not match {err['ctx']['pattern']}"
     message = str(err["msg"])

@@ -28,7 +28,10 @@ def chart_dir() -> Path:
 
 
 def helm_binary() -> str:
-    found = os.environ.get(HELM_ENV) or shutil.which("helm")
+    """STACKGEN_HELM, else helm on PATH, else the helm `make setup` put in the checkout's .tools/bin (so
+    `stackgen` works in an activated venv, which puts only .venv/bin on PATH)."""
+    beside = chart_dir().parents[1] / ".tools" / "bin" / "helm"
+    found = os.environ.get(HELM_ENV) or shutil.which("helm") or (str(beside) if beside.is_file() else None)
     if not found:
         raise StackgenError([Problem(
             "helm", "the plain manifests are the chart rendered by helm, and helm is not on PATH",

@@ -36,7 +36,7 @@ def _row(m: ServedPlan) -> dict[str, Any]:
     sized = m.sizing
     cap = sized.capacity if sized else None
     row: dict[str, Any] = {
-        "name": m.name, "engine": m.engine, "profile": m.spec.profile, "replicas": m.spec.replicas,
+        "name": m.name, "engine": m.engine_name, "profile": m.spec.profile, "replicas": m.spec.replicas,
         "gpusPerReplica": m.gpus, "gpus": m.gpus * m.spec.replicas, "context": m.context_length,
         "verdict": sized.verdict if sized else "unknown",
     }
@@ -53,9 +53,11 @@ def _row(m: ServedPlan) -> dict[str, Any]:
 
 def as_json(plan: Plan, placement: Placement | None) -> str:
     models = []
+    rows = {m.name: _row(m) for m in plan.served}
+    rows.update({m.name: {"name": m.name, "engine": m.engine_name, "provider": m.provider, "verdict": "external"}
+                 for m in plan.external})
     for m in plan.models:
-        models.append(_row(m) if isinstance(m, ServedPlan) else {"name": m.name, "engine": "external",
-                                                                  "provider": m.provider, "verdict": "external"})
+        models.append(rows[m.name])
     found = problems(plan, placement)
     out: dict[str, Any] = {"stack": plan.stack.name, "fits": not found, "models": models}
     if placement:
@@ -77,10 +79,12 @@ def table(plan: Plan, placement: Placement | None) -> str:
     header = ["MODEL", "ENGINE", "PROFILE", "REPLICAS", "GPUS/REPLICA", "GPUS", "CONTEXT", "MEMORY", "WEIGHTS",
               "OVERHEAD", "KV CACHE", "FREE", "KV/TOKEN", "MAX CONTEXT", "SEQS", "VERDICT"]
     rows, notes = [], []
-    for m in plan.models:
-        if not isinstance(m, ServedPlan):
-            rows.append([m.name, "external", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "external"])
+    served = {m.name: m for m in plan.served}
+    for planned in plan.models:
+        if planned.name not in served:
+            rows.append([planned.name, planned.engine_name, *["-"] * 13, "external"])
             continue
+        m = served[planned.name]
         r = _row(m)
         gpus = [str(m.gpus) if m.gpus else "-", str(r["gpus"]) if m.gpus else "-"]
         cap = m.sizing.capacity if m.sizing else None
@@ -91,7 +95,7 @@ def table(plan: Plan, placement: Placement | None) -> str:
             numbers = [f"{cap.total:g} GiB {'GPU' if cap.device == 'gpu' else 'pod'}", _gib(s["weights"]),
                        _gib(s["overhead"]), _gib(s["kvOneSequence"] + s["kvMore"]), _gib(s["free"]),
                        f"{cap.kv_token_bytes / 1024:g} KiB", str(r["maxContext"]), f"{cap.concurrency:.1f}"]
-        rows.append([m.name, m.engine, m.spec.profile, str(m.spec.replicas), *gpus, str(m.context_length or "-"),
+        rows.append([m.name, m.engine_name, m.spec.profile, str(m.spec.replicas), *gpus, str(m.context_length or "-"),
                      *numbers, r["verdict"]])
         notes += [f"{m.name}: {note}" for note in r["notes"]]
     lines = _grid(header, rows) + [""] + [f"note: {n}" for n in notes] + [LEGEND]
@@ -143,7 +147,7 @@ def png(plan: Plan) -> bytes:
                     label=None if "over" in seen else "beyond the GPU / pod: does not fit")
             seen.add("over")
         ax.plot([cap.total, cap.total], [y - 0.45, y + 0.45], color="#c44e52" if left > cap.total else "black", linewidth=1.5)
-        if cap.device == "gpu" and m.engine == "vllm":
+        if cap.budget < cap.total:  # the engine takes only part of the GPU (vLLM's gpuMemoryUtilization)
             ax.plot([cap.budget, cap.budget], [y - 0.4, y + 0.4], color="black", linewidth=1, linestyle="--")
         end = max(left, cap.total)
         ends.append(end)

@@ -2,205 +2,23 @@
 
 Field names are camelCase, as in Kubernetes and Helm values. Every model forbids unknown keys so a typo is
 an error at its path, never a silently ignored setting. `Stack.model_json_schema()` is the schema editors use.
+The shared parts are in specbase.py; each engine's model fields are in its module under engines/.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal, Union
+from pydantic import ConfigDict, Field
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from .engines import Model
+from .engines.custom import CustomModel
+from .engines.external import ExternalModel
+from .engines.llamacpp import LlamacppModel
+from .engines.ollama import OllamaModel
+from .engines.vllm import VllmModel
+from .specbase import DNS_LABEL, AutoGen, Base, Gateway, Profile, SecretRef
 
-# Kubernetes Service names are DNS-1035 labels: lower case, digits and '-', starting with a letter.
-DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# Environment variables whose names say they hold a credential must come from a Secret.
-SECRET_LOOKING_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
-
-SECRET_FIX = "secrets are references, not values: write {secretName: NAME, key: KEY} and create the Secret " \
-    "with `kubectl create secret generic NAME --from-literal=KEY=...`"
-
-
-class Base(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-def _refuse_literal_secret(value: Any) -> Any:
-    if isinstance(value, (str, int, float)):
-        raise ValueError(f"a secret must not be written in the spec; {SECRET_FIX}")
-    return value
-
-
-class SecretRef(Base):
-    """Where a secret value lives: a key of a Kubernetes Secret in the stack's namespace."""
-
-    secretName: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Secret.")]
-    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", description="Key inside the Secret.")]
-
-
-# The validator sits outside the Optional so a literal gets one clear message, not one per union member.
-OptionalSecret = Annotated[Union[SecretRef, None], BeforeValidator(_refuse_literal_secret)]
-Quantity = Annotated[Union[str, int], Field(description="A Kubernetes quantity such as 4, 500m or 32Gi.")]
-
-
-class Gpu(Base):
-    resource: str = Field(
-        default="nvidia.com/gpu",
-        pattern=r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$",
-        description="Extended resource name: nvidia.com/gpu, amd.com/gpu, or a MIG profile such as nvidia.com/mig-1g.10gb.",
-    )
-    count: int = Field(default=1, ge=1, le=16, description="GPUs a pod on this profile may use (largest tensor parallel size).")
-    memoryGiB: float | None = Field(default=None, gt=0, description="Memory of one GPU in GiB (used for capacity checks).")
-    product: str | None = Field(default=None, description="GPU product name, for documentation and placement (e.g. NVIDIA-L4).")
-
-
-class Toleration(Base):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    tolerationSeconds: int | None = None
-
-
-class Profile(Base):
-    """Where and how a model server runs: resources, GPUs and node placement."""
-
-    gpu: Gpu | None = Field(default=None, description="GPUs of this profile; absent means CPU only.")
-    cpu: Quantity = Field(default="2", description="CPU request of each model server pod.")
-    memory: str = Field(default="8Gi", pattern=QUANTITY, description="Memory request and limit of each pod.")
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods must match.")
-    tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
-    affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes affinity, passed through.")
-    runtimeClassName: str | None = Field(default=None, description="RuntimeClass, e.g. nvidia.")
-    priorityClassName: str | None = Field(default=None, description="PriorityClass of the pods.")
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu_quantity(cls, value: str | int) -> str:
-        text = str(value)
-        if not re.match(QUANTITY, text):
-            raise ValueError(f"{text!r} is not a Kubernetes CPU quantity (write e.g. 2 or 500m)")
-        return text
-
-
-class Ingress(Base):
-    host: str = Field(pattern=DNS_SUBDOMAIN, description="Host name agents outside the cluster use.")
-    className: str | None = Field(default=None, description="IngressClass name, e.g. nginx.")
-    tlsSecretName: str | None = Field(default=None, description="Secret with the TLS certificate; the URL is https when set.")
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-
-class GatewayResources(Base):
-    cpu: Quantity = Field(default="1", description="CPU request of a gateway pod.")
-    memory: str = Field(default="1Gi", pattern=QUANTITY, description="Memory request of a gateway pod (limit is twice it).")
-
-
-class Gateway(Base):
-    """The LiteLLM proxy in front of every model."""
-
-    replicas: int = Field(default=2, ge=1, le=100)
-    masterKey: OptionalSecret = Field(
-        default=None, description="Secret with the gateway's master key; default {secretName: <name>-litellm-master-key, key: master-key}."
-    )
-    ingress: Ingress | None = None
-    numWorkers: int = Field(default=1, ge=1, le=64, description="Uvicorn workers per gateway pod.")
-    resources: GatewayResources = Field(default_factory=GatewayResources)
-    image: str | None = Field(default=None, description="Image override, repository:tag.")
-    numRetries: int = Field(default=2, ge=0, le=10, description="Retries of a failed request, on another replica or fallback.")
-    timeoutSeconds: int = Field(default=600, ge=1, description="Time allowed for one model call.")
-
-
-class AutoGen(Base):
-    apiKeyEnv: str = Field(
-        default="OPENAI_API_KEY",
-        pattern=ENV_NAME,
-        description="Environment variable that holds the gateway key for agents. OPENAI_API_KEY needs no code.",
-    )
-
-
-class Cache(Base):
-    type: Literal["emptyDir", "persistentVolumeClaim"] = "emptyDir"
-    size: str | None = Field(default=None, pattern=QUANTITY, description="Volume size; default from the model's size.")
-    storageClassName: str | None = None
-
-
-def _env_value(value: Any) -> Any:
-    if isinstance(value, (int, float, bool)):
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    return value
-
-
-EnvValue = Annotated[Union[str, SecretRef], BeforeValidator(_env_value)]
-
-
-class ModelCommon(Base):
-    name: str = Field(pattern=DNS_LABEL, max_length=50, description="The name agents use, in the gateway and in AutoGen.")
-    tags: list[str] = Field(default_factory=list, description="AutoGen filter tags.")
-    fallbacks: list[str] = Field(default_factory=list, description="Models the gateway tries, in order, when this one fails.")
-    toolCalling: bool = Field(default=False, description="Enable tool (function) calling for this model.")
-
-
-class ServedModel(ModelCommon):
-    """Fields shared by model servers that run in the cluster."""
-
-    model: str = Field(min_length=1, description="Hugging Face id (vLLM) or Ollama tag (Ollama).")
-    profile: str = Field(description="Key of `profiles` this server runs on.")
-    replicas: int = Field(default=1, ge=0, le=100)
-    image: str | None = Field(default=None, description="Image override, repository:tag.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments for the server.")
-    env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra environment: NAME: value or NAME: {secretName, key}.")
-    cache: Cache = Field(default_factory=Cache, description="Model cache volume.")
-    contextLength: int | None = Field(
-        default=None, ge=128,
-        description="vLLM: the native context length of an uncatalogued model. Ollama: the context served "
-        "(OLLAMA_CONTEXT_LENGTH), default min(model's, 8192).",
-    )
-    family: str | None = Field(default=None, description="AutoGen model family, for uncatalogued models.")
-    vision: bool | None = Field(default=None, description="Whether the model takes images (uncatalogued models).")
-
-    @field_validator("env")
-    @classmethod
-    def _no_literal_secrets(cls, env: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
-        for name, value in env.items():
-            if not re.match(ENV_NAME, name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-            if isinstance(value, str) and SECRET_LOOKING_ENV.search(name):
-                raise ValueError(f"{name} looks like a credential but is given as a literal value; {SECRET_FIX}")
-        return env
-
-
-class VllmModel(ServedModel):
-    engine: Literal["vllm"]
-    maxModelLen: int | None = Field(default=None, ge=128, description="--max-model-len; default the model's context length.")
-    tensorParallelSize: int | None = Field(default=None, ge=1, le=16, description="--tensor-parallel-size (GPUs per replica).")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = None
-    gpuMemoryUtilization: float | None = Field(default=None, gt=0, le=1)
-    toolCallParser: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", description="Overrides the catalog's parser.")
-    hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated models.")
-
-
-class OllamaModel(ServedModel):
-    engine: Literal["ollama"]
-    keepAlive: str | None = Field(default=None, description="OLLAMA_KEEP_ALIVE, e.g. 24h or -1.")
-
-
-class ExternalModel(ModelCommon):
-    """A model served outside the cluster, routed through the gateway."""
-
-    engine: Literal["external"]
-    provider: Literal["openai", "mistral", "together", "openai-compatible"] | None = Field(
-        default=None, description="Hosted provider; default openai-compatible when baseUrl is set."
-    )
-    model: str | None = Field(default=None, description="Provider's model id; default the name.")
-    baseUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", description="OpenAI-compatible base URL, ending in /v1.")
-    apiKey: OptionalSecret = Field(default=None, description="Secret with the provider's API key.")
-    vision: bool = False
-    family: str | None = None
-
-
-Model = Annotated[Union[VllmModel, OllamaModel, ExternalModel], Field(discriminator="engine")]
+__all__ = ["CustomModel", "ExternalModel", "LlamacppModel", "OllamaModel", "Profile", "SecretRef", "Stack",
+           "VllmModel"]
 
 
 class Stack(Base):

@@ -34,7 +34,7 @@ def _placement(profile: Profile) -> dict[str, Any]:
 
 def _model_values(m: ServedPlan) -> dict[str, Any]:
     spec = m.spec
-    values: dict[str, Any] = {"engine": m.engine, "model": spec.model, "replicas": spec.replicas}
+    values: dict[str, Any] = {"engine": m.engine_name, "model": spec.model, "replicas": spec.replicas}
     if m.image:
         values["image"] = _image(m.image)
     if spec.args:
@@ -45,31 +45,9 @@ def _model_values(m: ServedPlan) -> dict[str, Any]:
         values["env"] = plain
     if secret:
         values["secretEnv"] = secret
-    if m.engine == "vllm":
-        vllm: dict[str, Any] = {}
-        if m.context_length:
-            vllm["maxModelLen"] = m.context_length
-        if m.gpus > 1:
-            vllm["tensorParallelSize"] = m.gpus
-        if spec.dtype:  # type: ignore[union-attr]
-            vllm["dtype"] = spec.dtype  # type: ignore[union-attr]
-        if spec.gpuMemoryUtilization:  # type: ignore[union-attr]
-            vllm["gpuMemoryUtilization"] = spec.gpuMemoryUtilization  # type: ignore[union-attr]
-        if m.tool_parser:
-            vllm["toolCallParser"] = m.tool_parser
-        values["vllm"] = vllm
-        values["shmSize"] = f"{m.shm_gib}Gi"
-        if spec.hfToken:  # type: ignore[union-attr]
-            values["hfTokenSecret"] = spec.hfToken.model_dump()  # type: ignore[union-attr]
-    else:
-        ollama: dict[str, Any] = {}
-        if m.context_length:
-            ollama["contextLength"] = m.context_length
-        if spec.keepAlive:  # type: ignore[union-attr]
-            ollama["keepAlive"] = spec.keepAlive  # type: ignore[union-attr]
-        values["ollama"] = ollama
-    if m.gpus:
-        values["gpu"] = {"resource": m.profile.gpu.resource, "count": m.gpus}  # type: ignore[union-attr]
+    values.update(m.values)
+    if m.gpus and m.profile.gpu:
+        values["gpu"] = {"resource": m.profile.gpu.resource, "count": m.gpus}
     memory = m.profile.memory
     values["resources"] = {
         "requests": {"cpu": str(m.profile.cpu), "memory": memory},

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import httpx
 
-from .plan import ExternalPlan, Plan
+from .plan import Plan
 
 PROMPT = [{"role": "user", "content": "Reply with the word ok."}]
 # The chat and tools checks look at each model's own server, so a fallback must not answer for it
@@ -65,8 +65,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _engine(plan: Plan, name: str) -> str:
-    model = plan.model(name)
-    return f"external/{model.provider}" if isinstance(model, ExternalPlan) else model.engine
+    return plan.model(name).label
 
 
 def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None = None,

@@ -147,15 +147,18 @@ def test_probes(helm: str, scenario: str) -> None:
         c = server(dep)
         port = c["ports"][0]["containerPort"]
         assert port == PORTS[model["engine"]]
-        paths = {p: c[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
+        paths = {p: c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
         assert all(c[p]["httpGet"]["port"] == "http" for p in paths)
+        start = c["startupProbe"]
         if model["engine"] == "vllm":
-            assert paths == dict.fromkeys(paths, "/health")
-            start = c["startupProbe"]
+            assert paths == dict.fromkeys(paths, "/health") and start["httpGet"]["path"] == "/health"
             # A 70B download plus load takes long; 30 min is the floor before a restart loop.
             assert start["periodSeconds"] * start["failureThreshold"] >= 30 * 60, key
         else:
             assert set(paths.values()) <= {"/", "/api/version"}
+            # Started once the model is loaded: `ollama run MODEL ""` loads it and generates nothing.
+            assert start["exec"]["command"] == ["/bin/ollama", "run", model["model"], ""]
+            assert start["timeoutSeconds"] >= 60
 
 
 @pytest.mark.parametrize("scenario", MODEL_SCENARIOS)
@@ -176,7 +179,8 @@ def test_ollama_pulls_in_an_init_container(helm: str, scenario: str) -> None:
         (init,) = spec["initContainers"]
         script = init["args"][0]
         assert init["command"] == ["/bin/sh", "-c"] and init["image"] == c["image"]
-        assert "ollama serve &" in script and 'ollama pull "$OLLAMA_MODEL"' in script
+        pull = 'ollama pull --insecure "$OLLAMA_MODEL"' if o.get("insecure") else 'ollama pull "$OLLAMA_MODEL"'
+        assert "ollama serve &" in script and pull in script
         assert 'kill "$server"' in script
         assert env_of(init)["OLLAMA_MODEL"]["value"] == model["model"]
         assert {"name": "cache", "mountPath": "/root/.ollama"} in init["volumeMounts"]

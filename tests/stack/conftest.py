@@ -28,7 +28,7 @@ import yaml
 
 from stackgen import examples
 from stackgen.localstack import Gateway, ManagedProcess, free_port, point_at_local, start_gateway
-from stackgen.plan import ExternalPlan, Plan, ServedPlan, plan
+from stackgen.plan import ModelPlan, Plan, plan
 from stackgen.render import render_files
 from stackgen.spec import Stack
 
@@ -63,11 +63,9 @@ class LocalStack:
         return loaded
 
 
-def served_alias(model: ServedPlan | ExternalPlan) -> str:
+def served_alias(model: ModelPlan) -> str:
     """The model id the gateway sends upstream: vLLM's served name, Ollama's tag, the provider's id."""
-    if isinstance(model, ServedPlan):
-        return model.upstream_model
-    return model.litellm_model.split("/", 1)[1]
+    return model.route.split("/", 1)[1]
 
 
 @pytest.fixture(scope="session")
@@ -129,8 +127,8 @@ def launch(start_model_server: StartModelServer, stack_workdir: Path,
     return start
 
 
-def _provider_key(model: ServedPlan | ExternalPlan, keys: Mapping[str, str]) -> str | None:
-    return keys[model.api_key_env] if isinstance(model, ExternalPlan) and model.api_key_env else None
+def _provider_key(model: ModelPlan, keys: Mapping[str, str]) -> str | None:
+    return keys[model.api_key_env] if model.api_key_env else None
 
 
 class ExamplePool:

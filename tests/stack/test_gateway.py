@@ -8,7 +8,6 @@ import httpx
 import pytest
 import yaml
 
-from stackgen.plan import ExternalPlan
 
 from .calls import MAX_TOKENS, chat, decode_count, decode_counts
 from .conftest import EXAMPLES, ExamplePool, example_models, served_alias
@@ -43,8 +42,8 @@ def test_model_is_routed_to_its_own_server(example_stacks: ExamplePool, example:
     assert 0 < usage["completion_tokens"] <= MAX_TOKENS
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     # LiteLLM names the deployment it called; the servers' own counters confirm which one did the work.
-    prefix = planned.litellm_model.split("/")[0] if isinstance(planned, ExternalPlan) else (
-        "hosted_vllm" if planned.engine == "vllm" else "openai")
+    # vLLM through LiteLLM's hosted_vllm provider, Ollama through the OpenAI wire format, externals by provider.
+    prefix = {"vllm": "hosted_vllm", "ollama": "openai"}.get(planned.engine_name) or planned.route.split("/")[0]
     assert resp.headers["x-litellm-model-group"] == model
     assert resp.headers["x-litellm-model-name"] == f"{prefix}/{served_alias(planned)}"
     assert resp.headers["x-litellm-model-api-base"] == local.servers[model].api_base

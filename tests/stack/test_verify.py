@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from stackgen import examples
 from stackgen.cli import cli
 from stackgen.load import load_text
-from stackgen.plan import Plan, ServedPlan, plan
+from stackgen.plan import Plan, plan
 from stackgen.render import render_files
 from stackgen.verify import verify
 
@@ -64,8 +64,7 @@ models:
 def expected_rows(resolved: Plan, autogen: bool) -> list[list[str]]:
     """MODEL, ENGINE, CHECK, STATUS of a stack whose every check is ok, in the table's order."""
     def engine(name: str) -> str:
-        model = resolved.model(name)
-        return model.engine if isinstance(model, ServedPlan) else f"external/{model.provider}"
+        return resolved.model(name).label
 
     rows = [["-", "gateway", "health", "ok"], ["-", "gateway", "models", "ok"]]
     for m in resolved.models:

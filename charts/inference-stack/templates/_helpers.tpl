@@ -122,11 +122,3 @@ order). Values are referenced, never copied into the manifest. Empty map: empty 
 {{- end -}}
 {{- if $out }}{{ toYaml $out }}{{ end -}}
 {{- end -}}
-
-{{/*
-Port an engine listens on in its pod: vLLM's default 8000, Ollama's 11434. The Services put both
-behind port 80, so nothing outside the chart needs to know them. Takes the engine name.
-*/}}
-{{- define "inference-stack.enginePort" -}}
-{{- if eq . "vllm" }}8000{{ else }}11434{{ end -}}
-{{- end -}}

@@ -1,13 +1,23 @@
 {{/*
-Pieces of a model server's pod. Each takes a dict {ctx: $, key: <model key>, model: <model values>}.
-Models have no defaults in values.yaml (the map is empty), so every optional key is read with `dig`,
-which also keeps `helm lint --strict` (missing keys are errors there) quiet.
+The pod of a model server, shared by every engine, and its pieces. Each takes a dict
+{ctx: $, key: <model key>, model: <model values>}. Models have no defaults in values.yaml (the map is
+empty), so every optional key is read with `dig`, which also keeps `helm lint --strict` quiet.
+
+What runs comes from the engine's own file, _engine-<engine>.tpl, which defines five templates:
+  inference-stack.<engine>.port            the port the server listens on
+  inference-stack.<engine>.container       YAML {name, command, args, env, probes: {startup, readiness, liveness}}
+                                           (probes.startupExec, a command, replaces the startup path)
+  inference-stack.<engine>.mounts          YAML list of {name, path}, where the cache volume is mounted among them
+  inference-stack.<engine>.initContainers  containers to run first (may be empty)
+  inference-stack.<engine>.volumes         volumes besides the cache (may be empty)
+How it runs (image, resources, probes' timing, security, the cache volume) is decided here, once.
 */}}
 
 {{/* The image dict of a model: models.<key>.image over images.<engine>, key by key. */}}
 {{- define "inference-stack.modelImage" -}}
 {{- $engine := dig "engine" "" .model -}}
-{{- $defaults := deepCopy (get .ctx.Values.images $engine) -}}
+{{- /* An engine without a default image (custom) must name its own. */ -}}
+{{- $defaults := deepCopy (get .ctx.Values.images $engine | default dict) -}}
 {{- toYaml (merge (deepCopy (dig "image" dict .model)) $defaults) -}}
 {{- end -}}
 
@@ -42,77 +52,74 @@ emptyDir:
 {{- end -}}
 {{- end -}}
 
-{{/* Startup probe on `path`: the model's budget, 10s x 180 = 30 min by default (large downloads). */}}
+{{/*
+Startup probe on `path`, or running `exec` when the engine gives a command (one that may take as long
+as loading a model): the model's budget, 10s x 180 = 30 min by default (large downloads).
+*/}}
 {{- define "inference-stack.modelStartupProbe" -}}
+{{- if .exec }}
+exec:
+  command: {{ toJson .exec }}
+{{- else }}
 httpGet:
   path: {{ .path }}
   port: http
+{{- end }}
 periodSeconds: {{ int (dig "startupProbe" "periodSeconds" 10 .model) }}
 failureThreshold: {{ int (dig "startupProbe" "failureThreshold" 180 .model) }}
-timeoutSeconds: 5
+timeoutSeconds: {{ if .exec }}300{{ else }}5{{ end }}
 {{- end -}}
 
-{{/* vLLM arguments after `vllm serve`: the model, its served name, then the resolved flags. */}}
-{{- define "inference-stack.vllmArgs" -}}
-{{- $v := dig "vllm" dict .model -}}
-{{- $args := list (required (printf "models.%s.model is required" .key) (dig "model" "" .model)) -}}
-{{- $args = concat $args (list "--served-model-name" .key "--host" "0.0.0.0" "--port" (include "inference-stack.enginePort" "vllm")) -}}
-{{- with dig "maxModelLen" 0 $v }}{{ $args = concat $args (list "--max-model-len" (int . | toString)) }}{{ end -}}
-{{- with dig "tensorParallelSize" 0 $v }}{{ $args = concat $args (list "--tensor-parallel-size" (int . | toString)) }}{{ end -}}
-{{- with dig "dtype" "" $v }}{{ $args = concat $args (list "--dtype" .) }}{{ end -}}
-{{- with dig "gpuMemoryUtilization" 0 $v }}{{ $args = concat $args (list "--gpu-memory-utilization" (toString .)) }}{{ end -}}
-{{- with dig "toolCallParser" "" $v }}{{ $args = concat $args (list "--enable-auto-tool-choice" "--tool-call-parser" .) }}{{ end -}}
-{{- $extra := list -}}
-{{- range dig "args" list .model }}{{ $extra = append $extra (toString .) }}{{ end -}}
-{{- toYaml (concat $args $extra) -}}
-{{- end -}}
-
-{{/* The vLLM server: containers and volumes of the pod spec. */}}
-{{- define "inference-stack.vllmPod" -}}
+{{/* The containers and volumes of a model server's pod. */}}
+{{- define "inference-stack.modelPodSpec" -}}
+{{- $engine := dig "engine" "" .model -}}
+{{- $c := fromYaml (include (printf "inference-stack.%s.container" $engine) .) -}}
 {{- $image := fromYaml (include "inference-stack.modelImage" .) -}}
+{{- $port := include (printf "inference-stack.%s.port" $engine) . -}}
+{{- with include (printf "inference-stack.%s.initContainers" $engine) . }}
+initContainers:
+  {{- . | nindent 2 }}
+{{- end }}
 containers:
-  - name: vllm
+  - name: {{ $c.name }}
     image: {{ include "inference-stack.imageRef" $image | quote }}
     imagePullPolicy: {{ $image.pullPolicy | default "IfNotPresent" }}
-    command: ["vllm", "serve"]
+    {{- with $c.command }}
+    command: {{ toJson . }}
+    {{- end }}
+    {{- with $c.args }}
     args:
-      {{- include "inference-stack.vllmArgs" . | nindent 6 }}
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     ports:
       - name: http
-        containerPort: {{ include "inference-stack.enginePort" "vllm" }}
+        containerPort: {{ $port }}
         protocol: TCP
+    {{- $env := concat ($c.env | default list) (fromYamlArray (include "inference-stack.plainEnv" (dig "env" dict .model)))
+          (fromYamlArray (include "inference-stack.secretEnv" (dig "secretEnv" dict .model))) }}
+    {{- with $env }}
     env:
-      # The model cache volume is mounted here, so downloads survive container restarts.
-      - name: HF_HOME
-        value: /root/.cache/huggingface
-      {{- with dig "hfTokenSecret" dict .model }}
-      - name: HF_TOKEN
-        valueFrom:
-          secretKeyRef:
-            name: {{ required "hfTokenSecret.secretName is required" (dig "secretName" "" .) }}
-            key: {{ dig "key" "token" . }}
-      {{- end }}
-      {{- with include "inference-stack.plainEnv" (dig "env" dict .model) }}{{ . | nindent 6 }}{{ end }}
-      {{- with include "inference-stack.secretEnv" (dig "secretEnv" dict .model) }}{{ . | nindent 6 }}{{ end }}
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     resources:
       {{- include "inference-stack.modelResources" . | nindent 6 }}
     volumeMounts:
-      - name: shm
-        mountPath: /dev/shm
-      - name: cache
-        mountPath: /root/.cache/huggingface
+      {{- range fromYamlArray (include (printf "inference-stack.%s.mounts" $engine) .) }}
+      - name: {{ .name }}
+        mountPath: {{ .path }}
+      {{- end }}
     startupProbe:
-      {{- include "inference-stack.modelStartupProbe" (dict "model" .model "path" "/health") | nindent 6 }}
+      {{- include "inference-stack.modelStartupProbe" (dict "model" .model "path" $c.probes.startup "exec" $c.probes.startupExec) | nindent 6 }}
     readinessProbe:
       httpGet:
-        path: /health
+        path: {{ $c.probes.readiness }}
         port: http
       periodSeconds: 10
       timeoutSeconds: 5
       failureThreshold: 3
     livenessProbe:
       httpGet:
-        path: /health
+        path: {{ $c.probes.liveness }}
         port: http
       periodSeconds: 20
       timeoutSeconds: 10
@@ -120,114 +127,7 @@ containers:
     securityContext:
       {{- include "inference-stack.rootContainerSecurityContext" . | nindent 6 }}
 volumes:
-  # PyTorch shares tensors between worker processes through /dev/shm; the container runtime's
-  # default (64Mi) crashes vLLM, with or without tensor parallelism.
-  - name: shm
-    emptyDir:
-      medium: Memory
-      sizeLimit: {{ dig "shmSize" "2Gi" .model }}
-  - name: cache
-    {{- include "inference-stack.modelCacheVolume" . | nindent 4 }}
-{{- end -}}
-
-{{/*
-The Ollama server. Its model is pulled by an init container, so the pod is only Ready once the
-model is on disk; a postStart hook would race the readiness probe and not block on failure.
-*/}}
-{{- define "inference-stack.ollamaPod" -}}
-{{- $image := fromYaml (include "inference-stack.modelImage" .) -}}
-{{- $imageRef := include "inference-stack.imageRef" $image -}}
-{{- $pullPolicy := $image.pullPolicy | default "IfNotPresent" -}}
-{{- $o := dig "ollama" dict .model -}}
-initContainers:
-  - name: pull-model
-    image: {{ $imageRef | quote }}
-    imagePullPolicy: {{ $pullPolicy }}
-    command: ["/bin/sh", "-c"]
-    args:
-      - |
-        set -eu
-        ollama serve &
-        server=$!
-        tries=0
-        until ollama list >/dev/null 2>&1; do
-          tries=$((tries + 1))
-          if [ "$tries" -ge 120 ]; then
-            echo "ollama serve did not start within 120s" >&2
-            exit 1
-          fi
-          sleep 1
-        done
-        ollama pull "$OLLAMA_MODEL"
-        kill "$server"
-        wait "$server" || true
-    env:
-      {{- with include "inference-stack.plainEnv" (dig "env" dict .model) }}{{ . | nindent 6 }}{{ end }}
-      {{- with include "inference-stack.secretEnv" (dig "secretEnv" dict .model) }}{{ . | nindent 6 }}{{ end }}
-      # Only this pod talks to the temporary server.
-      - name: OLLAMA_HOST
-        value: "127.0.0.1:{{ include "inference-stack.enginePort" "ollama" }}"
-      # Pulling needs no GPU; without this the image's NVIDIA_VISIBLE_DEVICES=all would expose every
-      # GPU of the node to this container on runtimes that honour it.
-      - name: NVIDIA_VISIBLE_DEVICES
-        value: "none"
-      - name: OLLAMA_MODEL
-        value: {{ required (printf "models.%s.model is required" .key) (dig "model" "" .model) | quote }}
-    resources:
-      {{- include "inference-stack.modelResourcesNoGpu" . | nindent 6 }}
-    volumeMounts:
-      - name: cache
-        mountPath: /root/.ollama
-    securityContext:
-      {{- include "inference-stack.rootContainerSecurityContext" . | nindent 6 }}
-containers:
-  - name: ollama
-    image: {{ $imageRef | quote }}
-    imagePullPolicy: {{ $pullPolicy }}
-    command: ["/bin/ollama"]
-    args:
-      {{- toYaml (concat (list "serve") (dig "args" list .model)) | nindent 6 }}
-    ports:
-      - name: http
-        containerPort: {{ include "inference-stack.enginePort" "ollama" }}
-        protocol: TCP
-    env:
-      - name: OLLAMA_HOST
-        value: "0.0.0.0:{{ include "inference-stack.enginePort" "ollama" }}"
-      {{- with dig "contextLength" 0 $o }}
-      - name: OLLAMA_CONTEXT_LENGTH
-        value: {{ int . | toString | quote }}
-      {{- end }}
-      {{- with dig "keepAlive" "" $o }}
-      - name: OLLAMA_KEEP_ALIVE
-        value: {{ toString . | quote }}
-      {{- end }}
-      {{- with include "inference-stack.plainEnv" (dig "env" dict .model) }}{{ . | nindent 6 }}{{ end }}
-      {{- with include "inference-stack.secretEnv" (dig "secretEnv" dict .model) }}{{ . | nindent 6 }}{{ end }}
-    resources:
-      {{- include "inference-stack.modelResources" . | nindent 6 }}
-    volumeMounts:
-      - name: cache
-        mountPath: /root/.ollama
-    startupProbe:
-      {{- include "inference-stack.modelStartupProbe" (dict "model" .model "path" "/api/version") | nindent 6 }}
-    readinessProbe:
-      httpGet:
-        path: /api/version
-        port: http
-      periodSeconds: 10
-      timeoutSeconds: 5
-      failureThreshold: 3
-    livenessProbe:
-      httpGet:
-        path: /
-        port: http
-      periodSeconds: 20
-      timeoutSeconds: 10
-      failureThreshold: 3
-    securityContext:
-      {{- include "inference-stack.rootContainerSecurityContext" . | nindent 6 }}
-volumes:
+  {{- with include (printf "inference-stack.%s.volumes" $engine) . }}{{ . | nindent 2 }}{{ end }}
   - name: cache
     {{- include "inference-stack.modelCacheVolume" . | nindent 4 }}
 {{- end -}}

@@ -1,0 +1,112 @@
+"""What every engine answers, so that the stages (plan, values, gateway, autogen) never ask which engine
+they hold.
+
+An in-cluster engine (`ServedEngine`) runs a model server in a pod of the chart: it knows its spec fields,
+its checks, its image for each accelerator, its memory model, the chart values its template reads
+(`charts/inference-stack/templates/_engine-<name>.tpl` turns them into command, args, env, port and
+probes), the model id the gateway sends it and the capabilities it reports to AutoGen. A routed engine
+(`external`) only knows the route the gateway takes to a server outside the cluster.
+
+Adding an engine: a module here with one of these classes and its spec model, listed in `ENGINES`
+(engines/__init__.py), one `_engine-<name>.tpl` in the chart, and one row in tests/test_engines.py.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import catalog
+from ..errors import Problem
+from ..specbase import ModelCommon, Profile, SecretRef, ServedModel
+
+if TYPE_CHECKING:
+    from ..capacity import Sizing
+
+# Accelerators stackgen knows images for, by the vendor of the profile's GPU resource (MIG slices are
+# NVIDIA's). A resource of any other vendor has no known image: the spec must name one.
+CPU, NVIDIA, AMD = "cpu", "nvidia", "amd"
+GPU_VENDORS = {"nvidia.com": NVIDIA, "amd.com": AMD}
+
+
+def accelerator(profile: Profile) -> str | None:
+    """cpu, nvidia or amd; None for a GPU resource of a vendor no engine has images for."""
+    if profile.gpu is None:
+        return CPU
+    return GPU_VENDORS.get(profile.gpu.resource.split("/", 1)[0])
+
+
+@dataclass(frozen=True)
+class Server:
+    """What an engine decides for one in-cluster model, beyond what every model server shares."""
+
+    values: dict[str, Any]  # its keys in the chart's models.<name>: its own section, shmSize, ...
+    upstream: str  # the model id the gateway sends it
+    env: dict[str, str | SecretRef] = field(default_factory=dict)  # defaults; the spec's env goes over them
+
+
+def capabilities(m: ModelCommon, family: str, vision: bool, json_output: bool, structured: bool) -> dict[str, Any]:
+    """AutoGen's model_info, in its key order."""
+    return {"vision": vision, "function_calling": m.toolCalling, "json_output": json_output, "family": family,
+            "structured_output": structured}
+
+
+class Engine(ABC):
+    """One kind of model endpoint. Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    spec: ClassVar[type[ModelCommon]]
+    in_cluster: ClassVar[bool]
+
+
+class ServedEngine(Engine):
+    """A model server the chart runs. `images` maps an accelerator to the image for it; None means the
+    chart's default image for the engine (`images.<name>` in values.yaml)."""
+
+    in_cluster = True
+    images: ClassVar[Mapping[str, str | None]]
+    # The LiteLLM provider prefix the gateway speaks to the server with.
+    provider: ClassVar[str] = "openai"
+
+    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+        """The catalog's facts of the architecture served, if known."""
+        return None
+
+    def weights_gib(self, m: ServedModel) -> float | None:
+        """What is downloaded and loaded, for the cache volume and the start-up budget."""
+        facts = self.facts(m)
+        return facts.weight_gib if facts else None
+
+    def check(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+        """Every problem of the model on its profile (None: the profile does not exist)."""
+        problems = []
+        if profile is not None and not m.image:
+            where = accelerator(profile)
+            if where not in self.images:
+                resource = profile.gpu.resource if profile.gpu else "cpu"
+                problems.append(Problem(
+                    f"{at}.image", f"stackgen knows no {self.name} image for {resource}",
+                    f"set image to a {self.name} build for that accelerator, or use a profile with "
+                    f"{' or '.join(sorted(r for r, v in GPU_VENDORS.items() if v in self.images))} GPUs"))
+        return problems + self.check_model(m, profile, at)
+
+    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+        return []
+
+    def image(self, m: ServedModel, profile: Profile) -> str | None:
+        """The image to run (None: the chart's default); `check` has refused an unknown accelerator."""
+        return m.image or self.images.get(accelerator(profile) or "")
+
+    @abstractmethod
+    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+        """Memory, context and GPUs of one replica on the profile, and why it does (not) fit."""
+
+    @abstractmethod
+    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
+        """The engine's values, env and upstream model id."""
+
+    @abstractmethod
+    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+        """AutoGen's model_info for this model on this engine."""

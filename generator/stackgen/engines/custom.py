@@ -1,0 +1,64 @@
+"""Bring your own server: any OpenAI-compatible server image (TGI, SGLang, a team's own), routed and emitted
+like the engines stackgen knows. The spec supplies what stackgen cannot know about it: its image, how
+to start it, its port, its health path, the model id it answers to and what the model can do. The
+chart's template is `_engine-custom.tpl`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .. import capacity
+from ..capacity import Sizing
+from ..errors import Problem
+from ..specbase import Profile, ServedModel
+from .base import Server, ServedEngine, capabilities
+
+class CustomModel(ServedModel):
+    engine: Literal["custom"]
+    command: list[str] = Field(default_factory=list, description="The container's command; empty keeps the image's entrypoint.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Port the server listens on in the pod.")
+    healthPath: str | None = Field(default=None, pattern=r"^/[^\s]*$",
+                                   description="HTTP path that answers 200 once the server can serve, e.g. /health.")
+    jsonOutput: bool = Field(default=False, description="The server honours response_format json_object.")
+    structuredOutput: bool = Field(default=False, description="The server honours response_format json_schema.")
+
+
+class Custom(ServedEngine):
+    name = "custom"
+    spec = CustomModel
+    images: dict[str, str | None] = {}  # only the image the spec names
+
+    def check(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+        assert isinstance(m, CustomModel)
+        problems = []
+        if not m.image:
+            problems.append(Problem(f"{at}.image", "a custom server runs the image the spec names, and none is named",
+                                    "set image: repository:tag of an OpenAI-compatible server"))
+        if m.port is None:
+            problems.append(Problem(f"{at}.port", "stackgen cannot know the port a custom server listens on",
+                                    "set port, e.g. 8080"))
+        if m.healthPath is None:
+            problems.append(Problem(f"{at}.healthPath", "the pod's probes need a path that answers 200 once the "
+                                    "server can serve", "set healthPath, e.g. /health or /v1/models"))
+        return problems
+
+    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+        # One GPU per replica on a GPU profile: stackgen does not know how the server spreads over more.
+        return capacity.unknown("a custom server's memory is not modelled", 1 if profile.gpu else 0, m.contextLength)
+
+    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
+        assert isinstance(m, CustomModel)
+        settings: dict[str, Any] = {"port": m.port, "healthPath": m.healthPath}
+        if m.command:
+            settings["command"] = list(m.command)
+        return Server({"custom": settings}, upstream=m.model)
+
+    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+        assert isinstance(m, CustomModel)
+        return capabilities(m, m.family or "unknown", bool(m.vision), json_output=m.jsonOutput,
+                            structured=m.structuredOutput)
+
+
+ENGINE = Custom()

@@ -1,0 +1,136 @@
+"""Ollama: quantised models from Ollama's library or a registry mirror, pulled by an init container before the
+server starts, on NVIDIA, AMD or CPU nodes. The chart's template is `_engine-ollama.tpl`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .. import capacity, catalog
+from ..capacity import GIB, Capacity, MemoryModel, Sizing
+from ..errors import Problem
+from ..specbase import Profile, ServedModel
+from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities
+
+VERSION = "0.17.4"  # versions.yaml: ollama
+# Ollama's ROCm build is the same image with a -rocm tag; the default image serves NVIDIA and CPU.
+ROCM_IMAGE = f"ollama/ollama:{VERSION}-rocm"
+# Ollama sizes its KV cache for the whole context up front; a model's full 128K would not fit a small
+# pod, so serve at most this unless the spec asks for more.
+DEFAULT_CONTEXT = 8192
+# Ollama unloads a model idle for 5 minutes, and the next agent call pays the load again. A stackgen pod
+# serves one model and nothing else, so it keeps that model loaded for ever unless the spec says otherwise.
+KEEP_ALIVE = "-1"
+# An estimate, not a measurement: Ollama's runner (compute graph, plus the CUDA context on a GPU).
+OVERHEAD_GIB = 1.0
+KV_BYTES = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}  # OLLAMA_KV_CACHE_TYPE -> bytes per value
+# What Ollama reads as OLLAMA_KEEP_ALIVE: a Go duration, or whole seconds; negative is for ever. Anything
+# else it silently replaces with 5 minutes, so stackgen refuses it instead.
+KEEP_ALIVE_GRAMMAR = re.compile(r"^(-?[0-9]+|-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
+
+
+class OllamaModel(ServedModel):
+    engine: Literal["ollama"]
+    keepAlive: str | None = Field(
+        default=None, description="OLLAMA_KEEP_ALIVE, e.g. 24h; default -1: the pod serves this model alone, so it stays loaded."
+    )
+    insecureRegistry: bool = Field(
+        default=False,
+        description="Pull over plain HTTP (`ollama pull --insecure`): for a registry mirror without TLS, named in "
+        "`model` as host[:port]/namespace/model:tag.",
+    )
+
+    @field_validator("keepAlive")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not KEEP_ALIVE_GRAMMAR.match(value):
+            raise ValueError(f"{value!r} is not a duration Ollama reads, and it would quietly use 5m instead "
+                             "(write e.g. 30m, 24h, 3600 for seconds, or -1 to keep the model loaded)")
+        return value
+
+
+def _env_str(m: ServedModel, name: str) -> str | None:
+    value = m.env.get(name)
+    return value if isinstance(value, str) else None
+
+
+class Ollama(ServedEngine):
+    name = "ollama"
+    spec = OllamaModel
+    images = {NVIDIA: None, CPU: None, AMD: ROCM_IMAGE}
+
+    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+        return catalog.ollama_model(m.model)
+
+    def weights_gib(self, m: ServedModel) -> float | None:
+        """The library's quantised download, not the architecture's bf16 size."""
+        tag = catalog.ollama_tag(m.model)
+        return tag.size_gb * 1e9 / GIB if tag else None
+
+    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+        assert isinstance(m, OllamaModel)
+        problems = []
+        tag = catalog.ollama_tag(m.model)
+        if m.toolCalling and tag and not tag.tools:
+            problems.append(Problem(f"{at}.toolCalling", f"Ollama lists no tool support for {m.model}",
+                                    "remove toolCalling or pick a model with tools (qwen2.5, llama3.1, mistral)"))
+        if m.insecureRegistry and not catalog.ollama_registry(m.model):
+            problems.append(Problem(f"{at}.insecureRegistry", f"{m.model} names no registry, and Ollama's own library "
+                                    "is only served over HTTPS", "name the mirror in model, e.g. "
+                                    "registry.internal:5000/library/qwen2.5:0.5b, or remove insecureRegistry"))
+        if m.replicas > 1 and m.cache.type == "persistentVolumeClaim":
+            problems.append(Problem(f"{at}.cache.type", "replicas of an Ollama model cannot share one ReadWriteOnce volume",
+                                    "use cache.type: emptyDir, or replicas: 1"))
+        return problems
+
+    def _context(self, m: ServedModel) -> tuple[int | None, int]:
+        """The model's own context, and what is served when the spec sets none."""
+        facts = self.facts(m)
+        native = facts.context_length if facts else None
+        return native, min(native or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+
+    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+        gpu, facts, weights = profile.gpu, self.facts(m), self.weights_gib(m)
+        native, default = self._context(m)
+        gpus = 1 if gpu else 0
+        if facts is None or native is None or weights is None:
+            return capacity.unknown("not in the catalog", gpus, m.contextLength or default)
+        if gpu is not None and gpu.memoryGiB is None:
+            return capacity.unknown("set gpu.memoryGiB", gpus, m.contextLength or default)
+        kv_bytes = KV_BYTES.get(_env_str(m, "OLLAMA_KV_CACHE_TYPE") or "f16", 2.0)
+        parallel = _env_str(m, "OLLAMA_NUM_PARALLEL") or "1"
+        slots = int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
+        device: Literal["gpu", "cpu"] = "gpu" if gpu else "cpu"
+        total = gpu.memoryGiB if gpu and gpu.memoryGiB else capacity.quantity_gib(profile.memory)
+
+        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
+            return capacity.preallocated_refusal(m.model, "Ollama", profile.memory, m.contextLength, cap, longest, at)
+
+        return capacity.size(MemoryModel(
+            at=lambda tp, ctx: capacity.preallocated(facts, weights, kv_bytes, OVERHEAD_GIB, device, total, slots, ctx),
+            native=native,
+            default_context=default, requested=m.contextLength, context_key="contextLength", refusal=refusal,
+            gpus_per_replica=gpus))
+
+    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
+        assert isinstance(m, OllamaModel)
+        settings: dict[str, Any] = {}
+        if sized.context:
+            settings["contextLength"] = sized.context
+        settings["keepAlive"] = m.keepAlive or KEEP_ALIVE
+        if m.insecureRegistry:
+            settings["insecure"] = True
+        # The gateway sends the Ollama name itself: Ollama serves models by the name they were pulled as.
+        return Server({"ollama": settings}, upstream=m.model)
+
+    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+        facts = self.facts(m)
+        family = m.family or (facts.family if facts else "unknown")
+        vision = m.vision if m.vision is not None else bool(facts and facts.vision)
+        # Ollama honours response_format json_object; json_schema is not guaranteed through its /v1 API.
+        return capabilities(m, family, vision, json_output=True, structured=False)
+
+
+ENGINE = Ollama()

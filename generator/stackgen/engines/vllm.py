@@ -1,0 +1,255 @@
+"""vLLM (`vllm serve`): Hugging Face models on NVIDIA, AMD or CPU nodes, with tensor parallelism, tool-call
+and reasoning parsers. The chart's template is `_engine-vllm.tpl`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .. import capacity, catalog
+from ..capacity import GIB, Capacity, MemoryModel, Sizing
+from ..errors import Problem
+from ..specbase import OptionalSecret, Profile, ServedModel
+from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities
+
+VERSION = "0.32.0"  # versions.yaml: vllm
+# vLLM's own images of that release: CPU (x86 with AVX-512) and ROCm; NVIDIA is the chart's default.
+CPU_IMAGE = f"public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v{VERSION}"
+ROCM_IMAGE = f"vllm/vllm-openai-rocm:v{VERSION}"
+
+DEFAULT_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization default
+# What vLLM needs on each GPU beside weights and KV cache: CUDA context and other non-torch allocations,
+# plus the activation peak of its profiling run. vLLM's start-up log for Llama-3-8B on one GPU reports
+# 1.79 GiB non-torch + 1.26 GiB activations, and 3.58 GiB non-torch per GPU at tensor parallel 2 (NCCL
+# buffers) (vllm-project/vllm#10511); Llama-3.1-8B on a 24 GiB card logs 2.4-3.3 GiB in all
+# (vllm-project/vllm#10517). Rounded up to fixed figures so a plan errs on the side of refusing.
+GPU_OVERHEAD_GIB = 3.0
+TP_OVERHEAD_GIB = 1.8  # added per GPU when a replica spans several GPUs
+# An estimate, not a measurement: the CPU server before its weights (Python, PyTorch, oneDNN).
+CPU_OVERHEAD_GIB = 1.5
+
+
+class VllmModel(ServedModel):
+    engine: Literal["vllm"]
+    maxModelLen: int | None = Field(default=None, ge=128, description="--max-model-len; default the model's context length.")
+    tensorParallelSize: int | None = Field(default=None, ge=1, le=16, description="--tensor-parallel-size (GPUs per replica).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = None
+    gpuMemoryUtilization: float | None = Field(default=None, gt=0, le=1)
+    toolCallParser: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", description="Overrides the catalog's parser.")
+    reasoningParser: str | None = Field(
+        default=None, pattern=r"^[a-z0-9_]+$",
+        description="--reasoning-parser, for a reasoning model the catalog does not know (deepseek_r1, qwen3, ...).",
+    )
+    hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated models.")
+
+
+def overhead_gib(tp: int) -> float:
+    return GPU_OVERHEAD_GIB + (TP_OVERHEAD_GIB if tp > 1 else 0.0)
+
+
+def on_gpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, gpu_gib: float, utilization: float,
+           tp: int, context: int) -> Capacity:
+    """vLLM takes `utilization` of each GPU and gives the KV cache all that weights and overhead leave."""
+    per_gpu = capacity.kv_bytes_per_token(facts, tp, kv_bytes)
+    budget = gpu_gib * utilization
+    weights, overhead = capacity.weight_gib(facts, weight_bytes) / tp, overhead_gib(tp)
+    kv = budget - weights - overhead
+    tokens = capacity.blocks(kv, per_gpu)
+    return Capacity("gpu", tp, context, gpu_gib, budget, weights, overhead, kv, context * per_gpu / GIB,
+                    per_gpu * tp, tokens, tokens / context, tokens >= context)
+
+
+def on_cpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, pod_gib: float, kv_space_gib: float,
+           context: int) -> Capacity:
+    """vLLM's CPU backend takes a fixed KV cache (VLLM_CPU_KVCACHE_SPACE) from the pod's memory."""
+    per_token = capacity.kv_bytes_per_token(facts, 1, kv_bytes)
+    weights = capacity.weight_gib(facts, weight_bytes)
+    room = weights + CPU_OVERHEAD_GIB + kv_space_gib <= pod_gib
+    tokens = capacity.blocks(kv_space_gib, per_token) if room else 0
+    return Capacity("cpu", 1, context, pod_gib, pod_gib, weights, CPU_OVERHEAD_GIB, kv_space_gib,
+                    context * per_token / GIB, per_token, tokens, tokens / context, room and tokens >= context)
+
+
+def _arg(args: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+class Vllm(ServedEngine):
+    name = "vllm"
+    spec = VllmModel
+    images = {NVIDIA: None, CPU: CPU_IMAGE, AMD: ROCM_IMAGE}
+    provider = "hosted_vllm"
+
+    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+        return catalog.hf_model(m.model)
+
+    def _native(self, m: VllmModel) -> int | None:
+        """The model's own context: the spec's contextLength wins (an uncatalogued model)."""
+        facts = self.facts(m)
+        return m.contextLength or (facts.context_length if facts else None)
+
+    def tool_parser(self, m: VllmModel) -> str | None:
+        facts = self.facts(m)
+        return m.toolCallParser or (facts.tool_parser if facts else None)
+
+    def reasoning_parser(self, m: VllmModel) -> str | None:
+        facts = self.facts(m)
+        return m.reasoningParser or (facts.reasoning_parser if facts else None)
+
+    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+        assert isinstance(m, VllmModel)
+        problems = []
+        facts = self.facts(m)
+        if m.toolCalling and not self.tool_parser(m):
+            why = "the catalog knows no tool-call parser for it" if facts else "it is not in the catalog"
+            problems.append(Problem(f"{at}.toolCalling", f"{m.model} cannot do tool calling on vLLM: {why}",
+                                    "remove toolCalling, or set toolCallParser to the vLLM parser the model needs"))
+        if m.reasoningParser and facts and not facts.reasoning_parser:
+            problems.append(Problem(f"{at}.reasoningParser", f"{m.model} does not write a reasoning block, so the "
+                                    "parser would find none", "remove reasoningParser"))
+        if facts is None and m.contextLength is None and m.maxModelLen is None:
+            problems.append(Problem(f"{at}.maxModelLen", f"{m.model} is not in the catalog, so its context length is unknown",
+                                    "set maxModelLen (or contextLength)"))
+        if facts and not facts.chat_template and not any(a.startswith("--chat-template") for a in m.args):
+            problems.append(Problem(f"{at}.model", f"{m.model} has no chat template, so vLLM cannot serve chat completions",
+                                    "add args: [--chat-template, /path/to/template.jinja] or pick an instruct model"))
+        limit = self._native(m)
+        if m.maxModelLen and limit and m.maxModelLen > limit:
+            problems.append(Problem(f"{at}.maxModelLen", f"{m.maxModelLen} is over the model's context length {limit}",
+                                    f"set maxModelLen to at most {limit}"))
+        if profile is not None:
+            tp = m.tensorParallelSize or 1
+            if profile.gpu is None and m.tensorParallelSize:
+                problems.append(Problem(f"{at}.tensorParallelSize", f"profile {m.profile!r} has no GPUs",
+                                        "remove tensorParallelSize or use a GPU profile"))
+            elif profile.gpu is not None and tp > profile.gpu.count:
+                problems.append(Problem(f"{at}.tensorParallelSize",
+                                        f"{tp} is larger than the {profile.gpu.count} GPU(s) of profile {m.profile!r}",
+                                        f"set tensorParallelSize to at most {profile.gpu.count} or use a profile with more GPUs"))
+        return problems
+
+    def kv_space_gib(self, m: ServedModel, profile: Profile) -> int:
+        """On CPU: VLLM_CPU_KVCACHE_SPACE GiB, a quarter of the pod's memory unless the spec's env sets it."""
+        given = m.env.get("VLLM_CPU_KVCACHE_SPACE")
+        if isinstance(given, str) and given.isdigit():
+            return int(given)
+        return max(1, int(capacity.quantity_gib(profile.memory) // 4))
+
+    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+        assert isinstance(m, VllmModel)
+        gpu, facts, native = profile.gpu, self.facts(m), self._native(m)
+        fallback_gpus = (m.tensorParallelSize or 1) if gpu else 0
+        if facts is None or native is None:
+            return capacity.unknown("not in the catalog", fallback_gpus, m.maxModelLen or native)
+        if gpu is not None and gpu.memoryGiB is None:
+            return capacity.unknown("set gpu.memoryGiB", fallback_gpus, m.maxModelLen or native)
+        kv_flag = _arg(m.args, "--kv-cache-dtype") or "auto"
+        kv_bytes = 1.0 if kv_flag.startswith("fp8") else float(facts.dtype_bytes)
+        fp8 = (_arg(m.args, "--quantization") or "") == "fp8"  # vLLM can quantise bf16 weights to fp8 as it loads
+        weight_bytes = 1.0 if fp8 else capacity.DTYPE_BYTES.get(m.dtype or "auto", float(facts.dtype_bytes))
+        pod_gib = capacity.quantity_gib(profile.memory)
+
+        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
+            return self._refusal(m, profile, cap, longest, min_tp, at)
+
+        common = dict(native=native, default_context=native, requested=m.maxModelLen, context_key="maxModelLen",
+                      refusal=refusal)
+        if gpu is None:
+            space = self.kv_space_gib(m, profile)
+            return capacity.size(MemoryModel(
+                at=lambda tp, ctx: on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx), gpus_per_replica=0,
+                **common))  # type: ignore[arg-type]
+        memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or DEFAULT_UTILIZATION
+        sizes = [t for t in capacity.TP_SIZES if capacity.tp_compatible(facts, t)]
+        tp_problem = None
+        if m.tensorParallelSize and not capacity.tp_compatible(facts, m.tensorParallelSize):
+            valid = " or ".join(str(t) for t in sizes if t <= gpu.count)
+            tp_problem = Problem(f"{at}.tensorParallelSize", f"{m.tensorParallelSize} GPUs cannot share the model's "
+                                 f"{facts.kv_heads} KV heads evenly", f"set tensorParallelSize to {valid}")
+        return capacity.size(MemoryModel(
+            at=lambda tp, ctx: on_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx), gpus_per_replica=1,
+            shard_sizes=sizes, gpu_count=gpu.count, fixed_tp=m.tensorParallelSize, tp_problem=tp_problem,
+            **common))  # type: ignore[arg-type]
+
+    def _refusal(self, m: VllmModel, profile: Profile, cap: Capacity, longest: int, min_tp: int | None,
+                 at: str) -> Problem:
+        """Why the model does not fit, with the numbers, and every change that would make it fit."""
+        requested = m.maxModelLen
+        kib = f"{cap.kv_token_bytes / 1024:g} KiB per token"
+        where = f"{at}.maxModelLen" if requested else f"{at}.profile"
+        fixes = [f"set maxModelLen to at most {longest}"] if requested and longest >= 128 else []
+        if cap.device == "cpu":
+            need = cap.weights + cap.overhead + cap.kv
+            if need > cap.total:
+                message = (f"{cap.weights:.1f} GiB of weights + {cap.kv:g} GiB of KV cache (VLLM_CPU_KVCACHE_SPACE) + "
+                           f"{cap.overhead:.1f} GiB of vLLM overhead is over the pod's {profile.memory}")
+                return Problem(f"{at}.profile", message, f"use a profile with memory of at least {math.ceil(need)}Gi")
+            message = (f"{cap.context} tokens of context need {cap.kv_needed:.2f} GiB of KV cache ({kib}) but "
+                       f"VLLM_CPU_KVCACHE_SPACE is {cap.kv:g} GiB: {longest} tokens fit")
+            fixes.append(f"raise env VLLM_CPU_KVCACHE_SPACE to {math.ceil(cap.kv_needed)} with memory of at least "
+                         f"{math.ceil(cap.weights + cap.overhead + math.ceil(cap.kv_needed))}Gi")
+            return Problem(where, message, ", or ".join(fixes))
+        gpus = f"{cap.tp} x {cap.total:g} GiB GPU"
+        util = m.gpuMemoryUtilization or DEFAULT_UTILIZATION
+        if cap.weights + cap.overhead > cap.budget:
+            where = f"{at}.tensorParallelSize" if m.tensorParallelSize else f"{at}.profile"
+            message = (f"{m.model} does not fit {gpus}: {cap.weights:.1f} GiB of weights per GPU + {cap.overhead:.1f} GiB "
+                       f"of vLLM overhead is over the {cap.budget:.1f} GiB vLLM may use (gpuMemoryUtilization {util:g})")
+            fixes = []
+        else:
+            message = (f"{cap.context} tokens of context need {cap.kv_needed * cap.tp:.2f} GiB of KV cache ({kib}) but "
+                       f"{max(cap.kv, 0) * cap.tp:.2f} GiB is left on {gpus} after {cap.weights * cap.tp:.1f} GiB of weights "
+                       f"and {cap.overhead:.1f} GiB of vLLM overhead per GPU (gpuMemoryUtilization {util:g}): "
+                       f"{longest} tokens fit")
+        count = profile.gpu.count if profile.gpu else 1
+        if min_tp and min_tp <= count and min_tp != cap.tp:
+            fixes.append(f"set tensorParallelSize: {min_tp}")
+        elif min_tp and min_tp > count:
+            fixes.append(f"use a profile with {min_tp} GPUs (tensorParallelSize: {min_tp})")
+        need = (cap.weights + cap.overhead + cap.kv_needed) / util
+        fixes.append(f"use GPUs with at least {math.ceil(need)} GiB each")
+        return Problem(where, message, ", or ".join(fixes))
+
+    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
+        assert isinstance(m, VllmModel)
+        flags: dict[str, Any] = {}
+        if sized.context:
+            flags["maxModelLen"] = sized.context
+        if sized.gpus > 1:
+            flags["tensorParallelSize"] = sized.gpus
+        if m.dtype:
+            flags["dtype"] = m.dtype
+        if m.gpuMemoryUtilization:
+            flags["gpuMemoryUtilization"] = m.gpuMemoryUtilization
+        if m.toolCalling:
+            flags["toolCallParser"] = self.tool_parser(m)
+        reasoning = self.reasoning_parser(m)
+        if reasoning:
+            flags["reasoningParser"] = reasoning
+        # PyTorch puts tensor-parallel traffic through /dev/shm; it is memory-backed and counts against the
+        # pod's memory limit, so size it with the GPU count and cap it at a quarter of the pod's memory.
+        memory_gib = capacity.quantity_gib(profile.memory)
+        shm = max(1, min(2 * max(sized.gpus, 1), int(memory_gib // 4)))
+        values: dict[str, Any] = {"vllm": flags, "shmSize": f"{shm}Gi"}
+        if m.hfToken:
+            values["hfTokenSecret"] = m.hfToken.model_dump()
+        env = {} if profile.gpu else {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_space_gib(m, profile))}
+        # The gateway asks for the spec's name: the chart starts vLLM with --served-model-name <name>.
+        return Server(values, upstream=m.name, env=env)  # type: ignore[arg-type]
+
+    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+        facts = self.facts(m)
+        family = m.family or (facts.family if facts else "unknown")
+        vision = m.vision if m.vision is not None else bool(facts and facts.vision)
+        # response_format json_object and json_schema (guided decoding) both work on vLLM.
+        return capabilities(m, family, vision, json_output=True, structured=True)
+
+
+ENGINE = Vllm()

