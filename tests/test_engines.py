@@ -53,6 +53,15 @@ def test_every_engine_has_a_row() -> None:
     assert list(ROWS) == list(ENGINES)
 
 
+def test_the_chart_knows_every_in_cluster_engine() -> None:
+    """Each one has its template, and the values schema accepts its name (and no other)."""
+    chart = Path(__file__).resolve().parents[1] / "charts" / "inference-stack"
+    schema = json.loads((chart / "values.schema.json").read_text())
+    assert schema["definitions"]["model"]["properties"]["engine"]["enum"] == list(SERVED)
+    templates = sorted(p.name for p in (chart / "templates").glob("_engine-*.tpl"))
+    assert templates == sorted(f"_engine-{name}.tpl" for name in SERVED)
+
+
 @pytest.mark.parametrize("engine", list(ROWS))
 def test_engine_renders_routes_and_reports_capabilities(engine: str) -> None:
     files = render_files(load_text(spec(engine)))

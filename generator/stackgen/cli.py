@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, TypeVar
 
 import click
 
+from . import agents as agent_frameworks
 from . import examples
 from .errors import StackgenError
 from .plan import plan as resolve_plan
@@ -53,12 +54,16 @@ def cli() -> None:
               help="Directory to write; replaced whole.")
 @click.option("--gateway-url", help="URL agents use for the gateway, ending in /v1 (default: in-cluster URL, or the ingress).")
 @click.option("--no-manifests", is_flag=True, help="Skip OUT/manifests (which needs helm).")
-def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: bool) -> None:
-    """Write values, manifests, gateway config and AutoGen configs for SPEC (default: kind-cpu)."""
+@click.option("--frameworks", metavar="NAMES", help=f"Agent frameworks to write configs for, comma-separated "
+              f"(default: all of {', '.join(agent_frameworks.NAMES)}).")
+def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: bool, frameworks: str | None) -> None:
+    """Write values, manifests, gateway config and agent configs for SPEC (default: kind-cpu)."""
 
     def go() -> int:
+        selected = agent_frameworks.parse(frameworks)
         loaded = examples.resolve(spec)
-        files = _located(loaded, lambda: render_files(loaded.stack, gateway_url, with_manifests=not no_manifests))
+        files = _located(loaded, lambda: render_files(loaded.stack, gateway_url, with_manifests=not no_manifests,
+                                                      frameworks=selected))
         write_tree(out, files)
         return len(files)
 
@@ -171,10 +176,14 @@ def schema() -> None:
 @click.option("--autogen-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Also load OUT/autogen's files with both AutoGen APIs and get a reply from each model "
                    "(with --local, through the local gateway whatever URL the files name).")
+@click.option("--frameworks", metavar="NAMES",
+              help="Also render these agent frameworks' configs for the gateway (comma-separated, or all: "
+                   f"{', '.join(agent_frameworks.NAMES)}) and, through each, get a reply from every model and a "
+                   "tool round trip from every tool-calling one (needs the frameworks' packages).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds allowed for each request.")
 def verify_command(spec: str | None, gateway_url: str | None, local: bool, backends: tuple[str, ...],
-                   api_key_env: str | None, autogen_dir: Path | None, timeout: float) -> None:
-    """Check a stack: health, model list, a chat per model, tool calls, AutoGen configs.
+                   api_key_env: str | None, autogen_dir: Path | None, frameworks: str | None, timeout: float) -> None:
+    """Check a stack: health, model list, a chat per model, tool calls, AutoGen and agent framework configs.
 
     Either a deployed one (--gateway URL) or, with --local, SPEC's own gateway config run on this
     machine against local model servers. Exits 0 when every check is ok, 1 when one is not."""
@@ -192,24 +201,25 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
         usage("--backend only applies with --local")
     if local and api_key_env:
         usage("--api-key-env only applies with --gateway; --local makes a key for its own gateway")
+    selected = _run(lambda: agent_frameworks.parse(frameworks)) if frameworks is not None else ()
     loaded = _run(lambda: examples.resolve(spec))
     resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack)))
     if autogen_dir is not None and not (autogen_dir / "OAI_CONFIG_LIST").is_file():
         usage(f"--autogen-dir: {autogen_dir} has no OAI_CONFIG_LIST (point it at OUT/autogen)")
     if local:
-        checks = _verify_local(loaded.stack, resolved, backends, autogen_dir, timeout)
+        checks = _verify_local(loaded.stack, resolved, backends, autogen_dir, timeout, selected)
     else:
         env = api_key_env or loaded.stack.autogen.apiKeyEnv
         key = os.environ.get(env)
         if not key:
             usage(f"--api-key-env: ${env} is empty (export the gateway key in it)")
-        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout)
+        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout, frameworks=selected)
     click.echo(table(checks))
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
 def _verify_local(stack: Stack, resolved: Plan, backends: tuple[str, ...], autogen_dir: Path | None,
-                  timeout: float) -> list[Check]:
+                  timeout: float, frameworks: tuple[str, ...] = ()) -> list[Check]:
     import os
     import secrets
 
@@ -239,7 +249,7 @@ def _verify_local(stack: Stack, resolved: Plan, backends: tuple[str, ...], autog
     try:
         with local_gateway(config, {MASTER_KEY_ENV: key}) as gateway:
             return verify(resolved, gateway.api_base, key, autogen_dir, timeout,
-                          autogen_base_url=gateway.api_base if autogen_dir else None)
+                          autogen_base_url=gateway.api_base if autogen_dir else None, frameworks=frameworks)
     except StackgenError as exc:
         click.echo(exc.describe(), err=True)
         sys.exit(2)

@@ -43,12 +43,23 @@ class Loaded:
         return exc.with_source(self.source, line_finder(self.text))
 
 
+def decode(raw: bytes, source: str) -> str:
+    """The spec's text; a file that is not UTF-8 is refused at the line of its first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise StackgenError([Problem(f"column {column}", f"byte 0x{raw[exc.start]:02x} is not UTF-8, the encoding YAML "
+                                     "files are read in", "save the file as UTF-8", line)], source) from None
+
+
 def resolve(spec: str | None) -> Loaded:
     """A SPEC argument (a file path or an example name) -> the loaded spec; raises StackgenError."""
     spec = spec or DEFAULT
     path = Path(spec)
     if path.is_file():
-        text, source = path.read_text(encoding="utf-8"), str(path)
+        text, source = decode(path.read_bytes(), str(path)), str(path)
     elif spec in names():
         text, source = example_text(spec), f"example:{spec}"
     else:

@@ -7,9 +7,10 @@ with a "did you mean" for misspelt keys.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -24,9 +25,14 @@ def load_text(text: str, source: str = "") -> Stack:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        line = text.count("\n", 0, exc.position) + 1
+        raise StackgenError([Problem("", f"character #x{ord(char):04x} is not allowed in a YAML file",
+                                     "remove it, or write it as an escape inside double quotes", line)], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, as every message
         line = mark.line + 1 if mark else None
         column = f"column {mark.column + 1}" if mark else ""
         raise StackgenError([Problem(column, f"YAML syntax: {problem}", "fix the indentation or quoting there", line)],
@@ -35,9 +41,32 @@ def load_text(text: str, source: str = "") -> Stack:
         raise StackgenError([Problem("", "a stack spec is a YAML mapping (name:, models:, ...)",
                                      "start from `stackgen init`")], source)
     try:
+        duplicates = list(_duplicate_keys(root, []))
+        if duplicates:
+            raise StackgenError(duplicates, source)
         return Stack.model_validate(data)
     except ValidationError as exc:
         raise StackgenError(_problems(exc, data, root), source) from None
+    except RecursionError:
+        # An alias inside its own anchor (`a: &x [*x]`) makes a structure without end.
+        raise StackgenError([Problem("", "the YAML refers to itself: an alias (*name) inside its own anchor (&name)",
+                                     "write the repeated part out, or anchor a finished mapping")], source) from None
+
+
+def _duplicate_keys(node: yaml.Node | None, at: list[str | int]) -> Iterator[Problem]:
+    """YAML keeps the last of two equal keys and drops the first without a word: refuse both instead."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                yield Problem(format_path([*at, name]), f"{name!r} is given twice (also line {seen[name]}); YAML "
+                              "would silently keep only this one", "remove one of them", key.start_mark.line + 1)
+            seen.setdefault(name, key.start_mark.line + 1)
+            yield from _duplicate_keys(value, [*at, name])
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, [*at, i])
 
 
 def _problems(exc: ValidationError, data: Any, root: yaml.Node | None) -> list[Problem]:
@@ -121,8 +150,45 @@ def _engine_at(data: Any, loc: Sequence[str | int]) -> str | None:
     return node.get("engine") if isinstance(node, dict) else None
 
 
+# What users type for a value stackgen spells otherwise: LiteLLM's provider names, the common spellings of
+# the engines. Matched case-insensitively; anything else close to a known value gets a "did you mean" too.
+ALIASES = {
+    "together_ai": "together", "togetherai": "together", "together.ai": "together", "mistralai": "mistral",
+    "mistral_ai": "mistral", "lm_studio": "openai-compatible", "lmstudio": "openai-compatible",
+    "openai_compatible": "openai-compatible", "hosted_vllm": "vllm", "vllm-openai": "vllm", "ollama_chat": "ollama",
+    "llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "llama_cpp": "llamacpp", "llama-server": "llamacpp",
+    "llamaserver": "llamacpp", "openai-compat": "openai-compatible",
+}
+# Common ways of naming a GPU that Kubernetes knows by its device plugin's resource name.
+GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "gpu": "nvidia.com/gpu", "cuda": "nvidia.com/gpu",
+                 "nvidia/gpu": "nvidia.com/gpu", "amd": "amd.com/gpu", "rocm": "amd.com/gpu", "amd/gpu": "amd.com/gpu"}
+
+
+def did_you_mean(value: Any, known: Sequence[str]) -> str:
+    """'did you mean X?' for a value that is an alias or a near miss of a known one, else ''."""
+    text = str(value).strip()
+    for candidate in (text, text.lower()):
+        if candidate in known and candidate != value:
+            return f"did you mean {candidate!r}?"
+        if ALIASES.get(candidate) in known:
+            return f"did you mean {ALIASES[candidate]!r}?"
+    close = difflib.get_close_matches(text.lower(), list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _expected(ctx: dict[str, Any], key: str) -> list[str]:
+    return re.findall(r"'([^']*)'", str(ctx.get(key, "")))
+
+
 def _fix(err: dict[str, Any], loc: Sequence[str | int], data: Any) -> str:
     kind = err["type"]
+    if kind == "literal_error":
+        return did_you_mean(err["input"], _expected(err.get("ctx", {}), "expected"))
+    if kind == "union_tag_invalid":
+        return did_you_mean(err.get("ctx", {}).get("tag", ""), list(ENGINES))
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "resource":
+        known = GPU_RESOURCES.get(str(err["input"]).strip().lower())
+        return f"did you mean {known!r}?" if known else "write the device plugin's resource, e.g. nvidia.com/gpu or amd.com/gpu"
     if kind == "extra_forbidden" and loc:
         known = _known_fields(loc[:-1], _engine_at(data, loc[:-1]))
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import autogen, manifests
+from . import agents, manifests
 from .errors import Problem, StackgenError
 from .gateway import gateway_config
 from .plan import Plan, plan
@@ -41,17 +41,16 @@ def _header(stack: Stack, what: str) -> str:
     return f"# {what} for stack {stack.name}, rendered by stackgen. Edit the spec, not this file.\n"
 
 
-def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: bool = True) -> dict[str, str]:
-    """Every output file, by path relative to OUT."""
+def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: bool = True,
+                 frameworks: tuple[str, ...] = agents.NAMES) -> dict[str, str]:
+    """Every output file, by path relative to OUT; agent configs only for these frameworks (agents.NAMES)."""
     resolved: Plan = plan(stack)
     url = gateway_url or resolved.default_gateway_url()
     values = chart_values(resolved, url)
     files = {
         "values.yaml": dump_yaml(values, _header(stack, "Values of charts/inference-stack")),
         "litellm/config.yaml": dump_yaml(gateway_config(resolved), _header(stack, "LiteLLM proxy config")),
-        "autogen/OAI_CONFIG_LIST": dump_json(autogen.oai_config_list(resolved, url)),
-        "autogen/model_clients.json": dump_json(autogen.model_clients(resolved, url)),
-        "autogen/README.md": autogen.usage_readme(resolved, url),
+        **agents.files(resolved, url, frameworks),
     }
     if with_manifests:
         files.update(_manifest_files(stack, files["values.yaml"]))

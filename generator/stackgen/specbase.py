@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from . import grammars
 
 # Kubernetes Service names are DNS-1035 labels: lower case, digits and '-', starting with a letter.
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -27,6 +29,22 @@ SECRET_FIX = "secrets are references, not values: write {secretName: NAME, key: 
 
 class Base(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+def checked(value: str, problem: str | None, what: str, example: str) -> str:
+    """A field validator's answer: the value, or a ValueError naming the rule and an example."""
+    if problem:
+        raise ValueError(f"{value!r} is not {what}: {problem} (write it like {example})")
+    return value
+
+
+def _image(value: str | None) -> str | None:
+    return None if value is None else checked(value, grammars.image_reference(value), "an image reference",
+                                              grammars.IMAGE_EXAMPLE)
+
+
+# An image the cluster will pull; refused here if no registry client would parse it.
+ImageRef = Annotated[Union[str, None], AfterValidator(_image)]
 
 
 def _refuse_literal_secret(value: Any) -> Any:
@@ -109,7 +127,7 @@ class Gateway(Base):
     ingress: Ingress | None = None
     numWorkers: int = Field(default=1, ge=1, le=64, description="Uvicorn workers per gateway pod.")
     resources: GatewayResources = Field(default_factory=GatewayResources)
-    image: str | None = Field(default=None, description="Image override, repository:tag.")
+    image: ImageRef = Field(default=None, description="Image override, repository:tag.")
     numRetries: int = Field(default=2, ge=0, le=10, description="Retries of a failed request, on another replica or fallback.")
     timeoutSeconds: int = Field(default=600, ge=1, description="Time allowed for one model call.")
 
@@ -151,7 +169,7 @@ class ServedModel(ModelCommon):
                        "name, or the id a custom server answers to.")
     profile: str = Field(description="Key of `profiles` this server runs on.")
     replicas: int = Field(default=1, ge=0, le=100)
-    image: str | None = Field(default=None, description="Image override, repository:tag.")
+    image: ImageRef = Field(default=None, description="Image override, repository:tag.")
     args: list[str] = Field(default_factory=list, description="Extra arguments for the server.")
     env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra environment: NAME: value or NAME: {secretName, key}.")
     cache: Cache = Field(default_factory=Cache, description="Model cache volume.")

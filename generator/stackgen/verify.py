@@ -69,11 +69,14 @@ def _engine(plan: Plan, name: str) -> str:
 
 
 def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None = None,
-           timeout: float = 120.0, autogen_base_url: str | None = None) -> list[Check]:
+           timeout: float = 120.0, autogen_base_url: str | None = None,
+           frameworks: tuple[str, ...] = ()) -> list[Check]:
     """Every check, in a stable order; nothing raises for a failing stack.
 
     ``autogen_base_url`` replaces the gateway URL written in the AutoGen files, for files rendered
-    for another address than the one checked (`stackgen verify --local`)."""
+    for another address than the one checked (`stackgen verify --local`). ``frameworks`` (names of
+    stackgen.agents) renders their configs for this gateway and gets, through each, a reply from every model
+    and a tool round trip from every tool-calling one."""
     base = gateway_url.rstrip("/")
     root = base.removesuffix("/v1")
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -105,7 +108,62 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
     if autogen_dir is not None:
         client = _ClientSettings(api_key, timeout, autogen_base_url)
         checks += _autogen_checks(plan, autogen_dir, client)
+    if frameworks:
+        checks += framework_checks(plan, base, api_key, frameworks, timeout)
     return checks
+
+
+def framework_checks(plan: Plan, gateway_url: str, api_key: str, frameworks: tuple[str, ...],
+                     timeout: float = 120.0) -> list[Check]:
+    """Renders the frameworks' configs for ``gateway_url`` and runs each as an agent's code would: a chat
+    reply per model (check `<framework>`) and, for tool-calling models, a tool round trip (`<framework>-tools`).
+    The generated modules read the key from the spec's autogen.apiKeyEnv, set here for the run."""
+    import os
+    import tempfile
+
+    from . import agents
+    from .agents.base import load_module
+    from .render import render_files
+
+    env = plan.stack.autogen.apiKeyEnv
+    checks: list[Check] = []
+    saved = os.environ.get(env)
+    os.environ[env] = api_key
+    try:
+        with tempfile.TemporaryDirectory(prefix="stackgen-frameworks-") as tmp:
+            files = render_files(plan.stack, gateway_url, with_manifests=False, frameworks=frameworks)
+            for rel, text in files.items():
+                (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / rel).write_text(text, encoding="utf-8")
+            client = _ClientSettings(api_key, timeout, None)
+            for name in frameworks:
+                for m in plan.models:
+                    engine = _engine(plan, m.name)
+                    if name == "ag2-classic":
+                        probe = partial(_classic_reply, Path(tmp) / "autogen/OAI_CONFIG_LIST", m.name, client)
+                        checks.append(_timed(m.name, engine, name, probe))
+                    elif name == "autogen-0.4":
+                        probe = partial(_component_reply, Path(tmp) / "autogen/model_clients.json", m.name, client)
+                        checks.append(_timed(m.name, engine, name, probe))
+                    else:
+                        framework = agents.MODULES[name]
+                        path = Path(tmp) / framework.path
+                        checks.append(_timed(m.name, engine, name,
+                                             lambda f=framework, p=path, n=m.name: _short(f.reply(load_module(p), n))))
+                        if m.spec.toolCalling:
+                            checks.append(_timed(m.name, engine, f"{name}-tools",
+                                                 lambda f=framework, p=path, n=m.name: _short(
+                                                     f.tool_round_trip(load_module(p), n))))
+    finally:
+        if saved is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = saved
+    return checks
+
+
+def _short(text: str) -> str:
+    return text.replace("\n", " ")[:60]
 
 
 def _chat(http: httpx.Client, base: str, model: str) -> str:

@@ -199,6 +199,14 @@ def test_every_engine_passes_the_charts_probes(running: RunningStack) -> None:
             assert httpx.get(server.url + path, timeout=10).status_code == 200, (server.name, kind, path)
 
 
+def test_ollama_is_warm_before_the_first_request(running: RunningStack) -> None:
+    """The startup probe (`ollama run MODEL ""`) loaded the model: it is in memory before any agent asks."""
+    for m in running.plan.served:
+        if m.engine_name == "ollama":
+            loaded = httpx.get(f"{running.servers[m.name].url}/api/ps", timeout=10).json()["models"]
+            assert [x["name"] for x in loaded] == [m.spec.model]
+
+
 def test_verify_passes_with_both_autogen_apis(running: RunningStack, tmp_path: Path) -> None:
     """Chat with usage from every model, a forced tool call where toolCalling is on, both AutoGen configs."""
     out = tmp_path / "out"

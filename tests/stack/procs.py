@@ -35,11 +35,12 @@ class ModelServer:
 
 
 def start_llama_server(model: Path, alias: str, workdir: Path, api_key: str | None = None,
-                       timeout: float = 60.0) -> ModelServer:
-    """Run tests/stack/llamaserver.py on ``model``, serving it under the name ``alias``."""
+                       timeout: float = 60.0, port: int = 0) -> ModelServer:
+    """Run tests/stack/llamaserver.py on ``model``, serving it under the name ``alias``; ``port`` 0 lets the
+    server pick one, a given port brings a server back where the gateway expects it."""
     tag = f"{alias.replace('/', '_').replace(':', '_')}-{secrets.token_hex(3)}"
     ready_file = workdir / f"llama-{tag}.url"
-    argv = [sys.executable, str(LLAMA_RUNNER), "--model", str(model), "--alias", alias, "--port", "0",
+    argv = [sys.executable, str(LLAMA_RUNNER), "--model", str(model), "--alias", alias, "--port", str(port),
             "--ready-file", str(ready_file)]
     if api_key:
         argv += ["--api-key-env", "LLAMA_API_KEY"]

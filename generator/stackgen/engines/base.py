@@ -16,14 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from .. import catalog
+from .. import capacity, catalog
+from ..capacity import Capacity, MemoryModel, Sizing
 from ..errors import Problem
 from ..specbase import ModelCommon, Profile, SecretRef, ServedModel
-
-if TYPE_CHECKING:
-    from ..capacity import Sizing
 
 # Accelerators stackgen knows images for, by the vendor of the profile's GPU resource (MIG slices are
 # NVIDIA's). A resource of any other vendor has no known image: the spec must name one.
@@ -51,6 +49,13 @@ def capabilities(m: ModelCommon, family: str, vision: bool, json_output: bool, s
     """AutoGen's model_info, in its key order."""
     return {"vision": vision, "function_calling": m.toolCalling, "json_output": json_output, "family": family,
             "structured_output": structured}
+
+
+def described(m: ServedModel, facts: catalog.ModelFacts | None) -> tuple[str, bool]:
+    """AutoGen family and vision: the spec's word for an uncatalogued model, else the catalog's."""
+    family = m.family or (facts.family if facts else "unknown")
+    vision = m.vision if m.vision is not None else bool(facts and facts.vision)
+    return family, vision
 
 
 class Engine(ABC):
@@ -110,3 +115,44 @@ class ServedEngine(Engine):
     @abstractmethod
     def capabilities(self, m: ServedModel) -> dict[str, Any]:
         """AutoGen's model_info for this model on this engine."""
+
+
+class PreallocatingEngine(ServedEngine):
+    """A server that allocates the KV cache of every slot for the whole context when it starts (Ollama,
+    llama.cpp): it serves at most `default_context` unless the spec asks for more, since a model's full
+    128K would not fit a small pod."""
+
+    default_context: ClassVar[int] = 8192
+    overhead_gib: ClassVar[float]  # an estimate: the runtime beside weights and KV cache
+    runtime: ClassVar[str]  # its name in refusals
+
+    def slots(self, m: ServedModel) -> int:
+        return 1
+
+    def kv_bytes(self, m: ServedModel) -> float:
+        return 2.0
+
+    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+        gpu, facts, weights = profile.gpu, self.facts(m), self.weights_gib(m)
+        native = facts.context_length if facts else None
+        default = min(native or self.default_context, self.default_context)
+        gpus = 1 if gpu else 0
+        if facts is None or native is None or weights is None:
+            return capacity.unknown("not in the catalog", gpus, m.contextLength or default)
+        if gpu is not None and gpu.memoryGiB is None:
+            return capacity.unknown("set gpu.memoryGiB", gpus, m.contextLength or default)
+        device: Literal["gpu", "cpu"] = "gpu" if gpu else "cpu"
+        total = gpu.memoryGiB if gpu and gpu.memoryGiB else capacity.quantity_gib(profile.memory)
+        kv_bytes, slots, served = self.kv_bytes(m), self.slots(m), self.served_name(m)
+
+        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
+            return capacity.preallocated_refusal(served, self.runtime, profile.memory, m.contextLength, cap, longest, at)
+
+        return capacity.size(MemoryModel(
+            at=lambda tp, ctx: capacity.preallocated(facts, weights, kv_bytes, self.overhead_gib, device, total, slots, ctx),
+            native=native, default_context=default, requested=m.contextLength, context_key="contextLength",
+            refusal=refusal, gpus_per_replica=gpus))
+
+    def served_name(self, m: ServedModel) -> str:
+        """The model as refusals name it."""
+        return m.model

@@ -7,18 +7,17 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from .. import capacity, catalog
-from ..capacity import GIB, Capacity, MemoryModel, Sizing
+from .. import catalog, grammars
+from ..capacity import GIB, Sizing
 from ..errors import Problem
-from ..specbase import OptionalSecret, Profile, ServedModel
-from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities
+from ..specbase import OptionalSecret, Profile, ServedModel, checked
+from .base import AMD, CPU, NVIDIA, PreallocatingEngine, Server, capabilities, described
 
 BUILD = "b11549"  # versions.yaml: xllamacpp, whose version ends in the llama.cpp build it carries
 # The official images of that build, per accelerator; the CPU one is the chart's default.
 IMAGE = "ghcr.io/ggml-org/llama.cpp"
-DEFAULT_CONTEXT = 8192  # the KV cache is allocated up front, as with Ollama
 OVERHEAD_GIB = 0.5  # an estimate: compute buffers beside weights and KV cache
 # Bits per weight of the common GGUF quantisations (llama.cpp's own quantize table, rounded up); the
 # file name says which one a file holds.
@@ -32,6 +31,11 @@ class LlamacppModel(ServedModel):
     parallel: int = Field(default=1, ge=1, le=64, description="--parallel: requests served at once, each with the whole context.")
     hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated repositories.")
 
+    @field_validator("model")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return checked(value, grammars.hf_repo(value), "a Hugging Face repository", "Qwen/Qwen2.5-0.5B-Instruct-GGUF")
+
 
 def base_model(repo: str) -> catalog.ModelFacts | None:
     """The catalogued model a GGUF repository quantises: `<org>/<Name>-GGUF` holds `<Name>`."""
@@ -44,9 +48,11 @@ def quant_bits(file: str) -> float | None:
     return next((bits for q, bits in sorted(QUANT_BITS.items(), key=lambda kv: -len(kv[0])) if stem.endswith(q)), None)
 
 
-class Llamacpp(ServedEngine):
+class Llamacpp(PreallocatingEngine):
     name = "llamacpp"
     spec = LlamacppModel
+    runtime = "llama.cpp"
+    overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
 
     def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
@@ -64,31 +70,13 @@ class Llamacpp(ServedEngine):
                             "remove toolCalling or pick a model with tools (Qwen 2.5/3, Llama 3.x, Mistral)")]
         return []
 
-    def _context(self, m: ServedModel) -> tuple[int | None, int]:
-        facts = self.facts(m)
-        native = facts.context_length if facts else None
-        return native, min(native or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
-
-    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+    def slots(self, m: ServedModel) -> int:
         assert isinstance(m, LlamacppModel)
-        gpu, facts, weights = profile.gpu, self.facts(m), self.weights_gib(m)
-        native, default = self._context(m)
-        gpus = 1 if gpu else 0
-        if facts is None or native is None or weights is None:
-            return capacity.unknown("not in the catalog", gpus, m.contextLength or default)
-        if gpu is not None and gpu.memoryGiB is None:
-            return capacity.unknown("set gpu.memoryGiB", gpus, m.contextLength or default)
-        device: Literal["gpu", "cpu"] = "gpu" if gpu else "cpu"
-        total = gpu.memoryGiB if gpu and gpu.memoryGiB else capacity.quantity_gib(profile.memory)
+        return m.parallel
 
-        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
-            return capacity.preallocated_refusal(f"{m.model}/{m.file}", "llama.cpp", profile.memory, m.contextLength,
-                                                 cap, longest, at)
-
-        return capacity.size(MemoryModel(
-            at=lambda tp, ctx: capacity.preallocated(facts, weights, 2.0, OVERHEAD_GIB, device, total, m.parallel, ctx),
-            native=native, default_context=default, requested=m.contextLength, context_key="contextLength",
-            refusal=refusal, gpus_per_replica=gpus))
+    def served_name(self, m: ServedModel) -> str:
+        assert isinstance(m, LlamacppModel)
+        return f"{m.model}/{m.file}"
 
     def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
         assert isinstance(m, LlamacppModel)
@@ -107,9 +95,8 @@ class Llamacpp(ServedEngine):
         return Server(values, upstream=m.name)
 
     def capabilities(self, m: ServedModel) -> dict[str, Any]:
-        facts = self.facts(m)
-        family = m.family or (facts.family if facts else "unknown")
-        vision = m.vision if m.vision is not None else False  # a vision GGUF needs its projector file too
+        family, _ = described(m, self.facts(m))
+        vision = bool(m.vision)  # a vision GGUF needs its projector file too, which stackgen does not fetch
         # response_format json_object and json_schema are enforced with a grammar.
         return capabilities(m, family, vision, json_output=True, structured=True)
 

@@ -8,18 +8,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .. import capacity, catalog
-from ..capacity import GIB, Capacity, MemoryModel, Sizing
+from .. import catalog, grammars
+from ..capacity import GIB, Sizing
 from ..errors import Problem
-from ..specbase import Profile, ServedModel
-from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities
+from ..specbase import Profile, ServedModel, checked
+from .base import AMD, CPU, NVIDIA, PreallocatingEngine, Server, capabilities, described
 
 VERSION = "0.17.4"  # versions.yaml: ollama
 # Ollama's ROCm build is the same image with a -rocm tag; the default image serves NVIDIA and CPU.
 ROCM_IMAGE = f"ollama/ollama:{VERSION}-rocm"
-# Ollama sizes its KV cache for the whole context up front; a model's full 128K would not fit a small
-# pod, so serve at most this unless the spec asks for more.
-DEFAULT_CONTEXT = 8192
 # Ollama unloads a model idle for 5 minutes, and the next agent call pays the load again. A stackgen pod
 # serves one model and nothing else, so it keeps that model loaded for ever unless the spec says otherwise.
 KEEP_ALIVE = "-1"
@@ -42,6 +39,11 @@ class OllamaModel(ServedModel):
         "`model` as host[:port]/namespace/model:tag.",
     )
 
+    @field_validator("model")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return checked(value, grammars.ollama_name(value), "an Ollama model name", grammars.OLLAMA_EXAMPLE)
+
     @field_validator("keepAlive")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
@@ -56,9 +58,11 @@ def _env_str(m: ServedModel, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class Ollama(ServedEngine):
+class Ollama(PreallocatingEngine):
     name = "ollama"
     spec = OllamaModel
+    runtime = "Ollama"
+    overhead_gib = OVERHEAD_GIB
     images = {NVIDIA: None, CPU: None, AMD: ROCM_IMAGE}
 
     def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
@@ -85,34 +89,12 @@ class Ollama(ServedEngine):
                                     "use cache.type: emptyDir, or replicas: 1"))
         return problems
 
-    def _context(self, m: ServedModel) -> tuple[int | None, int]:
-        """The model's own context, and what is served when the spec sets none."""
-        facts = self.facts(m)
-        native = facts.context_length if facts else None
-        return native, min(native or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+    def kv_bytes(self, m: ServedModel) -> float:
+        return KV_BYTES.get(_env_str(m, "OLLAMA_KV_CACHE_TYPE") or "f16", 2.0)
 
-    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
-        gpu, facts, weights = profile.gpu, self.facts(m), self.weights_gib(m)
-        native, default = self._context(m)
-        gpus = 1 if gpu else 0
-        if facts is None or native is None or weights is None:
-            return capacity.unknown("not in the catalog", gpus, m.contextLength or default)
-        if gpu is not None and gpu.memoryGiB is None:
-            return capacity.unknown("set gpu.memoryGiB", gpus, m.contextLength or default)
-        kv_bytes = KV_BYTES.get(_env_str(m, "OLLAMA_KV_CACHE_TYPE") or "f16", 2.0)
+    def slots(self, m: ServedModel) -> int:
         parallel = _env_str(m, "OLLAMA_NUM_PARALLEL") or "1"
-        slots = int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
-        device: Literal["gpu", "cpu"] = "gpu" if gpu else "cpu"
-        total = gpu.memoryGiB if gpu and gpu.memoryGiB else capacity.quantity_gib(profile.memory)
-
-        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
-            return capacity.preallocated_refusal(m.model, "Ollama", profile.memory, m.contextLength, cap, longest, at)
-
-        return capacity.size(MemoryModel(
-            at=lambda tp, ctx: capacity.preallocated(facts, weights, kv_bytes, OVERHEAD_GIB, device, total, slots, ctx),
-            native=native,
-            default_context=default, requested=m.contextLength, context_key="contextLength", refusal=refusal,
-            gpus_per_replica=gpus))
+        return int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
 
     def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
         assert isinstance(m, OllamaModel)
@@ -126,9 +108,7 @@ class Ollama(ServedEngine):
         return Server({"ollama": settings}, upstream=m.model)
 
     def capabilities(self, m: ServedModel) -> dict[str, Any]:
-        facts = self.facts(m)
-        family = m.family or (facts.family if facts else "unknown")
-        vision = m.vision if m.vision is not None else bool(facts and facts.vision)
+        family, vision = described(m, self.facts(m))
         # Ollama honours response_format json_object; json_schema is not guaranteed through its /v1 API.
         return capabilities(m, family, vision, json_output=True, structured=False)
 

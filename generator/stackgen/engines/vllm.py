@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from .. import capacity, catalog
+from .. import capacity, catalog, grammars
 from ..capacity import GIB, Capacity, MemoryModel, Sizing
 from ..errors import Problem
-from ..specbase import OptionalSecret, Profile, ServedModel
-from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities
+from ..specbase import OptionalSecret, Profile, ServedModel, checked
+from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities, described
 
 VERSION = "0.32.0"  # versions.yaml: vllm
 # vLLM's own images of that release: CPU (x86 with AVX-512) and ROCm; NVIDIA is the chart's default.
@@ -43,6 +43,13 @@ class VllmModel(ServedModel):
         description="--reasoning-parser, for a reasoning model the catalog does not know (deepseek_r1, qwen3, ...).",
     )
     hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated models.")
+
+    @field_validator("model")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        # vLLM also serves a directory of weights mounted into the pod, named by its absolute path.
+        problem = None if value.startswith("/") else grammars.hf_repo(value)
+        return checked(value, problem, "a Hugging Face id or an absolute path", grammars.HF_EXAMPLE)
 
 
 def overhead_gib(tp: int) -> float:
@@ -245,9 +252,7 @@ class Vllm(ServedEngine):
         return Server(values, upstream=m.name, env=env)  # type: ignore[arg-type]
 
     def capabilities(self, m: ServedModel) -> dict[str, Any]:
-        facts = self.facts(m)
-        family = m.family or (facts.family if facts else "unknown")
-        vision = m.vision if m.vision is not None else bool(facts and facts.vision)
+        family, vision = described(m, self.facts(m))
         # response_format json_object and json_schema (guided decoding) both work on vLLM.
         return capabilities(m, family, vision, json_output=True, structured=True)
 

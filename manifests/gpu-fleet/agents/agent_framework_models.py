@@ -1,0 +1,43 @@
+"""Microsoft Agent Framework clients for stack `fleet`, rendered by stackgen. Edit the spec, not this file.
+
+Every model is reached through the stack's gateway; the key is read from $OPENAI_API_KEY
+when a client is made, and never written here.
+
+    import asyncio
+    from agent_framework import Agent
+    from agent_framework_models import client
+
+    agent = Agent(client("qwen-7b"), "You are helpful.")
+    print(asyncio.run(agent.run("Hello")).text)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agent_framework.openai import OpenAIChatCompletionClient
+
+GATEWAY_URL = 'https://llm.example.com/v1'
+API_KEY_ENV = 'OPENAI_API_KEY'
+# What each model can do (the client's additional_properties): tools, vision, json_output, context_length
+# (tokens; None: the provider's).
+MODELS: dict[str, dict[str, Any]] = {
+    'qwen-7b': {'tools': True, 'vision': False, 'json_output': True, 'context_length': 8192},
+    'llama-70b': {'tools': False, 'vision': False, 'json_output': True, 'context_length': 16384},
+    'mistral-7b': {'tools': False, 'vision': False, 'json_output': True, 'context_length': 16384},
+    'gemma-ollama': {'tools': False, 'vision': True, 'json_output': True, 'context_length': 8192},
+}
+
+
+def _known(model: str) -> str:
+    if model not in MODELS:
+        raise KeyError(f"{model!r} is not a model of stack fleet (models: {', '.join(MODELS)})")
+    return model
+
+
+def client(model: str) -> OpenAIChatCompletionClient:
+    """A Chat Completions client of one model of the stack; its abilities ride in additional_properties."""
+    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+    client.additional_properties.update(MODELS[model])
+    return client

@@ -1,0 +1,44 @@
+"""Microsoft Agent Framework clients for stack `hybrid`, rendered by stackgen. Edit the spec, not this file.
+
+Every model is reached through the stack's gateway; the key is read from $STACK_GATEWAY_KEY
+when a client is made, and never written here.
+
+    import asyncio
+    from agent_framework import Agent
+    from agent_framework_models import client
+
+    agent = Agent(client("local-llama"), "You are helpful.")
+    print(asyncio.run(agent.run("Hello")).text)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agent_framework.openai import OpenAIChatCompletionClient
+
+GATEWAY_URL = 'http://hybrid-gateway.agents.svc.cluster.local:4000/v1'
+API_KEY_ENV = 'STACK_GATEWAY_KEY'
+# What each model can do (the client's additional_properties): tools, vision, json_output, context_length
+# (tokens; None: the provider's).
+MODELS: dict[str, dict[str, Any]] = {
+    'local-llama': {'tools': True, 'vision': False, 'json_output': True, 'context_length': 16384},
+    'local-ollama': {'tools': True, 'vision': False, 'json_output': True, 'context_length': 8192},
+    'together-llama': {'tools': True, 'vision': False, 'json_output': True, 'context_length': None},
+    'mistral-large': {'tools': True, 'vision': False, 'json_output': True, 'context_length': None},
+    'lm-studio': {'tools': False, 'vision': False, 'json_output': False, 'context_length': None},
+}
+
+
+def _known(model: str) -> str:
+    if model not in MODELS:
+        raise KeyError(f"{model!r} is not a model of stack hybrid (models: {', '.join(MODELS)})")
+    return model
+
+
+def client(model: str) -> OpenAIChatCompletionClient:
+    """A Chat Completions client of one model of the stack; its abilities ride in additional_properties."""
+    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+    client.additional_properties.update(MODELS[model])
+    return client

@@ -1,0 +1,43 @@
+"""OpenAI Agents SDK clients for stack `kind-cpu`, rendered by stackgen. Edit the spec, not this file.
+
+Every model is reached through the stack's gateway; the key is read from $OPENAI_API_KEY
+when a client is made, and never written here.
+
+    from agents import Agent, Runner
+    from openai_agents_models import model
+
+    agent = Agent(name="assistant", instructions="You are helpful.", model=model("ollama-small"))
+    print(Runner.run_sync(agent, "Hello").final_output)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agents import OpenAIChatCompletionsModel, set_tracing_disabled
+from openai import AsyncOpenAI
+
+# The SDK would upload traces to OpenAI's platform, with the gateway key; the gateway is not OpenAI.
+set_tracing_disabled(True)
+
+GATEWAY_URL = 'http://kind-cpu-gateway.stackgen.svc.cluster.local:4000/v1'
+API_KEY_ENV = 'OPENAI_API_KEY'
+# What each model can do: tools (function tools), vision (image input), json_output (output_type),
+# context_length (tokens; None: the provider's).
+MODELS: dict[str, dict[str, Any]] = {
+    'ollama-small': {'tools': True, 'vision': False, 'json_output': True, 'context_length': 8192},
+    'vllm-small': {'tools': False, 'vision': False, 'json_output': True, 'context_length': 4096},
+}
+
+
+def _known(model: str) -> str:
+    if model not in MODELS:
+        raise KeyError(f"{model!r} is not a model of stack kind-cpu (models: {', '.join(MODELS)})")
+    return model
+
+
+def model(name: str) -> OpenAIChatCompletionsModel:
+    """One model of the stack, for Agent(model=...)."""
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+    return OpenAIChatCompletionsModel(model=_known(name), openai_client=client)

@@ -1,0 +1,159 @@
+"""Every agent framework's generated client, run as its users run it, against real engines behind the real
+gateway: a chat reply from every model of a mixed spec, and a full tool round trip (the model calls the tool,
+the agent runs it, the model answers with its result) from every tool-calling model.
+
+One vLLM and one Ollama serve the module; the external endpoint is the vLLM server under another name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from stackgen import agents
+from stackgen.agents.base import TOOL_RESULT, load_module
+from stackgen.cli import cli
+from stackgen.gateway import MASTER_KEY_ENV
+from stackgen.load import load_text
+from stackgen.localstack import Gateway, point_at_local, start_gateway
+from stackgen.plan import Plan, plan
+from stackgen.render import render_files, write_tree
+from stackgen.verify import verify
+
+from .conftest import LocalEngines
+from .test_real_engines import _start_engines, mirrored
+
+KEY_ENV = "FRAMEWORKS_GATEWAY_KEY"
+SPEC = f"""\
+name: frameworks
+namespace: agents
+autogen: {{apiKeyEnv: {KEY_ENV}}}
+profiles:
+  cpu: {{cpu: "2", memory: 6Gi}}
+  small: {{cpu: "1", memory: 2Gi}}
+models:
+  - name: coder
+    engine: vllm
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    profile: cpu
+    maxModelLen: 4096
+    toolCalling: true
+  - name: helper
+    engine: ollama
+    model: qwen2.5:0.5b
+    profile: small
+    toolCalling: true
+  - name: desk
+    engine: external
+    provider: openai-compatible
+    baseUrl: http://192.168.1.20:1234/v1
+    model: coder
+"""
+MODELS = ["coder", "helper", "desk"]
+TOOL_MODELS = ["coder", "helper"]
+
+
+@dataclass
+class Running:
+    plan: Plan
+    gateway: Gateway
+    out: Path  # the rendered tree, every framework, pointed at the local gateway
+    key: str
+    spec_text: str
+
+
+@pytest.fixture(scope="module")
+def stack(local: LocalEngines, ollama_model: str, engines_workdir: Path) -> Iterator[Running]:
+    workdir = engines_workdir / "frameworks"
+    workdir.mkdir()
+    text = mirrored(SPEC, ollama_model)
+    resolved = plan(load_text(text, str(workdir / "stack.yaml")))
+    files = render_files(resolved.stack)
+    servers, _ = _start_engines(resolved, files, local, workdir)
+    urls = {name: server.api_base for name, server in servers.items()}
+    urls["desk"] = servers["coder"].api_base
+    config = point_at_local(yaml.safe_load(files["litellm/config.yaml"]), urls)
+    key = f"sk-test-{secrets.token_hex(8)}"
+    saved = os.environ.get(KEY_ENV)
+    try:
+        gateway = start_gateway(config, workdir, {MASTER_KEY_ENV: key})
+        try:
+            out = workdir / "out"
+            write_tree(out, render_files(resolved.stack, gateway.api_base, with_manifests=False))
+            os.environ[KEY_ENV] = key
+            yield Running(resolved, gateway, out, key, text)
+        finally:
+            gateway.process.stop()
+    finally:
+        if saved is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = saved
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", list(agents.MODULES))
+def test_every_framework_gets_a_reply_from_every_model(stack: Running, name: str, model: str) -> None:
+    framework = agents.MODULES[name]
+    module = load_module(stack.out / framework.path)
+    assert "Hi, tinyqwen." in framework.reply(module, model)
+
+
+@pytest.mark.parametrize("model", TOOL_MODELS)
+@pytest.mark.parametrize("name", list(agents.MODULES))
+def test_every_framework_completes_a_tool_round_trip(stack: Running, name: str, model: str) -> None:
+    framework = agents.MODULES[name]
+    module = load_module(stack.out / framework.path)
+    answer = framework.tool_round_trip(module, model)
+    assert answer.startswith("The tool returned:") and TOOL_RESULT in answer
+
+
+def test_readme_snippets_run_as_written(stack: Running) -> None:
+    """Each framework's lines in OUT/agents/README.md, in a fresh interpreter with the directory on the path."""
+    readme = (stack.out / "agents" / "README.md").read_text()
+    snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(snippets) == len(agents.MODULES)
+    env = {**os.environ, "PYTHONPATH": str(stack.out / "agents"), KEY_ENV: stack.key}
+    for code in snippets:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "Hi, tinyqwen." in done.stdout, (code, done.stdout, done.stderr[-3000:])
+
+
+def test_generated_modules_read_the_key_only_from_the_environment(stack: Running) -> None:
+    for framework in agents.MODULES.values():
+        text = (stack.out / framework.path).read_text()
+        assert stack.key not in text and "os.environ[API_KEY_ENV]" in text and f"API_KEY_ENV = '{KEY_ENV}'" in text
+
+
+def test_verify_runs_every_framework_against_the_gateway(stack: Running) -> None:
+    checks = verify(stack.plan, stack.gateway.api_base, stack.key, frameworks=agents.NAMES)
+    failed = [c for c in checks if not c.ok]
+    assert not failed, failed
+    names = {(c.model, c.check) for c in checks}
+    for name in agents.NAMES:
+        assert {(m, name) for m in MODELS} <= names
+    for name in agents.MODULES:
+        assert {(m, f"{name}-tools") for m in TOOL_MODELS} <= names
+
+
+def test_stackgen_verify_frameworks_from_the_command_line(stack: Running, tmp_path: Path) -> None:
+    spec = tmp_path / "stack.yaml"
+    spec.write_text(stack.spec_text)
+    result = CliRunner().invoke(cli, ["verify", str(spec), "--gateway", stack.gateway.api_base,
+                                      "--frameworks", "langchain,openai-agents"])
+    assert result.exit_code == 0, result.output
+    for check in ("langchain", "langchain-tools", "openai-agents", "openai-agents-tools"):
+        assert f" {check} " in result.output
+    assert "ag2-classic" not in result.output
