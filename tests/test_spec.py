@@ -69,6 +69,25 @@ BAD_CASES = {
                                       ["stack.yaml:17: models[1].keepAlive: 'forever' is not a duration Ollama reads, "
                                        "and it would quietly use 5m instead (write e.g. 30m, 24h, 3600 for seconds, or "
                                        "-1 to keep the model loaded)"]),
+    "ollama tag outside Ollama's grammar": (GOOD.replace("model: qwen2.5:0.5b", "model: 'qwen2.5 0.5b; rm -rf /'"),
+                                            ["stack.yaml:15: models[1].model: 'qwen2.5 0.5b; rm -rf /' is not an Ollama model name",
+                                             "(write it like qwen2.5:0.5b, or registry.internal:5000/library/qwen2.5:0.5b)"]),
+    "hugging face id outside the hub's rules": (GOOD.replace("Qwen/Qwen2.5-7B-Instruct", "Qwen/-Qwen2.5--7B"),
+                                                ["stack.yaml:9: models[0].model: 'Qwen/-Qwen2.5--7B' is not a Hugging Face id",
+                                                 "(write it like Qwen/Qwen2.5-7B-Instruct)"]),
+    "image outside the reference grammar": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    image: 'Ollama/Ollama:latest'\n"),
+                                            ["stack.yaml:17: models[1].image: 'Ollama/Ollama:latest' is not an image reference"]),
+    "litellm's provider name": (GOOD + "  - {name: t, engine: external, provider: together_ai, model: m, apiKey: {secretName: s, key: k}}\n",
+                                ["models[2].provider: Input should be 'openai', 'mistral', 'together' or 'openai-compatible' "
+                                 "(did you mean 'together'?)"]),
+    "engine spelt like the project": (GOOD.replace("engine: ollama", "engine: llama.cpp"),
+                                      ["stack.yaml:13: models[1]: engine must be one of: vllm, ollama, llamacpp, custom, external "
+                                       "(did you mean 'llamacpp'?)"]),
+    "gpu named by vendor": (GOOD.replace("resource: nvidia.com/gpu", "resource: nvidia"),
+                            ["stack.yaml:4: profiles.l4.gpu.resource: 'nvidia' does not match", "(did you mean 'nvidia.com/gpu'?)"]),
+    "a key given twice": (GOOD.replace("    toolCalling: true\n", "    toolCalling: true\n    toolCalling: false\n"),
+                          ["stack.yaml:13: models[0].toolCalling: 'toolCalling' is given twice (also line 12); YAML would "
+                           "silently keep only this one (remove one of them)"]),
     "insecure pull from the library": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    insecureRegistry: true\n"),
                                        ["stack.yaml:17: models[1].insecureRegistry: qwen2.5:0.5b names no registry, and "
                                         "Ollama's own library is only served over HTTPS (name the mirror in model, e.g. "
@@ -156,3 +175,12 @@ def test_schema_lists_every_field() -> None:
     vllm = schema["$defs"]["VllmModel"]
     assert {"toolCalling", "tensorParallelSize", "maxModelLen", "hfToken"} <= set(vllm["properties"])
     assert vllm["additionalProperties"] is False
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
+    spec = tmp_path / "stack.yaml"
+    spec.write_bytes(GOOD.replace("name: small", "name: caf\xe9").encode("latin-1"))
+    result = CliRunner().invoke(cli, ["validate", str(spec)])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output == f"{spec}:13: column 14: byte 0xe9 is not UTF-8, the encoding YAML files are read in " \
+                            "(save the file as UTF-8)\n"

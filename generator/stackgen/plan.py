@@ -49,7 +49,6 @@ class ServedPlan(ModelPlan):
     engine: ServedEngine = field(repr=False)
     profile: Profile
     upstream_model: str  # model id the server expects in requests
-    url: str  # the model's Service, ending in /v1
     gpus: int
     cache_size: str
     startup_failure_threshold: int
@@ -64,7 +63,6 @@ class ServedPlan(ModelPlan):
 class ExternalPlan(ModelPlan):
     spec: ExternalModel
     provider: str
-    base_url: str | None
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,7 @@ def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, a
         # engine's port; the chart tests check that every such URL names a Service it renders.
         api_base=f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None, context_length=sized.context,
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
-        engine=engine, profile=profile, upstream_model=server.upstream, url=f"http://{fullname}-{m.name}/v1",
+        engine=engine, profile=profile, upstream_model=server.upstream,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
         image=engine.image(m, profile), env={**server.env, **m.env}, values=server.values, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
@@ -188,7 +186,7 @@ def _external(m: ExternalModel) -> ExternalPlan:
     return ExternalPlan(
         name=m.name, spec=m, engine_name=engine.name, route=engine.route(m), api_base=m.baseUrl, api_key=m.apiKey,
         api_key_env=key_env, context_length=None, capabilities=engine.capabilities(m), in_cluster=False,
-        label=f"external/{provider}", provider=provider, base_url=m.baseUrl,
+        label=f"external/{provider}", provider=provider,
     )
 
 
