@@ -27,9 +27,9 @@ def load_text(text: str, source: str = "") -> Stack:
         data = yaml.safe_load(text)
     except yaml.reader.ReaderError as exc:
         char = exc.character if isinstance(exc.character, str) else chr(exc.character)
-        line = text.count("\n", 0, exc.position) + 1
+        at_line = text.count("\n", 0, exc.position) + 1
         raise StackgenError([Problem("", f"character #x{ord(char):04x} is not allowed in a YAML file",
-                                     "remove it, or write it as an escape inside double quotes", line)], source) from None
+                                     "remove it, or write it as an escape inside double quotes", at_line)], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, as every message
@@ -74,7 +74,7 @@ def _problems(exc: ValidationError, data: Any, root: yaml.Node | None) -> list[P
     for err in exc.errors(include_url=False):
         loc = _data_loc(err["loc"], data, err["type"] == "missing")
         path = format_path(loc)
-        found.append((path, Problem(path, _message(err), _fix(err, loc, data), _line(root, loc))))
+        found.append((path, Problem(path, _message(dict(err)), _fix(dict(err), loc, data), _line(root, loc))))
     # A union reports each member's complaint; a deeper error at the same place says more.
     paths = [p for p, _ in found]
     kept = [prob for p, prob in found if not any(o != p and o.startswith(p + ".") for o in paths)]
@@ -187,8 +187,8 @@ def _fix(err: dict[str, Any], loc: Sequence[str | int], data: Any) -> str:
     if kind == "union_tag_invalid":
         return did_you_mean(err.get("ctx", {}).get("tag", ""), list(ENGINES))
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "resource":
-        known = GPU_RESOURCES.get(str(err["input"]).strip().lower())
-        return f"did you mean {known!r}?" if known else "write the device plugin's resource, e.g. nvidia.com/gpu or amd.com/gpu"
+        resource = GPU_RESOURCES.get(str(err["input"]).strip().lower())
+        return f"did you mean {resource!r}?" if resource else "write the device plugin's resource, e.g. nvidia.com/gpu or amd.com/gpu"
     if kind == "extra_forbidden" and loc:
         known = _known_fields(loc[:-1], _engine_at(data, loc[:-1]))
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)

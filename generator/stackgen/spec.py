@@ -7,15 +7,24 @@ The shared parts are in specbase.py; each engine's model fields are in its modul
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import ConfigDict, Field
 
-from .engines import Model
+from . import engines
 from .engines.custom import CustomModel
 from .engines.external import ExternalModel
 from .engines.llamacpp import LlamacppModel
 from .engines.ollama import OllamaModel
 from .engines.vllm import VllmModel
-from .specbase import DNS_LABEL, AutoGen, Base, Gateway, Profile, SecretRef
+from .specbase import DNS_LABEL, AutoGen, Base, Gateway, ModelCommon, Profile, SecretRef
+
+if TYPE_CHECKING:
+    # For type checkers: every engine's model is a ModelCommon. At run time it is the discriminated union
+    # of every engine's spec model, built from the registry (engines.Model).
+    Model = ModelCommon
+else:
+    Model = engines.Model
 
 __all__ = ["CustomModel", "ExternalModel", "LlamacppModel", "OllamaModel", "Profile", "SecretRef", "Stack",
            "VllmModel"]

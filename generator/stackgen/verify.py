@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import httpx
@@ -122,7 +123,6 @@ def framework_checks(plan: Plan, gateway_url: str, api_key: str, frameworks: tup
     import tempfile
 
     from . import agents
-    from .agents.base import load_module
     from .render import render_files
 
     env = plan.stack.autogen.apiKeyEnv
@@ -148,18 +148,23 @@ def framework_checks(plan: Plan, gateway_url: str, api_key: str, frameworks: tup
                     else:
                         framework = agents.MODULES[name]
                         path = Path(tmp) / framework.path
-                        checks.append(_timed(m.name, engine, name,
-                                             lambda f=framework, p=path, n=m.name: _short(f.reply(load_module(p), n))))
+                        checks.append(_timed(m.name, engine, name, partial(_through, framework.reply, path, m.name)))
                         if m.spec.toolCalling:
                             checks.append(_timed(m.name, engine, f"{name}-tools",
-                                                 lambda f=framework, p=path, n=m.name: _short(
-                                                     f.tool_round_trip(load_module(p), n))))
+                                                 partial(_through, framework.tool_round_trip, path, m.name)))
     finally:
         if saved is None:
             os.environ.pop(env, None)
         else:
             os.environ[env] = saved
     return checks
+
+
+def _through(run: Callable[[ModuleType, str], str], module: Path, model: str) -> str:
+    """One check through a framework: load its rendered module and run `run` on one model."""
+    from .agents.base import load_module
+
+    return _short(run(load_module(module), model))
 
 
 def _short(text: str) -> str:

@@ -5,7 +5,8 @@ chart's template is `_engine-custom.tpl`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,7 +29,7 @@ class CustomModel(ServedModel):
 class Custom(ServedEngine):
     name = "custom"
     spec = CustomModel
-    images: dict[str, str | None] = {}  # only the image the spec names
+    images: ClassVar[Mapping[str, str | None]] = {}  # only the image the spec names
 
     def check(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
         assert isinstance(m, CustomModel)
