@@ -48,7 +48,6 @@ class ServedPlan(ModelPlan):
     spec: ServedModel
     engine: ServedEngine = field(repr=False)
     profile: Profile
-    upstream_model: str  # model id the server expects in requests
     gpus: int
     cache_size: str
     startup_failure_threshold: int
@@ -170,7 +169,7 @@ def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, a
         # engine's port; the chart tests check that every such URL names a Service it renders.
         api_base=f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None, context_length=sized.context,
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
-        engine=engine, profile=profile, upstream_model=server.upstream,
+        engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
         image=engine.image(m, profile), env={**server.env, **m.env}, values=server.values, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,

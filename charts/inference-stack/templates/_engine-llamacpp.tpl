@@ -31,13 +31,6 @@ env:
   # Downloads land on the cache volume, so a restarted container does not fetch the file again.
   - name: LLAMA_CACHE
     value: /root/.cache/llama.cpp
-  {{- with dig "hfTokenSecret" dict .model }}
-  - name: HF_TOKEN
-    valueFrom:
-      secretKeyRef:
-        name: {{ required "hfTokenSecret.secretName is required" (dig "secretName" "" .) }}
-        key: {{ dig "key" "token" . }}
-  {{- end }}
 probes: {startup: /health, readiness: /health, liveness: /health}
 {{- end -}}
 

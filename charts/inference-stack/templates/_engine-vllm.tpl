@@ -29,13 +29,6 @@ env:
   # The model cache volume is mounted here, so downloads survive container restarts.
   - name: HF_HOME
     value: /root/.cache/huggingface
-  {{- with dig "hfTokenSecret" dict .model }}
-  - name: HF_TOKEN
-    valueFrom:
-      secretKeyRef:
-        name: {{ required "hfTokenSecret.secretName is required" (dig "secretName" "" .) }}
-        key: {{ dig "key" "token" . }}
-  {{- end }}
 probes: {startup: /health, readiness: /health, liveness: /health}
 {{- end -}}
 

@@ -70,6 +70,17 @@ failureThreshold: {{ int (dig "startupProbe" "failureThreshold" 180 .model) }}
 timeoutSeconds: {{ if .exec }}300{{ else }}5{{ end }}
 {{- end -}}
 
+{{/* HF_TOKEN from hfTokenSecret, for the engines that download from the Hugging Face Hub. Empty without one. */}}
+{{- define "inference-stack.hfTokenEnv" -}}
+{{- with dig "hfTokenSecret" dict . }}
+- name: HF_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "hfTokenSecret.secretName is required" (dig "secretName" "" .) }}
+      key: {{ dig "key" "token" . }}
+{{- end }}
+{{- end -}}
+
 {{/* The containers and volumes of a model server's pod. */}}
 {{- define "inference-stack.modelPodSpec" -}}
 {{- $engine := dig "engine" "" .model -}}
@@ -95,7 +106,8 @@ containers:
       - name: http
         containerPort: {{ $port }}
         protocol: TCP
-    {{- $env := concat ($c.env | default list) (fromYamlArray (include "inference-stack.plainEnv" (dig "env" dict .model)))
+    {{- $env := concat ($c.env | default list) (fromYamlArray (include "inference-stack.hfTokenEnv" .model))
+          (fromYamlArray (include "inference-stack.plainEnv" (dig "env" dict .model)))
           (fromYamlArray (include "inference-stack.secretEnv" (dig "secretEnv" dict .model))) }}
     {{- with $env }}
     env:
