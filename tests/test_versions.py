@@ -57,6 +57,11 @@ REFERENCES = [
      PINS["xllamacpp"]),
     ("vllm-cpu.lock torch", _requirement("torch", LOCK), PINS["torch"]),
     ("vllm-cpu.lock torchvision", _requirement("torchvision", LOCK), PINS["torchvision"]),
+    ("chart images.test.tag", CHART_VALUES["images"]["test"]["tag"], PINS["curl"]),
+    ("pyproject prisma",
+     _requirement("prisma", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
+                                      ["project"]["optional-dependencies"]["test"])),
+     PINS["prisma"]),
     ("pyproject litellm[proxy]",
      _requirement("litellm[proxy]", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
                                               ["project"]["optional-dependencies"]["test"])),
@@ -80,5 +85,6 @@ def test_every_pin_is_used() -> None:
     """A version nobody reads is a version that silently stops being true."""
     scripts = "\n".join(p.read_text() for p in (REPO / "scripts").rglob("*.sh"))
     for name in PINS:
-        read_by_a_script = re.search(rf'versions\.py"? {re.escape(name)}\)', scripts)
+        # `versions.py NAME`, or scripts/node's `pin NAME` wrapper of it
+        read_by_a_script = re.search(rf'(versions\.py"?|pin) {re.escape(name)}\)', scripts)
         assert read_by_a_script or any(r[2].endswith(PINS[name]) for r in REFERENCES), name

@@ -52,7 +52,7 @@ kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}"
 kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${major_minor}"
 
 go_version=$("$go_cmd" env GOVERSION)
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok)
 # The cache key covers everything that changes the output: the pinned modules, the toolchain and
 # the build flags (not this script's comments: an edit here must not cost a 30-minute rebuild).
 key=$(printf '%s\n' "$(cat go.mod go.sum kwok/go.mod kwok/go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
@@ -99,6 +99,8 @@ build kube-apiserver . k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kube-controller-manager . k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
 build kube-scheduler . k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 build kubectl . k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+build kubelet . k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
+build kube-proxy . k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
 
 for b in "${binaries[@]}"; do

@@ -28,6 +28,9 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 BUILD_TIMEOUT_S = 75 * 60
 START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 15.0
+# Inside 198.18.0.0/15, the benchmarking range: no test address is a private-network address.
+SERVICE_CIDR = "198.19.0.0/16"
+KUBERNETES_SERVICE_IP = "198.19.0.1"
 # Nodes carrying this annotation are the ones kwok plays the kubelet for.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -89,6 +92,9 @@ class Component:
 class ControlPlane:
     bin_dir: Path
     work: Path
+    # Loopback unless a real node (tests/node) must reach the apiserver from its network namespace.
+    bind_address: str = "127.0.0.1"
+    pki: pki_mod.Pki | None = None
     components: list[Component] = field(default_factory=list)
     api_url: str = ""
     kubeconfig: Path = Path()
@@ -149,9 +155,12 @@ class ControlPlane:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        pki = pki_mod.make_pki(self.work / "pki")
+        pki = self.pki = pki_mod.make_pki(self.work / "pki", (self.bind_address, KUBERNETES_SERVICE_IP))
         etcd_port, peer_port, api_port, cm_port, sched_port, kwok_port = free_ports(6)
-        self.api_url = f"https://127.0.0.1:{api_port}"
+        self.api_url = f"https://{self.bind_address}:{api_port}"
+        # Pods reach the API through the `kubernetes` Service only when there is a node to run them.
+        endpoints = (["--endpoint-reconciler-type=none"] if self.bind_address == "127.0.0.1"
+                     else ["--endpoint-reconciler-type=lease"])
         configs = {}
         for client in pki_mod.CLIENTS:
             path = self.work / f"{client}.kubeconfig"
@@ -175,16 +184,18 @@ class ControlPlane:
         api = self._spawn("kube-apiserver", [
             self.binary("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", f"--secure-port={api_port}",
-            "--advertise-address=127.0.0.1",
-            # The `kubernetes` Service would need a non-loopback endpoint; nothing here dials it.
-            "--endpoint-reconciler-type=none",
+            f"--bind-address={self.bind_address}", f"--secure-port={api_port}",
+            f"--advertise-address={self.bind_address}", *endpoints,
+            # The node tier's kubelet is reached at its address: no DNS here knows the node's name.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-client-certificate={pki.cert('apiserver-kubelet-client')}",
+            f"--kubelet-client-key={pki.key('apiserver-kubelet-client')}",
             f"--tls-cert-file={pki.cert('apiserver')}", f"--tls-private-key-file={pki.key('apiserver')}",
             f"--client-ca-file={pki.ca_cert}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
-            "--service-cluster-ip-range=10.96.0.0/16",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true", "--profiling=false",
             f"--cert-dir={self.work / 'apiserver-certs'}",

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+# The real node's name (tests/node); its kubelet's certificate names it.
+NODE_NAME = "stackgen-node"
 # Every client identity maps onto a binding the apiserver bootstraps itself (no RBAC set-up needed).
 CLIENTS = {
     "admin": ("kubernetes-admin", "system:masters"),
@@ -20,6 +22,12 @@ CLIENTS = {
     "scheduler": ("system:kube-scheduler", None),
     # kwok writes node and pod status for many nodes: simplest honest identity is an admin.
     "kwok": ("kwok-controller", "system:masters"),
+    # The node tier (tests/node): a real kubelet in group system:nodes (the Node authorizer), kube-proxy
+    # as the user system:node-proxier is bound to, and the apiserver's client for kubelet logs, exec and
+    # port-forward (the kubelet authorizes any certificate of this CA).
+    "node": (f"system:node:{NODE_NAME}", "system:nodes"),
+    "kube-proxy": ("system:kube-proxy", None),
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", None),
 }
 
 
@@ -92,8 +100,9 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def make_pki(directory: Path) -> Pki:
-    """A fresh CA per cluster: nothing is shared with other runs on the machine."""
+def make_pki(directory: Path, server_ips: tuple[str, ...] = ("127.0.0.1",)) -> Pki:
+    """A fresh CA per cluster: nothing is shared with other runs on the machine. ``server_ips`` are the
+    apiserver's addresses: where it listens, and the `kubernetes` Service's ClusterIP."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -105,7 +114,7 @@ def make_pki(directory: Path) -> Pki:
     _write_key(pki.key("apiserver"), server_key)
     _write_cert(pki.cert("apiserver"), _issue(
         _name("kube-apiserver"), server_key, ca_name, ca_key,
-        server_ips=("127.0.0.1",),
+        server_ips=server_ips,
         server_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")))
 
     for client, (cn, org) in CLIENTS.items():

@@ -1,4 +1,5 @@
-"""kubectl and helm against one kind cluster: every call names the context and has a time limit."""
+"""kubectl and helm against one cluster (kind, or the node tier's): every call names the context (and
+the kubeconfig, when not the user's) and has a time limit."""
 
 from __future__ import annotations
 
@@ -29,10 +30,19 @@ class Kube:
     context: str
     kubectl: str
     helm: str
+    kubeconfig: str = ""  # empty: the user's ($KUBECONFIG or ~/.kube/config), as kind writes it
+
+    def kubectl_argv(self) -> list[str]:
+        config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
+        return [self.kubectl, *config, "--context", self.context]
+
+    def helm_argv(self) -> list[str]:
+        config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
+        return [self.helm, *config, "--kube-context", self.context]
 
     def run(self, *args: str, timeout: float = 120, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([self.kubectl, "--context", self.context, *args], input=stdin,
+        proc = subprocess.run([*self.kubectl_argv(), *args], input=stdin,
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()}")
@@ -49,7 +59,7 @@ class Kube:
         self.run("apply", "-f", "-", stdin=json.dumps(obj))
 
     def helm_run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([self.helm, "--kube-context", self.context, *args],
+        proc = subprocess.run([*self.helm_argv(), *args],
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise AssertionError(f"helm {' '.join(args[:2])} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -132,7 +142,7 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
     # Output goes to a file: kubectl logs every connection and a full pipe would stall it.
     with tempfile.TemporaryFile(mode="w+") as log:
         proc = subprocess.Popen(
-            [kube.kubectl, "--context", kube.context, "-n", namespace, "port-forward", "--address",
+            [*kube.kubectl_argv(), "-n", namespace, "port-forward", "--address",
              "127.0.0.1", f"svc/{service}", f"{local}:{port}"],
             stdout=log, stderr=subprocess.STDOUT, text=True)
         try:

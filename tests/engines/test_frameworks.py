@@ -31,7 +31,8 @@ from stackgen.render import render_files, write_tree
 from stackgen.verify import verify
 
 from .conftest import LocalEngines
-from .test_real_engines import _start_engines, mirrored
+from .registry import mirrored
+from .test_real_engines import _start_engines
 
 KEY_ENV = "FRAMEWORKS_GATEWAY_KEY"
 SPEC = f"""\
@@ -76,7 +77,7 @@ class Running:
 def stack(local: LocalEngines, ollama_model: str, engines_workdir: Path) -> Iterator[Running]:
     workdir = engines_workdir / "frameworks"
     workdir.mkdir()
-    text = mirrored(SPEC, ollama_model)
+    text = yaml.safe_dump(mirrored(yaml.safe_load(SPEC), ollama_model), sort_keys=False)
     resolved = plan(load_text(text, str(workdir / "stack.yaml")))
     files = render_files(resolved.stack)
     servers, _ = _start_engines(resolved, files, local, workdir)

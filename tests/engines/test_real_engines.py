@@ -35,6 +35,7 @@ from stackgen.verify import verify
 
 from .conftest import LocalEngines
 from .pods import Server
+from .registry import mirrored
 
 MIXED_SPEC = """\
 name: mixed
@@ -94,16 +95,6 @@ def _spec_text(name: str) -> str:
     return MIXED_SPEC if name == "mixed" else examples.example_text(name)
 
 
-def mirrored(text: str, model_ref: str) -> str:
-    """The spec with every Ollama model pulled from the local registry mirror instead of Ollama's library."""
-    data: dict[str, Any] = yaml.safe_load(text)
-    for model in data["models"]:
-        if model["engine"] == "ollama":
-            model["model"] = model_ref
-            model["insecureRegistry"] = True
-    return yaml.safe_dump(data, sort_keys=False)
-
-
 @dataclass
 class RunningStack:
     plan: Plan
@@ -150,7 +141,7 @@ def running(request: pytest.FixtureRequest, local: LocalEngines, ollama_model: s
     name: str = request.param
     workdir = engines_workdir / name
     workdir.mkdir()
-    text = mirrored(_spec_text(name), ollama_model)
+    text = yaml.safe_dump(mirrored(yaml.safe_load(_spec_text(name)), ollama_model), sort_keys=False)
     spec_path = workdir / "stack.yaml"
     spec_path.write_text(text)
     resolved = plan(load_text(text, str(spec_path)))

@@ -1,0 +1,3 @@
+module stackgen.local/node/pause
+
+go 1.25.0
