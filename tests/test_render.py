@@ -176,7 +176,7 @@ def test_init_writes_a_spec_that_renders(tmp_path: Path) -> None:
     again = runner.invoke(cli, ["init", str(spec)])
     assert again.exit_code == 2 and "--force" in again.output
     result = runner.invoke(cli, ["validate", str(spec)])
-    assert result.exit_code == 0 and result.output == f"{spec}: ok (1 models)\n"
+    assert result.exit_code == 0 and result.stdout == f"{spec}: ok (1 models)\n"
 
 
 def test_rollout_strategy_is_decided_per_model() -> None:

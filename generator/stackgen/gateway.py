@@ -11,6 +11,8 @@ from typing import Any
 from .plan import ModelPlan, Plan
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+# Where the gateway finds Redis; the config names the variables, the Deployment fills them.
+REDIS_ENV = {"redis_host": "REDIS_HOST", "redis_port": "REDIS_PORT", "redis_password": "REDIS_PASSWORD"}
 # LiteLLM's OpenAI client refuses an empty key; in-cluster servers and keyless endpoints ignore this one.
 NO_KEY = "none"
 
@@ -24,6 +26,8 @@ def _entry(m: ModelPlan, timeout: int) -> dict[str, Any]:
         params["api_base"] = m.api_base
     params["api_key"] = f"os.environ/{m.api_key_env}" if m.api_key_env else NO_KEY
     params["timeout"] = timeout
+    if m.spec.limits:
+        params.update({k: v for k, v in m.spec.limits.model_dump().items() if v is not None})
     info: dict[str, Any] = {"mode": "chat", "supports_function_calling": m.spec.toolCalling}
     if m.context_length:
         info["max_input_tokens"] = m.context_length
@@ -33,8 +37,11 @@ def _entry(m: ModelPlan, timeout: int) -> dict[str, Any]:
 def gateway_config(plan: Plan) -> dict[str, Any]:
     gw = plan.stack.gateway
     entries = [_entry(m, gw.timeoutSeconds) for m in plan.models]
+    limited = any(m.spec.limits for m in plan.models)
     router: dict[str, Any] = {
-        "routing_strategy": "simple-shuffle",
+        # LiteLLM enforces a deployment's rpm/tpm only under usage-based-routing-v2 (which counts in Redis
+        # when it has one); with one deployment per model name, the strategy picks nothing else.
+        "routing_strategy": "usage-based-routing-v2" if limited else "simple-shuffle",
         "num_retries": gw.numRetries,
         "timeout": gw.timeoutSeconds,
         # Each model is one deployment (its replicas sit behind one Service), so benching it benches the
@@ -46,6 +53,9 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
     fallbacks = [{m.name: list(m.fallbacks)} for m in plan.stack.models if m.fallbacks]
     if fallbacks:
         router["fallbacks"] = fallbacks
+    if plan.redis:
+        # Counters and cooldowns shared by every replica and worker.
+        router.update({key: f"os.environ/{env}" for key, env in REDIS_ENV.items()})
     return {
         "model_list": entries,
         "router_settings": router,
@@ -63,6 +73,17 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
 GATEWAY_ENV = {"LITELLM_LOG": "ERROR"}
 
 
-def provider_secret_env(plan: Plan) -> dict[str, dict[str, str]]:
-    """Gateway environment variables filled from Secrets: the provider keys the config refers to."""
-    return {m.api_key_env: m.api_key.model_dump() for m in plan.models if m.api_key_env and m.api_key}
+def gateway_env(plan: Plan) -> dict[str, str]:
+    env = dict(GATEWAY_ENV)
+    if plan.redis:
+        env.update({REDIS_ENV["redis_host"]: plan.redis.host, REDIS_ENV["redis_port"]: str(plan.redis.port)})
+    return env
+
+
+def secret_env(plan: Plan) -> dict[str, dict[str, str]]:
+    """Gateway environment variables filled from Secrets: the provider keys and the Redis password the
+    config refers to."""
+    env = {m.api_key_env: m.api_key.model_dump() for m in plan.models if m.api_key_env and m.api_key}
+    if plan.redis:
+        env[REDIS_ENV["redis_password"]] = plan.redis.password.model_dump()
+    return env

@@ -21,7 +21,8 @@ from .specbase import ModelCommon, Profile, SecretRef, ServedModel
 from .spec import Stack
 
 GATEWAY_PORT = 4000
-RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test"})
+RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis"})
+REDIS_PASSWORD_KEY = "password"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,16 @@ class ExternalPlan(ModelPlan):
 
 
 @dataclass(frozen=True)
+class RedisPlan:
+    """The Redis the gateway's replicas and workers share: the chart's own, or an external one."""
+
+    host: str
+    port: int
+    password: SecretRef
+    in_chart: bool
+
+
+@dataclass(frozen=True)
 class Plan:
     stack: Stack
     fullname: str
@@ -72,6 +83,10 @@ class Plan:
     master_key: SecretRef
     served: tuple[ServedPlan, ...]
     external: tuple[ExternalPlan, ...]
+    redis: RedisPlan | None = None
+    # Decisions the user should hear about (a default turned on, a risky choice kept): validate and
+    # render print them.
+    notes: tuple[str, ...] = ()
 
     def model(self, name: str) -> ModelPlan:
         for m in self.models:
@@ -123,8 +138,14 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if len(f"{stack.name}-{m.name}") > 63:
             problems.append(Problem(f"{at}.name", f"object name {stack.name}-{m.name!r} is longer than 63 characters",
                                     "shorten the stack or model name"))
+    redis = stack.gateway.redis
+    if redis.enabled is False and redis.host:
+        problems.append(Problem("gateway.redis.host", "an external Redis is named, but gateway.redis.enabled is false",
+                                "remove host, or remove enabled: false"))
     for i, m in enumerate(stack.models):
         at = f"models[{i}]"
+        if m.limits and m.limits.rpm is None and m.limits.tpm is None:
+            problems.append(Problem(f"{at}.limits", "neither rpm nor tpm is set", "set rpm, tpm or both, or remove limits"))
         for j, target in enumerate(m.fallbacks):
             if target not in names:
                 problems.append(Problem(f"{at}.fallbacks[{j}]", f"no model named {target!r}",
@@ -204,5 +225,30 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
             external.append(_external(m))  # type: ignore[arg-type]
         else:
             served.append(_served(stack, fullname, m, engine, f"models[{i}]"))  # type: ignore[arg-type]
+    redis, notes = _redis(stack, fullname)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
-                served=tuple(served), external=tuple(external))
+                served=tuple(served), external=tuple(external), redis=redis, notes=notes)
+
+
+def _redis(stack: Stack, fullname: str) -> tuple[RedisPlan | None, tuple[str, ...]]:
+    """Redis is on by default wherever more than one process serves the gateway: LiteLLM keeps rate-limit
+    counters and cooldowns per process otherwise, so limits multiply and a failing backend is retried by
+    every replica in turn."""
+    gw = stack.gateway
+    processes = gw.replicas * gw.numWorkers
+    shared = f"{processes} processes ({gw.replicas} replicas x {gw.numWorkers} workers)"
+    if gw.redis.enabled is False or (gw.redis.enabled is None and processes == 1 and not gw.redis.host):
+        if processes > 1:
+            return None, (f"warning: gateway.redis.enabled is false with {shared}: each keeps its own rate-limit "
+                          f"counters, so a model's limits allow up to {processes} times their value",)
+        return None, ()
+    password = gw.redis.password or SecretRef(secretName=f"{fullname}-redis-password", key=REDIS_PASSWORD_KEY)
+    in_chart = gw.redis.host is None
+    plan = RedisPlan(host=gw.redis.host or f"{fullname}-redis", port=gw.redis.port, password=password,
+                     in_chart=in_chart)
+    notes: tuple[str, ...] = ()
+    if gw.redis.enabled is None and processes > 1:
+        where = "which the chart runs" if in_chart else f"at {plan.host}:{plan.port}"
+        notes = (f"note: gateway: {shared} share their rate-limit counters through Redis, {where}; create "
+                 f"Secret {password.secretName} (key {password.key}) first, or set gateway.redis.enabled: false",)
+    return plan, notes

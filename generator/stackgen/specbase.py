@@ -117,6 +117,19 @@ class GatewayResources(Base):
     memory: str = Field(default="1Gi", pattern=QUANTITY, description="Memory request of a gateway pod (limit is twice it).")
 
 
+class Redis(Base):
+    """Where the gateway replicas and workers share their state: rate-limit counters, cooldowns of failing
+    backends. Without it each one keeps its own, so limits multiply by the replica count."""
+
+    enabled: bool | None = Field(
+        default=None, description="Default: on when gateway.replicas or gateway.numWorkers is above 1.")
+    host: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN, description="An external Redis; default: the chart runs one (no persistence).")
+    port: int = Field(default=6379, ge=1, le=65535)
+    password: OptionalSecret = Field(
+        default=None, description="Secret with the Redis password; default {secretName: <name>-redis-password, key: password}.")
+
+
 class Gateway(Base):
     """The LiteLLM proxy in front of every model."""
 
@@ -130,6 +143,7 @@ class Gateway(Base):
     image: ImageRef = Field(default=None, description="Image override, repository:tag.")
     numRetries: int = Field(default=2, ge=0, le=10, description="Retries of a failed request, on another replica or fallback.")
     timeoutSeconds: int = Field(default=600, ge=1, description="Time allowed for one model call.")
+    redis: Redis = Field(default_factory=Redis, description="Shared state of the gateway's replicas and workers.")
 
 
 class AutoGen(Base):
@@ -155,11 +169,19 @@ def _env_value(value: Any) -> Any:
 EnvValue = Annotated[Union[str, SecretRef], BeforeValidator(_env_value)]
 
 
+class Limits(Base):
+    """What every agent together may send this model, per minute, across all gateway replicas (with Redis)."""
+
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
+    tpm: int | None = Field(default=None, ge=1, description="Tokens (prompt and completion) per minute.")
+
+
 class ModelCommon(Base):
     name: str = Field(pattern=DNS_LABEL, max_length=50, description="The name agents use, in the gateway and in AutoGen.")
     tags: list[str] = Field(default_factory=list, description="AutoGen filter tags.")
     fallbacks: list[str] = Field(default_factory=list, description="Models the gateway tries, in order, when this one fails.")
     toolCalling: bool = Field(default=False, description="Enable tool (function) calling for this model.")
+    limits: Limits | None = Field(default=None, description="Per-minute limits the gateway enforces: {rpm, tpm}.")
 
 
 class ServedModel(ModelCommon):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import autogen
-from .gateway import GATEWAY_ENV, gateway_config, provider_secret_env
+from .gateway import gateway_config, gateway_env, secret_env
 from .plan import GATEWAY_PORT, Plan, ServedPlan
 from .spec import Profile, SecretRef
 
@@ -76,14 +76,14 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
             "requests": {"cpu": str(gw.resources.cpu), "memory": gw.resources.memory},
             "limits": {"memory": _double(gw.resources.memory)},
         },
-        "env": dict(GATEWAY_ENV),
+        "env": gateway_env(plan),
         "config": gateway_config(plan),
     }
     if gw.image:
         gateway["image"] = _image(gw.image)
-    secret_env = provider_secret_env(plan)
-    if secret_env:
-        gateway["secretEnv"] = secret_env
+    from_secrets = secret_env(plan)
+    if from_secrets:
+        gateway["secretEnv"] = from_secrets
     if gw.ingress:
         ingress: dict[str, Any] = {"enabled": True, "host": gw.ingress.host}
         if gw.ingress.className:
@@ -93,7 +93,7 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
         if gw.ingress.annotations:
             ingress["annotations"] = dict(gw.ingress.annotations)
         gateway["ingress"] = ingress
-    return {
+    values: dict[str, Any] = {
         "fullnameOverride": plan.fullname,
         "gateway": gateway,
         "models": {m.name: _model_values(m) for m in plan.served},
@@ -102,6 +102,9 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
             "modelClients": autogen.model_clients(plan, gateway_url),
         },
     }
+    if plan.redis and plan.redis.in_chart:
+        values["redis"] = {"enabled": True, "port": plan.redis.port, "passwordSecret": plan.redis.password.model_dump()}
+    return values
 
 
 def _double(quantity: str) -> str:

@@ -19,10 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib/cache.sh"
 
 pin() { "$here/../versions.py" "$1"; }
-# What the node itself runs (tests/node starts them): containerd and runc, the CNI plugins, iptables for
-# kube-proxy; and debootstrap for the images. Installed before the cache check: a cached image set is of
-# no use without them.
-need_debs containerd runc containernetworking-plugins iptables conntrack debootstrap
+
 log() { echo "node-images: $*" >&2; }
 
 # The servers the images carry come from the real-engine tier's own caches (both cached per version).
@@ -46,9 +43,10 @@ declare -A refs=(
   [coredns]="registry.k8s.io/coredns/coredns:$(pin coredns)"
 )
 
+# The key covers this script too: an image's config or package list lives here.
 key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$go_version" "$(pin prisma)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
-  "$(cat "$here/oci.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
+  "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
 if cache_open node-images "$key"; then
   log "cached in $CACHE_OUT"
   echo "$CACHE_OUT"
@@ -56,6 +54,7 @@ if cache_open node-images "$key"; then
 fi
 
 start=$(date +%s)
+need_debs debootstrap
 work=$(mktemp -d "$CACHE_OUT/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 stamp() { log "$1 after $(( $(date +%s) - start ))s"; }
@@ -63,7 +62,8 @@ stamp() { log "$1 after $(( $(date +%s) - start ))s"; }
 # --- the shared Debian base -------------------------------------------------------------------------
 base=$work/base
 debootstrap --variant=minbase --include="$debs" "$suite" "$base" "$mirror" >&2
-rm -rf "$base"/var/cache/apt/archives/*.deb "$base"/var/lib/apt/lists/* "$base"/var/log/* "$base"/dev/*
+rm -rf "${base:?}"/var/cache/apt/archives/*.deb "${base:?}"/var/lib/apt/lists/* "${base:?}"/var/log/* \
+  "${base:?}"/dev/*
 : > "$base/etc/resolv.conf"   # the runtime mounts its own
 stamp "debootstrap $suite"
 
@@ -74,6 +74,7 @@ stamp "debootstrap $suite"
 in_overlay() {
   local upper=$1 script=$2 merged=$work/merged ovl=$work/ovl
   mkdir -p "$upper" "$merged" "$ovl"
+  # shellcheck disable=SC2016  # the inner bash expands these, from its own arguments
   unshare --mount --propagation private bash -euo pipefail -c '
     base=$1 upper=$2 ovl=$3 merged=$4 script=$5
     mount -t overlay overlay -o "lowerdir=$base,upperdir=$upper,workdir=$ovl" "$merged"

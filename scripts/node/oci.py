@@ -25,7 +25,8 @@ from pathlib import Path
 
 
 def layer_tar(src: Path, dest: Path) -> str:
-    """Tar one directory with GNU tar (fast on the multi-GB vLLM layer); return its sha256."""
+    """Tar one directory with GNU tar (fast on the multi-GB vLLM layer); return its sha256. No xattrs:
+    an overlay upper directory carries the overlay's own (trusted.overlay.*), which are no part of it."""
     for path in src.rglob("*"):
         # An overlayfs whiteout (a 0/0 character device) means the build deleted a base file; an image
         # layer spells that differently (.wh. files), and no build here should delete anything.
@@ -33,7 +34,7 @@ def layer_tar(src: Path, dest: Path) -> str:
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             sys.exit(f"oci.py: {path} is a whiteout: the build removed a file of the layer below")
     subprocess.run(["tar", "--create", f"--file={dest}", f"--directory={src}", "--sort=name",
-                    "--mtime=@0", "--numeric-owner", "--xattrs", "--format=posix",
+                    "--mtime=@0", "--numeric-owner", "--format=posix",
                     "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "."],
                    check=True)
     digest = hashlib.sha256()

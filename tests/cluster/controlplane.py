@@ -23,7 +23,8 @@ from . import pki as pki_mod
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "controlplane" / "build.sh"
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet",
+            "kube-proxy", "kwok")
 # A cold build is ~30 min on 2 cores (see scripts/controlplane/README.md); `make test` builds first.
 BUILD_TIMEOUT_S = 75 * 60
 START_TIMEOUT_S = 180.0

@@ -35,7 +35,7 @@ def test_binaries_report_the_pinned_versions(cluster: Cluster) -> None:
     etcd = _pinned(MODULE_DIR / "go.mod", "go.etcd.io/etcd/server/v3")
     kwok = _pinned(MODULE_DIR / "kwok" / "go.mod", "sigs.k8s.io/kwok")
     bin_dir = cluster.cp.bin_dir
-    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
         assert _version_output(bin_dir / name, "--version").strip() == f"Kubernetes {kube}"
     assert f"etcd Version: {etcd.lstrip('v')}" in _version_output(bin_dir / "etcd", "--version")
     assert f"kwok version {kwok} " in _version_output(bin_dir / "kwok", "--version")

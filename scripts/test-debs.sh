@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests run, when missing (CI and developers run as root here):
+# - redis-server: the gateway's shared state (tests/stack/test_shared_state.py), the release the chart's
+#   Redis image pins (versions.yaml `redis`);
+# - containerd, runc, containernetworking-plugins, iptables, conntrack: the real node of tests/node;
+# - debootstrap: the root filesystems of that node's images (scripts/node/build.sh).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/cache.sh
+source "$here/lib/cache.sh"
+
+need_debs redis-server containerd runc containernetworking-plugins iptables conntrack debootstrap
