@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests run, when missing (CI and developers run as root here):
+# - prometheus: evaluates every alert, dashboard query and autoscaling trigger (tests/engines/test_monitoring.py);
 # - redis-server: the gateway's shared state (tests/stack/test_shared_state.py), the release the chart's
 #   Redis image pins (versions.yaml `redis`);
 # - containerd, runc, containernetworking-plugins, iptables, conntrack: the real node of tests/node;
@@ -10,4 +11,4 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib/cache.sh
 source "$here/lib/cache.sh"
 
-need_debs redis-server containerd runc containernetworking-plugins iptables conntrack debootstrap
+need_debs redis-server prometheus containerd runc containernetworking-plugins iptables conntrack debootstrap

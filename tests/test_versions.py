@@ -63,6 +63,10 @@ REFERENCES = [
      _requirement("prisma", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
                                       ["project"]["optional-dependencies"]["test"])),
      PINS["prisma"]),
+    ("pyproject prometheus-client",
+     _requirement("prometheus-client", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
+                                                 ["project"]["optional-dependencies"]["test"])),
+     PINS["prometheus-client"]),
     ("pyproject litellm[proxy]",
      _requirement("litellm[proxy]", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
                                               ["project"]["optional-dependencies"]["test"])),

@@ -64,6 +64,8 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
             "drop_params": True,
             "request_timeout": gw.timeoutSeconds,
             "num_retries": gw.numRetries,
+            # The Prometheus callback serves /metrics on the proxy's port (stackgen.monitoring reads it).
+            **({"callbacks": ["prometheus"]} if plan.stack.monitoring.enabled else {}),
         },
         "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
     }

@@ -99,8 +99,8 @@ class Pod:
     """One kind of pod the stack runs: `replicas` of it, each needing this much of one node."""
 
     name: str
-    path: str  # where its replicas are set in the spec
-    replicas: int
+    path: str  # the spec entry it comes from
+    replicas: int  # the most it runs: replicas, or autoscaling.maxReplicas
     gpus: int
     cpu: float
     memory: float  # GiB
@@ -110,6 +110,7 @@ class Pod:
     gpu_gib: float | None = None
     selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
+    count_field: str = "replicas"  # the spec field that sets `replicas`
 
 
 def pods(plan: Plan) -> list[Pod]:
@@ -118,10 +119,15 @@ def pods(plan: Plan) -> list[Pod]:
     index = {m.name: i for i, m in enumerate(plan.stack.models)}
     for m in plan.served:
         p, gpu = m.profile, m.profile.gpu
-        out.append(Pod(m.name, f"models[{index[m.name]}]", m.spec.replicas, m.gpus, _cpu(p.cpu), _quantity_gib(p.memory),
+        # An autoscaled model must fit at its most: a scale-up that finds no GPU stays Pending for good.
+        scaling = m.spec.autoscaling
+        count, count_field = (scaling.maxReplicas, "autoscaling.maxReplicas") if scaling else (m.spec.replicas, "replicas")
+        out.append(Pod(m.name, f"models[{index[m.name]}]", count, m.gpus, _cpu(p.cpu), _quantity_gib(p.memory),
                        m.surge, gpu.resource if gpu else None, gpu.product if gpu else None,
-                       gpu.memoryGiB if gpu else None, dict(p.nodeSelector), tuple(p.tolerations)))
-    return out
+                       gpu.memoryGiB if gpu else None, dict(p.nodeSelector), tuple(p.tolerations), count_field))
+    # Fixed replicas are always there; an autoscaler's extra ones come on top of them, so they are placed last
+    # (and a pool too small for a scale-up names the maxReplicas to lower).
+    return sorted(out, key=lambda pod: pod.count_field != "replicas")
 
 
 def _tolerated(taint: Taint, tolerations: tuple[Toleration, ...]) -> bool:
@@ -230,7 +236,7 @@ def place(plan: Plan, inventory: Inventory) -> Placement:
         if count < pod.replicas:
             problems.append(_unplaced(pod, count, pools, eligible[pod.name]))
         elif not rollout_ok:
-            problems.append(Problem(f"{pod.path}.replicas", f"a rollout of {pod.name} starts one extra pod ({pod.cpu:g} CPU, "
+            problems.append(Problem(f"{pod.path}.{pod.count_field}", f"a rollout of {pod.name} starts one extra pod ({pod.cpu:g} CPU, "
                                     f"{pod.memory:g} GiB) first, and no node that matches has room for it: the rollout would stall",
                                     f"add a node to pool {eligible[pod.name][0].name}"))
     uses = []
@@ -260,7 +266,7 @@ def _rollout(pod: Pod, count: int, eligible: list[Pool], free: dict[str, Free]) 
 
 def _unplaced(pod: Pod, count: int, pools: list[Pool], eligible: list[Pool]) -> Problem:
     missing = pod.replicas - count
-    where = f"{pod.path}.replicas"
+    where = f"{pod.path}.{pod.count_field}"
     if not eligible:
         reasons = "; ".join(f"{p.name}: {why_not(p, pod)}" for p in pools)
         return Problem(where, f"no pool can run {pod.name} ({reasons})",
@@ -277,7 +283,7 @@ def _unplaced(pod: Pod, count: int, pools: list[Pool], eligible: list[Pool]) -> 
     need = f"{pod.gpus} GPU(s), " if pod.gpus else ""
     return Problem(where, f"{count} of {pod.replicas} replicas of {pod.name} fit: each needs {need}{pod.cpu:g} CPU and "
                           f"{pod.memory:g} GiB on one node, and {', '.join(p.name for p in eligible)} is full",
-                   f"add {extra} node(s) to pool {pool.name}, or lower replicas to {count}")
+                   f"add {extra} node(s) to pool {pool.name}, or lower {pod.count_field} to {count}")
 
 
 def as_dict(placement: Placement) -> dict[str, Any]:

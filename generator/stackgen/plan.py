@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import capacity
-from .engines import ServedEngine, engine_of
+from .engines import SERVED, ServedEngine, engine_of
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
 from .engines.external import ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
@@ -160,6 +160,24 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
     return problems
 
 
+def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine) -> list[Problem]:
+    scaling = m.autoscaling
+    assert scaling is not None
+    problems = []
+    if engine.metrics is None:
+        scalable = ", ".join(sorted(n for n, e in SERVED.items() if e.metrics)) or "none"
+        problems.append(Problem(f"{at}.autoscaling", f"{engine.name} exports no queue-depth metric to scale on",
+                                f"remove autoscaling, or serve the model with an engine that does ({scalable})"))
+    if scaling.minReplicas > scaling.maxReplicas:
+        problems.append(Problem(f"{at}.autoscaling.minReplicas",
+                                f"minReplicas {scaling.minReplicas} is above maxReplicas {scaling.maxReplicas}",
+                                "lower minReplicas or raise maxReplicas"))
+    if "replicas" in m.model_fields_set:
+        problems.append(Problem(f"{at}.replicas", "replicas is the autoscaler's to set when autoscaling is on",
+                                "remove replicas; set autoscaling.minReplicas instead"))
+    return problems
+
+
 def _check_served(at: str, m: ServedModel, engine: ServedEngine, stack: Stack, with_capacity: bool) -> list[Problem]:
     problems = []
     profile = stack.profiles.get(m.profile)
@@ -168,6 +186,8 @@ def _check_served(at: str, m: ServedModel, engine: ServedEngine, stack: Stack, w
         problems.append(Problem(f"{at}.profile", f"no profile named {m.profile!r} (profiles: {known})",
                                 "add it under profiles or use an existing one"))
     problems += engine.check(m, profile, at)
+    if m.autoscaling:
+        problems += _check_autoscaling(at, m, engine)
     # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
     if with_capacity and profile is not None and not problems:
         problems += engine.sizing(m, profile, at).problems

@@ -17,7 +17,7 @@ from .engines.external import ExternalModel
 from .engines.llamacpp import LlamacppModel
 from .engines.ollama import OllamaModel
 from .engines.vllm import VllmModel
-from .specbase import DNS_LABEL, AutoGen, Base, Gateway, ModelCommon, Profile, SecretRef
+from .specbase import DNS_LABEL, AutoGen, Base, Gateway, ModelCommon, Monitoring, Profile, SecretRef
 
 if TYPE_CHECKING:
     # For type checkers: every engine's model is a ModelCommon. At run time it is the discriminated union
@@ -39,5 +39,6 @@ class Stack(Base):
     namespace: str = Field(default="default", pattern=DNS_LABEL, max_length=63)
     gateway: Gateway = Field(default_factory=Gateway)
     autogen: AutoGen = Field(default_factory=AutoGen)
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Metrics, alerts and a dashboard (Prometheus Operator).")
     profiles: dict[str, Profile] = Field(default_factory=dict)
     models: list[Model] = Field(min_length=1)

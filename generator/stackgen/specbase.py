@@ -146,6 +146,16 @@ class Gateway(Base):
     redis: Redis = Field(default_factory=Redis, description="Shared state of the gateway's replicas and workers.")
 
 
+class Monitoring(Base):
+    """Objects for a cluster with the Prometheus Operator: monitors of the gateway and of every model server
+    that exports metrics, alert rules, and a Grafana dashboard."""
+
+    enabled: bool = Field(default=False, description="Render the PodMonitor, ServiceMonitor, PrometheusRule and dashboard.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels your Prometheus selects monitors and rules by, e.g. {release: kube-prometheus-stack}.")
+    dashboard: bool = Field(default=True, description="A Grafana dashboard ConfigMap, labelled for Grafana's sidecar.")
+
+
 class AutoGen(Base):
     apiKeyEnv: str = Field(
         default="OPENAI_API_KEY",
@@ -184,6 +194,18 @@ class ModelCommon(Base):
     limits: Limits | None = Field(default=None, description="Per-minute limits the gateway enforces: {rpm, tpm}.")
 
 
+class Autoscaling(Base):
+    """KEDA scales the model's Deployment on its server's queue (requests waiting for a slot), read from
+    Prometheus."""
+
+    minReplicas: int = Field(default=1, ge=0, le=100, description="Fewest replicas; 0 lets an idle model scale to none.")
+    maxReplicas: int = Field(ge=1, le=100, description="Most replicas; `stackgen plan --cluster` checks that they fit.")
+    targetQueue: int = Field(default=5, ge=1, description="Requests waiting per replica that call for one more.")
+    prometheusUrl: str = Field(
+        default="http://prometheus-operated.monitoring.svc.cluster.local:9090", pattern=r"^https?://\S+$",
+        description="Prometheus that scrapes the model servers (default: the Prometheus Operator's).")
+
+
 class ServedModel(ModelCommon):
     """Fields shared by model servers that run in the cluster."""
 
@@ -195,6 +217,7 @@ class ServedModel(ModelCommon):
     args: list[str] = Field(default_factory=list, description="Extra arguments for the server.")
     env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra environment: NAME: value or NAME: {secretName, key}.")
     cache: Cache = Field(default_factory=Cache, description="Model cache volume.")
+    autoscaling: Autoscaling | None = Field(default=None, description="Scale on queue depth with KEDA instead of fixed replicas.")
     contextLength: int | None = Field(
         default=None, ge=128,
         description="vLLM: the native context length of an uncatalogued model. Ollama and llama.cpp: the context "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from . import autogen
+from . import autogen, monitoring
 from .gateway import gateway_config, gateway_env, secret_env
 from .plan import GATEWAY_PORT, Plan, ServedPlan
 from .spec import Profile, SecretRef
@@ -32,9 +33,38 @@ def _placement(profile: Profile) -> dict[str, Any]:
     return out
 
 
-def _model_values(m: ServedPlan) -> dict[str, Any]:
+def _autoscaling(m: ServedPlan, namespace: str) -> dict[str, Any]:
+    """KEDA's view of the model: its queue summed over the replicas, divided by KEDA (an AverageValue target)
+    into the queue per replica. `check` refused engines without a queue metric."""
+    scaling = m.spec.autoscaling
+    assert scaling is not None
+    return {
+        "minReplicas": scaling.minReplicas,
+        "maxReplicas": scaling.maxReplicas,
+        "serverAddress": scaling.prometheusUrl,
+        "query": monitoring.queue_query(m, namespace),
+        "threshold": str(scaling.targetQueue),
+    }
+
+
+def _monitoring(plan: Plan) -> dict[str, Any]:
+    spec = plan.stack.monitoring
+    out: dict[str, Any] = {"enabled": True, "scrapedModels": [m.name for m in monitoring.scraped(plan)],
+                           "ruleGroups": monitoring.alert_rules(plan)}
+    if spec.labels:
+        out["labels"] = dict(spec.labels)
+    if spec.dashboard:
+        out["dashboard"] = json.dumps(monitoring.dashboard(plan), indent=2, sort_keys=True)
+    return out
+
+
+def _model_values(m: ServedPlan, namespace: str) -> dict[str, Any]:
     spec = m.spec
-    values: dict[str, Any] = {"engine": m.engine_name, "model": spec.model, "replicas": spec.replicas}
+    values: dict[str, Any] = {"engine": m.engine_name, "model": spec.model}
+    if spec.autoscaling:
+        values["autoscaling"] = _autoscaling(m, namespace)
+    else:
+        values["replicas"] = spec.replicas
     if m.image:
         values["image"] = _image(m.image)
     if spec.args:
@@ -96,12 +126,14 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
     values: dict[str, Any] = {
         "fullnameOverride": plan.fullname,
         "gateway": gateway,
-        "models": {m.name: _model_values(m) for m in plan.served},
+        "models": {m.name: _model_values(m, stack.namespace) for m in plan.served},
         "autogen": {
             "oaiConfigList": autogen.oai_config_list(plan, gateway_url),
             "modelClients": autogen.model_clients(plan, gateway_url),
         },
     }
+    if stack.monitoring.enabled:
+        values["monitoring"] = _monitoring(plan)
     if plan.redis and plan.redis.in_chart:
         values["redis"] = {"enabled": True, "port": plan.redis.port, "passwordSecret": plan.redis.password.model_dump()}
     return values

@@ -92,7 +92,8 @@ in_overlay() {
 # --- LiteLLM: the pinned proxy in a virtualenv at /app/venv -------------------------------------------
 in_overlay "$work/litellm" "
   python3 -m venv /app/venv
-  /app/venv/bin/pip install --quiet --no-cache-dir 'litellm[proxy]==$(pin litellm)' 'prisma==$(pin prisma)'
+  /app/venv/bin/pip install --quiet --no-cache-dir 'litellm[proxy]==$(pin litellm)' 'prisma==$(pin prisma)' \
+    'prometheus-client==$(pin prometheus-client)'
   find /app/venv -name __pycache__ -prune -exec rm -rf {} +"
 stamp "litellm layer"
 

@@ -36,6 +36,14 @@ class Release:
         values: dict[str, Any] = yaml.safe_load((self.out / "values.yaml").read_text())
         return values
 
+    def deployments(self) -> set[str]:
+        """The Deployments the rendered values ask for: the gateway, every model, and Redis when the chart
+        runs it."""
+        names = {f"{self.name}-gateway"} | {f"{self.name}-{k}" for k in self.values.get("models", {})}
+        if self.values.get("redis", {}).get("enabled"):
+            names.add(f"{self.name}-redis")
+        return names
+
     def prepare_namespace(self) -> None:
         self.cluster.create_namespace(self.namespace)
         for secret, keys in referenced_secrets(self.values).items():

@@ -58,6 +58,19 @@ def described(m: ServedModel, facts: catalog.ModelFacts | None) -> tuple[str, bo
     return family, vision
 
 
+@dataclass(frozen=True)
+class EngineMetrics:
+    """Prometheus series a model server exports (names as scraped), each labelled with the served model's
+    name (`model_name`)."""
+
+    queue: str  # gauge: requests waiting for a slot (what autoscaling reads)
+    running: str  # gauge: requests being served
+    kv_cache_usage: str  # gauge, 0 to 1
+    ttft: str  # histogram of the time to first token, seconds (the base name, before _bucket)
+    generation_tokens: str  # counter of generated tokens
+    requests: str  # counter of finished requests
+
+
 class Engine(ABC):
     """One kind of model endpoint. Subclasses set the class attributes."""
 
@@ -74,6 +87,9 @@ class ServedEngine(Engine):
     images: ClassVar[Mapping[str, str | None]]
     # The LiteLLM provider prefix the gateway speaks to the server with.
     provider: ClassVar[str] = "openai"
+    # What the server exports on its serving port's /metrics; None: nothing to scrape, alert on or scale on
+    # (the gateway's own metrics still cover the model).
+    metrics: ClassVar[EngineMetrics | None] = None
 
     def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""

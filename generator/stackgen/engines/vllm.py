@@ -12,7 +12,7 @@ from .. import capacity, catalog, grammars
 from ..capacity import GIB, Capacity, MemoryModel, Sizing
 from ..errors import Problem
 from ..specbase import OptionalSecret, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, Server, ServedEngine, capabilities, described
+from .base import AMD, CPU, NVIDIA, EngineMetrics, Server, ServedEngine, capabilities, described
 
 VERSION = "0.32.0"  # versions.yaml: vllm
 # vLLM's own images of that release: CPU (x86 with AVX-512) and ROCm; NVIDIA is the chart's default.
@@ -93,6 +93,11 @@ class Vllm(ServedEngine):
     spec = VllmModel
     images = {NVIDIA: None, CPU: CPU_IMAGE, AMD: ROCM_IMAGE}
     provider = "hosted_vllm"
+    # vLLM's /metrics on the serving port (vllm/v1/metrics/loggers.py of the pinned release).
+    metrics = EngineMetrics(
+        queue="vllm:num_requests_waiting", running="vllm:num_requests_running",
+        kv_cache_usage="vllm:kv_cache_usage_perc", ttft="vllm:time_to_first_token_seconds",
+        generation_tokens="vllm:generation_tokens_total", requests="vllm:request_success_total")
 
     def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
         return catalog.hf_model(m.model)

@@ -1,0 +1,173 @@
+"""What Prometheus reads of a stack, and what it alerts on: every PromQL expression stackgen writes lives
+here, built from the metric names each engine module declares (`EngineMetrics`) and the gateway's below.
+The chart maps them to a PrometheusRule, a Grafana dashboard and KEDA's trigger; tests/engines evaluates
+each one against a real Prometheus that scrapes real vLLM and the real gateway.
+
+Every series is selected by the scrape's `namespace` label (the Prometheus Operator's monitors set it), and
+the gateway's also by `job`, which a ServiceMonitor sets to the Service's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engines.base import EngineMetrics
+from .plan import Plan, ServedPlan
+
+# LiteLLM 1.108.7's Prometheus callback (litellm/types/integrations/prometheus.py), as scraped: counters
+# carry _total, histograms _bucket.
+GATEWAY_REQUESTS = "litellm_proxy_total_requests_metric_total"
+GATEWAY_FAILURES = "litellm_proxy_failed_requests_metric_total"
+GATEWAY_LATENCY = "litellm_request_total_latency_metric"  # histogram, seconds, by model_group
+MODEL_SUCCESSES = "litellm_deployment_success_responses_total"  # by model_group: the gateway's view of a model
+MODEL_FAILURES = "litellm_deployment_failure_responses_total"
+
+# Alert thresholds: a queue this long for 5 minutes means the model needs more replicas; a KV cache this
+# full for 10 minutes means requests are being preempted; this share of failed gateway requests.
+QUEUE_ALERT = 10
+KV_CACHE_ALERT = 0.95
+GATEWAY_ERROR_RATIO = 0.05
+
+
+def _metrics(m: ServedPlan) -> EngineMetrics:
+    metrics = m.engine.metrics
+    assert metrics is not None, f"{m.engine_name} exports no metrics"
+    return metrics
+
+
+def queue_query(m: ServedPlan, namespace: str) -> str:
+    """The model's queue summed over its replicas: what KEDA scales on."""
+    return f'sum({_metrics(m).queue}{{namespace="{namespace}",model_name="{m.name}"}})'
+
+
+def scraped(plan: Plan) -> tuple[ServedPlan, ...]:
+    """The model servers Prometheus scrapes: those whose engine exports metrics."""
+    return tuple(m for m in plan.served if m.engine.metrics)
+
+
+def _gateway(plan: Plan) -> str:
+    return f'namespace="{plan.stack.namespace}",job="{plan.gateway_service}"'
+
+
+def _servers(plan: Plan) -> str:
+    names = "|".join(m.name for m in scraped(plan))
+    return f'namespace="{plan.stack.namespace}",model_name=~"{names}"'
+
+
+def _engine_metrics(plan: Plan) -> list[EngineMetrics]:
+    """Distinct metric sets of the scraped engines (one per engine, in spec order)."""
+    seen: list[EngineMetrics] = []
+    for m in scraped(plan):
+        if _metrics(m) not in seen:
+            seen.append(_metrics(m))
+    return seen
+
+
+def alert_rules(plan: Plan) -> list[dict[str, Any]]:
+    """The PrometheusRule's groups."""
+    gw, name = _gateway(plan), plan.fullname
+    rules: list[dict[str, Any]] = [
+        {
+            # Every model, whatever its engine (Ollama exports nothing): the gateway's view.
+            "alert": "StackgenModelUnanswered",
+            "expr": (f"sum by (model_group) (rate({MODEL_FAILURES}{{{gw}}}[5m])) > 0 "
+                     f"unless sum by (model_group) (rate({MODEL_SUCCESSES}{{{gw}}}[5m])) > 0"),
+            "for": "5m",
+            "labels": {"severity": "critical"},
+            "annotations": {"summary": f"{name}: model {{{{ $labels.model_group }}}} answers no request",
+                            "description": "Every call the gateway made to it failed for 5 minutes: no ready "
+                                           "replica, or its server is broken. Check its pods and logs."},
+        },
+        {
+            "alert": "StackgenGatewayErrors",
+            "expr": (f"sum(rate({GATEWAY_FAILURES}{{{gw}}}[5m])) / sum(rate({GATEWAY_REQUESTS}{{{gw}}}[5m])) "
+                     f"> {GATEWAY_ERROR_RATIO}"),
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {"summary": f"{name}: over {GATEWAY_ERROR_RATIO:.0%} of gateway requests fail",
+                            "description": "Agents get errors from the gateway. Its logs name the model and status."},
+        },
+    ]
+    if scraped(plan):
+        servers = _servers(plan)
+        for metrics in _engine_metrics(plan):
+            rules += [
+                {
+                    "alert": "StackgenQueueGrowing",
+                    "expr": f"sum by (model_name) ({metrics.queue}{{{servers}}}) > {QUEUE_ALERT}",
+                    "for": "5m",
+                    "labels": {"severity": "warning"},
+                    "annotations": {"summary": f"{name}: {{{{ $labels.model_name }}}} has had over {QUEUE_ALERT} "
+                                               "requests waiting for 5 minutes",
+                                    "description": "Add replicas (or autoscaling), or lower the agents' load."},
+                },
+                {
+                    "alert": "StackgenKvCacheFull",
+                    "expr": f"max by (model_name) ({metrics.kv_cache_usage}{{{servers}}}) > {KV_CACHE_ALERT}",
+                    "for": "10m",
+                    "labels": {"severity": "warning"},
+                    "annotations": {"summary": f"{name}: {{{{ $labels.model_name }}}}'s KV cache is over "
+                                               f"{KV_CACHE_ALERT:.0%} full",
+                                    "description": "Requests are queued or preempted for lack of cache: lower "
+                                                   "maxModelLen or add GPUs."},
+                },
+            ]
+    return [{"name": f"{name}.rules", "rules": rules}]
+
+
+def panels(plan: Plan) -> list[tuple[str, str, str]]:
+    """(title, unit, PromQL) of each dashboard panel: per model, then the gateway."""
+    out: list[tuple[str, str, str]] = []
+    servers = _servers(plan)
+    for metrics in _engine_metrics(plan):
+        out += [
+            ("Requests finished per second", "reqps",
+             f"sum by (model_name) (rate({metrics.requests}{{{servers}}}[5m]))"),
+            ("Requests waiting", "short", f"sum by (model_name) ({metrics.queue}{{{servers}}})"),
+            ("Requests running", "short", f"sum by (model_name) ({metrics.running}{{{servers}}})"),
+            ("Time to first token, p95", "s",
+             f"histogram_quantile(0.95, sum by (le, model_name) (rate({metrics.ttft}_bucket{{{servers}}}[5m])))"),
+            ("Generated tokens per second", "short",
+             f"sum by (model_name) (rate({metrics.generation_tokens}{{{servers}}}[5m]))"),
+            ("KV cache use", "percentunit", f"max by (model_name) ({metrics.kv_cache_usage}{{{servers}}})"),
+        ]
+    gw = _gateway(plan)
+    out += [
+        ("Gateway requests per second, by model", "reqps",
+         f"sum by (model_group) (rate({MODEL_SUCCESSES}{{{gw}}}[5m]) + rate({MODEL_FAILURES}{{{gw}}}[5m]))"),
+        ("Gateway latency p95, by model", "s",
+         f"histogram_quantile(0.95, sum by (le, model_group) (rate({GATEWAY_LATENCY}_bucket{{{gw}}}[5m])))"),
+        ("Gateway failed requests per second", "reqps", f"sum(rate({GATEWAY_FAILURES}{{{gw}}}[5m]))"),
+    ]
+    return out
+
+
+def dashboard(plan: Plan) -> dict[str, Any]:
+    """A Grafana dashboard (schema 39) of the panels, two per row, on the `datasource` variable."""
+    items = []
+    for i, (title, unit, expr) in enumerate(panels(plan)):
+        items.append({
+            "id": i + 1, "type": "timeseries", "title": title,
+            "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [{"refId": "A", "expr": expr, "legendFormat": "__auto"}],
+        })
+    return {
+        "title": f"stackgen: {plan.fullname}",
+        "uid": f"stackgen-{plan.fullname}"[:40],
+        "schemaVersion": 39,
+        "tags": ["stackgen", "llm"],
+        "time": {"from": "now-1h", "to": "now"},
+        "refresh": "30s",
+        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus"}]},
+        "panels": items,
+    }
+
+
+def expressions(plan: Plan) -> list[str]:
+    """Every PromQL expression of the stack: alerts, dashboard panels and autoscaling triggers."""
+    exprs = [rule["expr"] for group in alert_rules(plan) for rule in group["rules"]]
+    exprs += [expr for _, _, expr in panels(plan)]
+    exprs += [queue_query(m, plan.stack.namespace) for m in plan.served if m.spec.autoscaling]
+    return exprs

@@ -1,0 +1,40 @@
+"""CustomResourceDefinitions taken from their projects' Go modules (the Go module proxy is reachable where
+the tests run; the files are the projects' own, never copied by hand)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .controlplane import REPO
+
+
+def pin(name: str) -> str:
+    return str(yaml.safe_load((REPO / "versions.yaml").read_text())[name])
+
+
+def module_file(module: str, version: str, path: str) -> Path:
+    """A file of a Go module at a version, from the module cache (downloaded when missing)."""
+    with tempfile.TemporaryDirectory() as empty:
+        # Outside any module, so nothing here reads or edits a go.mod.
+        done = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=empty,
+                              capture_output=True, text=True, timeout=600, check=False,
+                              env={**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"})
+    if done.returncode != 0:
+        raise RuntimeError(f"go mod download {module}@{version} failed: {done.stdout}{done.stderr}")
+    found = Path(json.loads(done.stdout)["Dir"]) / path
+    if not found.is_file():
+        raise RuntimeError(f"{module}@{version} has no {path}")
+    return found
+
+
+def keda_scaledobject_crd() -> dict[str, Any]:
+    path = module_file("github.com/kedacore/keda/v2", pin("keda"), "config/crd/bases/keda.sh_scaledobjects.yaml")
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
+    return crd

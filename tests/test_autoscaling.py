@@ -1,0 +1,102 @@
+"""Autoscaling on queue depth, as resolved from the spec: the ScaledObject's query names the engine's own
+queue metric, replicas are left to the autoscaler, engines without a queue metric are refused, and
+`stackgen plan --cluster` refuses a maxReplicas the pool's GPUs cannot hold.
+(tests/cluster/test_autoscaling.py installs the result against KEDA's CRD on a real API server.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from stackgen import examples
+from stackgen.cli import cli
+from stackgen.engines import SERVED
+from stackgen.load import load_text
+from stackgen.plan import plan
+from stackgen.values import chart_values
+
+CPU_SPEC = """\
+name: team
+namespace: llm
+gateway: {{replicas: 1}}
+profiles:
+  cpu: {{cpu: "2", memory: 8Gi}}
+models:
+  - {{name: qwen, engine: {engine}, model: {model}, profile: cpu{extra}}}
+"""
+MODELS = {"vllm": "Qwen/Qwen2.5-0.5B-Instruct", "ollama": '"qwen2.5:0.5b"',
+          "llamacpp": "Qwen/Qwen2.5-0.5B-Instruct-GGUF, file: qwen2.5-0.5b-instruct-q4_k_m.gguf"}
+
+
+def spec(engine: str = "vllm", extra: str = ", autoscaling: {maxReplicas: 4}") -> str:
+    return CPU_SPEC.format(engine=engine, model=MODELS[engine], extra=extra)
+
+
+def model_values(text: str) -> dict[str, Any]:
+    values = chart_values(plan(load_text(text, "stack.yaml")), "http://x/v1")
+    result: dict[str, Any] = values["models"]["qwen"]
+    return result
+
+
+def test_vllm_scales_on_its_queue_and_leaves_replicas_to_the_autoscaler() -> None:
+    values = model_values(spec(extra=", autoscaling: {minReplicas: 2, maxReplicas: 6, targetQueue: 3}"))
+    assert "replicas" not in values
+    assert values["autoscaling"] == {
+        "minReplicas": 2, "maxReplicas": 6,
+        "serverAddress": "http://prometheus-operated.monitoring.svc.cluster.local:9090",
+        "query": 'sum(vllm:num_requests_waiting{namespace="llm",model_name="qwen"})', "threshold": "3"}
+
+
+def test_the_query_names_the_metric_the_engine_module_declares() -> None:
+    # One place knows vLLM's metric: its engine module.
+    metrics = SERVED["vllm"].metrics
+    assert metrics is not None and metrics.queue == "vllm:num_requests_waiting"
+    assert metrics.queue in model_values(spec())["autoscaling"]["query"]
+
+
+def run(tmp_path: Path, text: str, *args: str) -> tuple[int, str]:
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, [*args, str(path)])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("engine", sorted(n for n, e in SERVED.items() if e.metrics is None and n in MODELS))
+def test_an_engine_without_a_queue_metric_is_refused(tmp_path: Path, engine: str) -> None:
+    code, output = run(tmp_path, spec(engine), "validate")
+    assert code == 2 and "models[0].autoscaling" in output and "exports no queue-depth metric" in output, output
+    assert "vllm" in output  # the fix names an engine that does
+
+
+@pytest.mark.parametrize(("extra", "path", "fix"), [
+    (", replicas: 2, autoscaling: {maxReplicas: 4}", "models[0].replicas", "set autoscaling.minReplicas instead"),
+    (", autoscaling: {minReplicas: 5, maxReplicas: 4}", "models[0].autoscaling.minReplicas", "lower minReplicas"),
+    (", autoscaling: {minReplicas: 1}", "models[0].autoscaling.maxReplicas", ""),
+])
+def test_contradictions_are_refused_at_their_path(tmp_path: Path, extra: str, path: str, fix: str) -> None:
+    code, output = run(tmp_path, spec(extra=extra), "validate")
+    assert code == 2 and path in output and fix in output, output
+
+
+def test_plan_refuses_a_max_the_gpu_pool_cannot_hold(tmp_path: Path) -> None:
+    fleet = yaml.safe_load(examples.example_text("gpu-fleet"))
+    qwen = fleet["models"][0]
+    assert qwen["name"] == "qwen-7b"
+    del qwen["replicas"]
+    qwen["autoscaling"] = {"minReplicas": 1, "maxReplicas": 3}
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet, sort_keys=False))
+    result = CliRunner().invoke(cli, ["plan", str(path), "--cluster", "gke-gpu"])
+    # The L4 pool has 4 GPUs; mistral-7b and gemma-ollama take 2, so 2 replicas of qwen-7b fit, not 3.
+    assert result.exit_code == 2, result.output
+    assert "models[0].autoscaling.maxReplicas" in result.output
+    assert "2 of 3 replicas of qwen-7b fit" in result.output
+    assert "lower autoscaling.maxReplicas to 2" in result.output
+
+    qwen["autoscaling"]["maxReplicas"] = 2
+    path.write_text(yaml.safe_dump(fleet, sort_keys=False))
+    assert CliRunner().invoke(cli, ["plan", str(path), "--cluster", "gke-gpu"]).exit_code == 0
