@@ -34,7 +34,17 @@ def module_file(module: str, version: str, path: str) -> Path:
     return found
 
 
-def keda_scaledobject_crd() -> dict[str, Any]:
-    path = module_file("github.com/kedacore/keda/v2", pin("keda"), "config/crd/bases/keda.sh_scaledobjects.yaml")
+def _crd(path: Path) -> dict[str, Any]:
     crd: dict[str, Any] = yaml.safe_load(path.read_text())
     return crd
+
+
+def keda_scaledobject_crd() -> dict[str, Any]:
+    return _crd(module_file("github.com/kedacore/keda/v2", pin("keda"), "config/crd/bases/keda.sh_scaledobjects.yaml"))
+
+
+def prometheus_operator_crds() -> list[dict[str, Any]]:
+    """The kinds the chart's monitoring renders: ServiceMonitor, PodMonitor, PrometheusRule."""
+    return [_crd(module_file("github.com/prometheus-operator/prometheus-operator", pin("prometheus-operator"),
+                             f"example/prometheus-operator-crd/monitoring.coreos.com_{kind}.yaml"))
+            for kind in ("servicemonitors", "podmonitors", "prometheusrules")]

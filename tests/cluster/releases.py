@@ -36,7 +36,7 @@ class Release:
         values: dict[str, Any] = yaml.safe_load((self.out / "values.yaml").read_text())
         return values
 
-    def deployments(self) -> set[str]:
+    def expected_deployments(self) -> set[str]:
         """The Deployments the rendered values ask for: the gateway, every model, and Redis when the chart
         runs it."""
         names = {f"{self.name}-gateway"} | {f"{self.name}-{k}" for k in self.values.get("models", {})}

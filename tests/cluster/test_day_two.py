@@ -1,0 +1,120 @@
+"""Day-two objects accepted by a real API server that knows their kinds from their projects' own CRDs (KEDA's
+and the Prometheus Operator's, read from their Go modules): a stack with Redis, autoscaling and monitoring
+installs, each object says what it should, and objects the CRDs' schemas forbid are refused, so the
+acceptance means something."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from .crds import keda_scaledobject_crd, pin, prometheus_operator_crds
+from .kube import Cluster, render, say, wait_for
+from .releases import Release, wait_all_available
+
+pytestmark = pytest.mark.cluster
+
+SPEC = {
+    "name": "ops",
+    "namespace": "ops",
+    "gateway": {"replicas": 2},  # Redis on by default
+    "monitoring": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "profiles": {"cpu": {"cpu": "2", "memory": "8Gi"}},
+    "models": [
+        {"name": "qwen", "engine": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "profile": "cpu",
+         "maxModelLen": 4096, "limits": {"rpm": 600},
+         "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "targetQueue": 4}},
+        {"name": "small", "engine": "ollama", "model": "qwen2.5:0.5b", "profile": "cpu"},
+    ],
+}
+
+
+def _established(cluster: Cluster, crd: dict[str, Any]) -> None:
+    cluster.apply(crd)
+    name = crd["metadata"]["name"]
+    wait_for(f"CRD {name} established", lambda: any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in cluster.get("crd", name).get("status", {}).get("conditions", [])), 60)
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Cluster) -> None:
+    for crd in [keda_scaledobject_crd(), *prometheus_operator_crds()]:
+        _established(cluster, crd)
+    say(f"CRDs of KEDA {pin('keda')} and the Prometheus Operator {pin('prometheus-operator')} established")
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    work = tmp_path_factory.mktemp("day-two")
+    path = work / "stack.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    rel = Release(cluster, "helm4", "ops", "ops", render(path, work / "out"))
+    rel.prepare_namespace()
+    try:
+        rel.install()
+        yield rel
+    finally:
+        rel.teardown()
+
+
+def _get(release: Release, kind: str, name: str) -> dict[str, Any]:
+    return release.cluster.get(kind, name, "-n", release.namespace)
+
+
+def test_every_deployment_redis_included_becomes_available(release: Release) -> None:
+    names = {d["metadata"]["name"] for d in wait_all_available(release)}
+    assert names == release.expected_deployments() and "ops-redis" in names
+
+
+def test_the_scaledobject_is_accepted_and_targets_the_model(release: Release) -> None:
+    spec = _get(release, "scaledobject", "ops-qwen")["spec"]
+    assert spec["scaleTargetRef"]["name"] == "ops-qwen"
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 3)
+    trigger = spec["triggers"][0]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="ops",model_name="qwen"})'
+    assert trigger["metadata"]["threshold"] == "4"
+    assert _get(release, "deployment", "ops-qwen")["spec"]["replicas"] == 1  # the default, until KEDA's HPA sets it
+    # The chart writes no replicas, so a `helm upgrade` never resets what the autoscaler chose.
+    manifest = yaml.safe_load((release.out / "manifests" / "deployment-ops-qwen.yaml").read_text())
+    assert "replicas" not in manifest["spec"]
+
+
+def test_the_monitors_select_the_gateway_and_the_servers_that_export_metrics(release: Release) -> None:
+    service_monitor = _get(release, "servicemonitor", "ops-gateway")
+    assert service_monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    endpoint = service_monitor["spec"]["endpoints"][0]
+    assert endpoint["authorization"]["credentials"]["name"] == release.values["gateway"]["masterKey"]["secretName"]
+    selector = service_monitor["spec"]["selector"]["matchLabels"]
+    gateway_pods = release.cluster.items("pods", "-n", release.namespace, "-l",
+                                         ",".join(f"{k}={v}" for k, v in selector.items()))
+    assert len(gateway_pods) == 2
+
+    pod_monitor = _get(release, "podmonitor", "ops-monitoring")["spec"]
+    components = pod_monitor["selector"]["matchExpressions"][0]["values"]
+    assert components == ["qwen"]  # Ollama exports no metrics: the gateway's metrics cover it
+    rules = _get(release, "prometheusrule", "ops-monitoring")["spec"]["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {"StackgenModelUnanswered", "StackgenGatewayErrors",
+                                           "StackgenQueueGrowing", "StackgenKvCacheFull"}
+    dashboard = _get(release, "configmap", "ops-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["stackgen.json"])["panels"]
+
+
+@pytest.mark.parametrize(("manifest", "break_it", "field"), [
+    ("scaledobject-ops-qwen.yaml", lambda o: o["spec"].update(minReplicaCount="one"), "minReplicaCount"),
+    ("prometheusrule-ops-monitoring.yaml", lambda o: o["spec"]["groups"][0]["rules"][0].pop("expr"), "expr"),
+    ("servicemonitor-ops-gateway.yaml", lambda o: o["spec"]["endpoints"][0].update(interval="often"), "interval"),
+])
+def test_an_object_the_crd_forbids_is_refused(release: Release, manifest: str, break_it: Any, field: str) -> None:
+    broken = yaml.safe_load((release.out / "manifests" / manifest).read_text())
+    broken["metadata"]["name"] = "broken"
+    break_it(broken)
+    done = release.cluster.kubectl("apply", "--dry-run=server", "-n", release.namespace, "-f", "-",
+                                   stdin=json.dumps(broken), check=False)
+    assert done.returncode != 0 and field in done.stderr, done.stderr
