@@ -1,8 +1,10 @@
 """What the gateway costs: the same chat requests sent straight to a model server and through LiteLLM.
 
 One run, loopback only, bounded in requests and time. The model server is llama.cpp (xllamacpp) on the tiny
-model the tests build; the gateway is the real LiteLLM proxy, once with the config stackgen renders and once
-with LiteLLM's defaults (the same model_list and key, nothing else). For each concurrency level it reports
+model the tests build; the gateway is the real LiteLLM proxy: with the config stackgen renders for kind-cpu
+(one replica, no Redis); with the config it renders for two replicas (Redis on, Debian's redis-server); the
+same plus an rpm limit (counted in Redis on every request); and with LiteLLM's defaults (the same model_list
+and key, nothing else). For each concurrency level it reports
 requests per second and p50/p99 latency, the latency the gateway adds and its throughput ratio to direct calls.
 
     python bench/gateway.py [--concurrency 1,8,32] [--requests 96] [--seconds 30] [--rounds 3] [--json FILE]
@@ -29,7 +31,9 @@ from stackgen import examples  # noqa: E402
 from stackgen.gateway import GATEWAY_ENV, gateway_config  # noqa: E402
 from stackgen.localstack import point_at_local, start_gateway  # noqa: E402
 from stackgen.plan import plan  # noqa: E402
-from tests.stack.procs import start_llama_server  # noqa: E402
+from stackgen.spec import Stack  # noqa: E402
+from stackgen.specbase import Limits  # noqa: E402
+from tests.stack.procs import start_llama_server, start_redis  # noqa: E402
 from tests.stack.tinymodel import build_tiny_gguf  # noqa: E402
 
 MODEL = "ollama-small"  # kind-cpu's first model; its route is what every in-cluster model uses
@@ -80,20 +84,32 @@ def _combine(runs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+def _with_redis(stack: Stack, limits: bool) -> dict[str, Any]:
+    """kind-cpu with two gateway replicas (so Redis is on, as stackgen renders it), and, with `limits`, an rpm
+    limit on every model that no run reaches (so LiteLLM counts every request in Redis)."""
+    gateway = stack.gateway.model_copy(update={"replicas": 2})
+    models = [m.model_copy(update={"limits": Limits(rpm=10**6)}) if limits else m for m in stack.models]
+    return gateway_config(plan(stack.model_copy(update={"gateway": gateway, "models": models})))
+
+
 def run(concurrency: list[int], requests: int, seconds: float, rounds: int) -> list[dict[str, Any]]:
-    rendered = gateway_config(plan(examples.resolve("kind-cpu").stack))
+    stack = examples.resolve("kind-cpu").stack
+    rendered = gateway_config(plan(stack))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="stackgen-bench-") as tmp:
         work = Path(tmp)
         model = build_tiny_gguf(work / "tiny.gguf")
         # Every route points at the one server, under the upstream name the rendered config sends.
         server = start_llama_server(model, "qwen2.5:0.5b", work)
-        processes = [server.process]
+        redis = start_redis(work)
+        processes = [server.process, redis.process]
         try:
             local = {e["model_name"]: server.api_base for e in rendered["model_list"]}
             targets = {"direct": (server.api_base, {}, {**BODY, "model": "qwen2.5:0.5b"})}
             # stackgen's gateway runs with the env the chart gives it; the defaults with none of ours.
             variants = (("stackgen", rendered, dict(GATEWAY_ENV)),
+                        ("stackgen+redis", _with_redis(stack, False), {**GATEWAY_ENV, **redis.gateway_env()}),
+                        ("stackgen+redis+rpm", _with_redis(stack, True), {**GATEWAY_ENV, **redis.gateway_env()}),
                         ("litellm-defaults", defaults_config(rendered), {name: None for name in GATEWAY_ENV}))
             for label, config, env in variants:
                 gateway = start_gateway(point_at_local(config, local), work, env)
@@ -125,10 +141,16 @@ def table(rows: list[dict[str, Any]]) -> str:
         added = r["p50_ms"] - d["p50_ms"]
         lines.append(f"| {r['target']} | {r['concurrency']} | {r['ok']}/{r['errors']} | {r['rps']:.1f} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {added:+.1f} | {r['rps'] / d['rps']:.2f}x |")
-    ours = {r["concurrency"]: r["rps"] for r in rows if r["target"] == "stackgen"}
-    theirs = {r["concurrency"]: r["rps"] for r in rows if r["target"] == "litellm-defaults"}
-    ratios = ", ".join(f"{ours[c] / theirs[c]:.2f}x at {c}" for c in sorted(ours))
-    lines += ["", f"Throughput of stackgen's config over LiteLLM's defaults, by concurrency: {ratios}."]
+    rps = {(r["target"], r["concurrency"]): r["rps"] for r in rows}
+    levels = sorted({r["concurrency"] for r in rows})
+
+    def ratios(over: str, under: str) -> str:
+        return ", ".join(f"{rps[over, c] / rps[under, c]:.2f}x at {c}" for c in levels)
+
+    lines += ["", f"Throughput of stackgen's config over LiteLLM's defaults, by concurrency: "
+                  f"{ratios('stackgen', 'litellm-defaults')}.",
+              f"Throughput with Redis over without: {ratios('stackgen+redis', 'stackgen')}; with Redis and an rpm "
+              f"limit counted in it: {ratios('stackgen+redis+rpm', 'stackgen')}."]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ def test_render_benchmark_reports_each_size() -> None:
 def test_gateway_benchmark_reports_each_target_without_errors() -> None:
     rows = run("gateway.py", "--concurrency", "1", "--requests", "4", "--rounds", "1", "--seconds", "30")
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
-    assert [c[0] for c in cells] == ["direct", "stackgen", "litellm-defaults"]
+    assert [c[0] for c in cells] == ["direct", "stackgen", "stackgen+redis", "stackgen+redis+rpm", "litellm-defaults"]
     assert all(c[2] == "4/0" for c in cells), cells  # every request answered, none failed
 
 

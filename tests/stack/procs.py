@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackgen.localstack import ManagedProcess, http_ok, spawn, wait_until
+from stackgen.gateway import REDIS_ENV
+from stackgen.localstack import ManagedProcess, free_port, http_ok, spawn, wait_until
 
 LLAMA_RUNNER = Path(__file__).with_name("llamaserver.py")
 
@@ -54,3 +57,36 @@ def start_llama_server(model: Path, alias: str, workdir: Path, api_key: str | No
                f"llama.cpp server {alias!r} /v1/models")
     return server
 
+
+
+@dataclass
+class Redis:
+    """Debian's redis-server on loopback with a password, as the gateway's shared state."""
+
+    process: ManagedProcess
+    port: int
+    password: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True,
+                              timeout=10, env={"REDISCLI_AUTH": self.password, "PATH": "/usr/bin:/bin"}, check=False)
+
+    def keys(self) -> list[str]:
+        return self.cli("--scan").stdout.split()
+
+    def gateway_env(self) -> dict[str, str]:
+        """What the chart puts in the gateway's environment for the rendered config to read."""
+        return {REDIS_ENV["redis_host"]: "127.0.0.1", REDIS_ENV["redis_port"]: str(self.port),
+                REDIS_ENV["redis_password"]: self.password}
+
+
+def start_redis(workdir: Path) -> Redis:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is missing: `make test` installs it (scripts/test-debs.sh)")
+    port, password = free_port(), secrets.token_hex(16)
+    proc = spawn("redis", [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password,
+                           "--save", "", "--appendonly", "no", "--dir", str(workdir)], workdir / f"redis-{port}.log")
+    server = Redis(proc, port, password)
+    wait_until(lambda: server.cli("ping").stdout.strip() == "PONG", proc, 20, "redis-server")
+    return server

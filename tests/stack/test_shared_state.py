@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,13 +30,13 @@ import yaml
 
 from stackgen.gateway import REDIS_ENV
 from stackgen.load import load_text
-from stackgen.localstack import Gateway, ManagedProcess, free_port, point_at_local, spawn, start_gateway, wait_until
+from stackgen.localstack import Gateway, point_at_local, start_gateway
 from stackgen.plan import plan
 from stackgen.render import render_files
 
 from .calls import chat
 from .conftest import StartModelServer
-from .procs import ModelServer
+from .procs import ModelServer, Redis, start_redis
 
 REPO = Path(__file__).resolve().parents[2]
 RPM = 4
@@ -55,38 +54,18 @@ models:
 """
 
 
-@dataclass
-class Redis:
-    process: ManagedProcess
-    port: int
-    password: str
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True,
-                              timeout=10, env={"REDISCLI_AUTH": self.password, "PATH": "/usr/bin:/bin"}, check=False)
-
-    def keys(self) -> list[str]:
-        return self.cli("--scan").stdout.split()
-
-
 def _pinned_redis() -> str:
     return str(yaml.safe_load((REPO / "versions.yaml").read_text())["redis"])
 
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[Redis]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: `make test` installs it (scripts/test-debs.sh)"
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    server = start_redis(tmp_path)
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=True).stdout
     # The chart's image runs the same release the test does.
     assert f"v={_pinned_redis()} " in version, version
-    port, password = free_port(), secrets.token_hex(16)
-    proc = spawn("redis", [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password,
-                           "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], tmp_path / "redis.log")
-    server = Redis(proc, port, password)
-    wait_until(lambda: server.cli("ping").stdout.strip() == "PONG", proc, 20, "redis-server")
     yield server
-    proc.stop()
+    server.process.stop()
 
 
 def _config(backends: dict[str, str]) -> dict[str, Any]:
@@ -108,8 +87,7 @@ def _pair(config: dict[str, Any], workdir: Path, redis: Redis | None) -> Pair:
     key = f"sk-{secrets.token_hex(8)}"
     env = {"LITELLM_MASTER_KEY": key}
     if redis:
-        env |= {REDIS_ENV["redis_host"]: "127.0.0.1", REDIS_ENV["redis_port"]: str(redis.port),
-                REDIS_ENV["redis_password"]: redis.password}
+        env |= redis.gateway_env()
     a = start_gateway(config, workdir, env)
     try:
         b = start_gateway(config, workdir, env)
