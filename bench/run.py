@@ -32,8 +32,10 @@ Reproduce with `make bench`. Absolute numbers depend on the machine; read the ra
 ## Gateway: direct calls to the model server against calls through LiteLLM
 
 `bench/gateway.py`: llama.cpp (tiny model, 4 tokens per reply) on loopback; the LiteLLM proxy with the config
-stackgen renders for `kind-cpu` (and the env the chart sets) and with LiteLLM's defaults (same routes and
-key, nothing else); one worker each. The load generator, the model server and the gateway share the machine.
+stackgen renders for `kind-cpu` (and the env the chart sets); the config it renders with two gateway replicas,
+so with Redis (Debian's `redis-server` on loopback); the same with an rpm limit that no run reaches, so that
+LiteLLM counts every request in Redis; and LiteLLM's defaults (same routes and key, nothing else). One worker
+each. The load generator, the model server, Redis and the gateway share the machine.
 
 {gateway}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.controlplane import SERVICE_CIDR, ControlPlane
+from tests.cluster.controlplane import ControlPlane
 from tests.cluster.pki import NODE_NAME, kubeconfig
 
 from .network import NODE_IP, POD_CIDR, NodeNetwork
@@ -306,5 +306,3 @@ class Node:
             shutil.rmtree(self.runtime, ignore_errors=True)
             shutil.rmtree(self.work / "kubelet", ignore_errors=True)
 
-
-__all__ = ["CLUSTER_DNS", "SERVICE_CIDR", "Node"]
