@@ -147,5 +147,12 @@ mv "$work/refs.txt" "$CACHE_OUT/refs.txt"
   echo "build_seconds=$(( $(date +%s) - start ))"
 } > "$CACHE_OUT/versions.txt"
 cache_close
+# Each entry is about 9 GB: once this one is complete, older ones (other versions) go.
+for old in "$(dirname "$CACHE_OUT")"/*/; do
+  old=${old%/}
+  [[ $old == "$CACHE_OUT" ]] && continue
+  log "removing the superseded image set $old"
+  rm -rf "$old"
+done
 log "done in $(( $(date +%s) - start ))s"
 echo "$CACHE_OUT"
