@@ -147,6 +147,7 @@ def _quick_answers(pair: Pair) -> list[int]:
 
 def test_an_rpm_limit_holds_across_both_replicas(shared: Pair, redis: Redis) -> None:
     codes = _quick_answers(shared)
+    print(f"rpm {RPM}, two replicas sharing Redis, status per request (0: held past {HELD_S}s): {codes}")
     assert 0 < codes.count(200) <= RPM, codes
     # The count both replicas read is Redis's (LiteLLM's per-minute key of the deployment).
     assert any(":rpm:" in key for key in redis.keys()), redis.keys()
@@ -154,6 +155,7 @@ def test_an_rpm_limit_holds_across_both_replicas(shared: Pair, redis: Redis) -> 
 
 def test_without_redis_each_replica_counts_its_own_minute(separate: Pair) -> None:
     codes = _quick_answers(separate)
+    print(f"rpm {RPM}, two replicas without Redis, status per request (0: held past {HELD_S}s): {codes}")
     assert codes.count(200) > RPM, codes
 
 
