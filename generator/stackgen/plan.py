@@ -251,9 +251,8 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
 
 
 def _redis(stack: Stack, fullname: str) -> tuple[RedisPlan | None, tuple[str, ...]]:
-    """Redis is on by default wherever more than one process serves the gateway: LiteLLM keeps rate-limit
-    counters and cooldowns per process otherwise, so limits multiply and a failing backend is retried by
-    every replica in turn."""
+    """Redis is on by default wherever more than one process serves the gateway: LiteLLM keeps its rate-limit
+    counters per process otherwise, so every model's limits multiply by the process count."""
     gw = stack.gateway
     processes = gw.replicas * gw.numWorkers
     shared = f"{processes} processes ({gw.replicas} replicas x {gw.numWorkers} workers)"
