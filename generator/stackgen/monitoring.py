@@ -63,55 +63,40 @@ def _engine_metrics(plan: Plan) -> list[EngineMetrics]:
     return seen
 
 
+def _rule(alert: str, expr: str, wait: str, severity: str, summary: str, description: str) -> dict[str, Any]:
+    return {"alert": alert, "expr": expr, "for": wait, "labels": {"severity": severity},
+            "annotations": {"summary": summary, "description": description}}
+
+
 def alert_rules(plan: Plan) -> list[dict[str, Any]]:
     """The PrometheusRule's groups."""
     gw, name = _gateway(plan), plan.fullname
-    rules: list[dict[str, Any]] = [
-        {
-            # Every model, whatever its engine (Ollama exports nothing): the gateway's view.
-            "alert": "StackgenModelUnanswered",
-            "expr": (f"sum by (model_group) (rate({MODEL_FAILURES}{{{gw}}}[5m])) > 0 "
-                     f"unless sum by (model_group) (rate({MODEL_SUCCESSES}{{{gw}}}[5m])) > 0"),
-            "for": "5m",
-            "labels": {"severity": "critical"},
-            "annotations": {"summary": f"{name}: model {{{{ $labels.model_group }}}} answers no request",
-                            "description": "Every call the gateway made to it failed for 5 minutes: no ready "
-                                           "replica, or its server is broken. Check its pods and logs."},
-        },
-        {
-            "alert": "StackgenGatewayErrors",
-            "expr": (f"sum(rate({GATEWAY_FAILURES}{{{gw}}}[5m])) / sum(rate({GATEWAY_REQUESTS}{{{gw}}}[5m])) "
-                     f"> {GATEWAY_ERROR_RATIO}"),
-            "for": "5m",
-            "labels": {"severity": "warning"},
-            "annotations": {"summary": f"{name}: over {GATEWAY_ERROR_RATIO:.0%} of gateway requests fail",
-                            "description": "Agents get errors from the gateway. Its logs name the model and status."},
-        },
+    rules = [
+        # Every model, whatever its engine (Ollama exports nothing): the gateway's view.
+        _rule("StackgenModelUnanswered",
+              f"sum by (model_group) (rate({MODEL_FAILURES}{{{gw}}}[5m])) > 0 "
+              f"unless sum by (model_group) (rate({MODEL_SUCCESSES}{{{gw}}}[5m])) > 0",
+              "5m", "critical", f"{name}: model {{{{ $labels.model_group }}}} answers no request",
+              "Every call the gateway made to it failed for 5 minutes: no ready replica, or its server is broken. "
+              "Check its pods and logs."),
+        _rule("StackgenGatewayErrors",
+              f"sum(rate({GATEWAY_FAILURES}{{{gw}}}[5m])) / sum(rate({GATEWAY_REQUESTS}{{{gw}}}[5m])) "
+              f"> {GATEWAY_ERROR_RATIO}",
+              "5m", "warning", f"{name}: over {GATEWAY_ERROR_RATIO:.0%} of gateway requests fail",
+              "Agents get errors from the gateway. Its logs name the model and status."),
     ]
-    if scraped(plan):
-        servers = _servers(plan)
-        for metrics in _engine_metrics(plan):
-            rules += [
-                {
-                    "alert": "StackgenQueueGrowing",
-                    "expr": f"sum by (model_name) ({metrics.queue}{{{servers}}}) > {QUEUE_ALERT}",
-                    "for": "5m",
-                    "labels": {"severity": "warning"},
-                    "annotations": {"summary": f"{name}: {{{{ $labels.model_name }}}} has had over {QUEUE_ALERT} "
-                                               "requests waiting for 5 minutes",
-                                    "description": "Add replicas (or autoscaling), or lower the agents' load."},
-                },
-                {
-                    "alert": "StackgenKvCacheFull",
-                    "expr": f"max by (model_name) ({metrics.kv_cache_usage}{{{servers}}}) > {KV_CACHE_ALERT}",
-                    "for": "10m",
-                    "labels": {"severity": "warning"},
-                    "annotations": {"summary": f"{name}: {{{{ $labels.model_name }}}}'s KV cache is over "
-                                               f"{KV_CACHE_ALERT:.0%} full",
-                                    "description": "Requests are queued or preempted for lack of cache: lower "
-                                                   "maxModelLen or add GPUs."},
-                },
-            ]
+    servers = _servers(plan)
+    for metrics in _engine_metrics(plan):
+        rules += [
+            _rule("StackgenQueueGrowing", f"sum by (model_name) ({metrics.queue}{{{servers}}}) > {QUEUE_ALERT}",
+                  "5m", "warning",
+                  f"{name}: {{{{ $labels.model_name }}}} has had over {QUEUE_ALERT} requests waiting for 5 minutes",
+                  "Add replicas (or autoscaling), or lower the agents' load."),
+            _rule("StackgenKvCacheFull",
+                  f"max by (model_name) ({metrics.kv_cache_usage}{{{servers}}}) > {KV_CACHE_ALERT}",
+                  "10m", "warning", f"{name}: {{{{ $labels.model_name }}}}'s KV cache is over {KV_CACHE_ALERT:.0%} full",
+                  "Requests are queued or preempted for lack of cache: lower maxModelLen or add GPUs."),
+        ]
     return [{"name": f"{name}.rules", "rules": rules}]
 
 

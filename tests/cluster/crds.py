@@ -12,11 +12,7 @@ from typing import Any
 
 import yaml
 
-from .controlplane import REPO
-
-
-def pin(name: str) -> str:
-    return str(yaml.safe_load((REPO / "versions.yaml").read_text())[name])
+from tests.pins import pin
 
 
 def module_file(module: str, version: str, path: str) -> Path:

@@ -26,11 +26,11 @@ from tests.cluster.pki import NODE_NAME
 from tests.e2e.kube import Kube
 from tests.engines.engines import cached_build, ollama_bin_dir, tiny_qwen, vllm_venv
 from tests.engines.registry import Registry, build_tiny_model, publish_model, start_registry
+from tests.pins import pin
 
 from .network import FILES_IP, HOST_IP, NodeNetwork
 from .runtime import CLUSTER_DNS, Node, kill_leftovers, make_cgroups
 
-REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 240
 _report: dict[str, Any] = {}
 
@@ -57,10 +57,6 @@ class NodeCluster:
                     kubeconfig=str(self.cp.kubeconfig))
 
 
-def _pin(name: str) -> str:
-    return str(yaml.safe_load((REPO / "versions.yaml").read_text())[name])
-
-
 def _node_ready(cp: ControlPlane) -> bool:
     done = cp.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
     if done.returncode != 0:
@@ -71,7 +67,7 @@ def _node_ready(cp: ControlPlane) -> bool:
 
 def _coredns_objects() -> list[dict[str, Any]]:
     text = (Path(__file__).with_name("coredns.yaml").read_text()
-            .replace("COREDNS_VERSION", _pin("coredns")).replace("CLUSTER_DNS", CLUSTER_DNS))
+            .replace("COREDNS_VERSION", pin("coredns")).replace("CLUSTER_DNS", CLUSTER_DNS))
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 

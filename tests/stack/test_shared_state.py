@@ -34,11 +34,12 @@ from stackgen.localstack import Gateway, point_at_local, start_gateway
 from stackgen.plan import plan
 from stackgen.render import render_files
 
+from tests.pins import pin
+
 from .calls import chat
 from .conftest import StartModelServer
 from .procs import ModelServer, Redis, start_redis
 
-REPO = Path(__file__).resolve().parents[2]
 RPM = 4
 # A request over the limit waits for the next minute; one not answered in this long was held.
 HELD_S = 5.0
@@ -54,16 +55,12 @@ models:
 """
 
 
-def _pinned_redis() -> str:
-    return str(yaml.safe_load((REPO / "versions.yaml").read_text())["redis"])
-
-
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[Redis]:
     server = start_redis(tmp_path)
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=True).stdout
     # The chart's image runs the same release the test does.
-    assert f"v={_pinned_redis()} " in version, version
+    assert f"v={pin('redis')} " in version, version
     yield server
     server.process.stop()
 
