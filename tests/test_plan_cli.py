@@ -43,9 +43,9 @@ def test_gpu_fleet_table_splits_the_memory_of_each_gpu() -> None:
     rows = table_rows(run("plan", "gpu-fleet").stdout)
     # llama-70b: 70.6B bf16 on 2 x 80 GiB at gpuMemoryUtilization 0.92: 65.8 GiB of weights per GPU,
     # 3.0 + 1.8 GiB overhead, the 3.0 GiB left of 73.6 as KV cache, 6.4 GiB outside the budget.
-    assert rows["llama-70b"] == ["llama-70b", "vllm", "a100x2", "1", "2", "2", "16384", "80", "GiB", "GPU", "65.8",
+    assert rows["llama-70b"] == ["llama-70b", "vllm", "a100x2", "1", "-", "2", "2", "16384", "80", "GiB", "GPU", "65.8",
                                  "4.8", "3.0", "6.4", "320", "KiB", "19968", "1.2", "fits"]
-    assert rows["gemma-ollama"][7:10] == ["24", "GiB", "GPU"] and rows["gemma-ollama"][10] == "7.5"  # 8.1 GB download
+    assert rows["gemma-ollama"][8:11] == ["24", "GiB", "GPU"] and rows["gemma-ollama"][11] == "7.5"  # 8.1 GB download
 
 
 @pytest.mark.parametrize(("spec", "inventory"), [("gpu-fleet", "gke-gpu"), ("hybrid", "gke-gpu"), ("kind-cpu", "laptop")])
@@ -107,7 +107,7 @@ def test_default_context_that_does_not_fit_is_shrunk_and_noted(tmp_path: Path) -
     spec.write_text(BASE + "  - {name: llama, engine: vllm, model: meta-llama/Llama-3.1-8B-Instruct, profile: l4}\n")
     result = run("plan", str(spec))
     assert result.exit_code == 0, result.output
-    assert table_rows(result.stdout)["llama"][6] == "29696"
+    assert table_rows(result.stdout)["llama"][7] == "29696"
     assert "note: llama: maxModelLen 29696 (the default 131072 does not fit); set maxModelLen to choose" in result.stdout
     assert run("validate", str(spec)).exit_code == 0
 

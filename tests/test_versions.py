@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackgen import routing
 from stackgen.engines import llamacpp, ollama, vllm
 from tests.pins import pins
 
@@ -51,6 +52,9 @@ REFERENCES = [
     ("pyproject prisma", _requirement("prisma", TEST_REQUIREMENTS), PINS["prisma"]),
     ("pyproject prometheus-client", _requirement("prometheus-client", TEST_REQUIREMENTS), PINS["prometheus-client"]),
     ("pyproject litellm[proxy]", _requirement("litellm[proxy]", TEST_REQUIREMENTS), PINS["litellm"]),
+    ("pyproject gguf", _requirement("gguf", TEST_REQUIREMENTS), PINS["gguf"]),
+    ("pyproject vllm-router", _requirement("vllm-router", TEST_REQUIREMENTS), PINS["vllm-router"]),
+    ("generator's vllm-router release", routing.VERSION, PINS["vllm-router"]),
 ]
 
 

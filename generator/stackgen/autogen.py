@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .plan import Plan
+from .routing import SESSION_HEADER
 
 CLIENT_PROVIDER = "autogen_ext.models.openai.OpenAIChatCompletionClient"
 
@@ -45,41 +46,40 @@ def usage_readme(plan: Plan, gateway_url: str) -> str:
     env = plan.stack.autogen.apiKeyEnv
     first = plan.models[0]
     tag = first.spec.tags[0] if first.spec.tags else None
+    where = f'.where(tags=["{tag}"])' if tag else ""
     # Both clients read OPENAI_API_KEY by themselves; any other variable is passed in by the agent's code.
-    if env == "OPENAI_API_KEY":
-        filter_arg = f', filter_dict={{"tags": ["{tag}"]}}' if tag else ""
-        classic_load = f'llm_config = LLMConfig.from_json(path="OAI_CONFIG_LIST"{filter_arg})\n'
-        modern_config = 'component["config"]'
-    else:
-        where = f'.where(tags=["{tag}"])' if tag else ""
-        classic_load = (
-            'with open("OAI_CONFIG_LIST") as f:\n'
-            f'    config_list = [{{**entry, "api_key": os.environ["{env}"]}} for entry in json.load(f)]\n'
-            f"llm_config = LLMConfig(*config_list){where}\n"
-        )
-        modern_config = f'{{**component["config"], "api_key": os.environ["{env}"]}}'
+    key = "" if env == "OPENAI_API_KEY" else f', "api_key": os.environ["{env}"]'
     return f"""# AutoGen configs for stack `{plan.stack.name}`
 
 Agents reach every model through the gateway at `{gateway_url}`.
 The files hold no key: export the gateway key (a LiteLLM virtual key or the master key) as `{env}`.
 
+Each agent adds its own conversation id, the `{SESSION_HEADER}` header: a model served by several replicas
+keeps every turn of a conversation on one replica, whose prefix cache then holds all of it. The files cannot
+carry one, since every agent that loads them would share it.
+
 ## AutoGen 0.2 / AG2 (`OAI_CONFIG_LIST`)
 
 ```python
-import json, os
+import json, os, uuid
 from autogen import AssistantAgent, LLMConfig
 
-{classic_load}agent = AssistantAgent("assistant", llm_config=llm_config)
+conversation = {{"default_headers": {{"{SESSION_HEADER}": uuid.uuid4().hex}}{key}}}
+with open("OAI_CONFIG_LIST") as f:
+    config_list = [{{**entry, **conversation}} for entry in json.load(f)]
+llm_config = LLMConfig(*config_list){where}
+agent = AssistantAgent("assistant", llm_config=llm_config)
 ```
 
 ## AutoGen 0.4+ (`model_clients.json`)
 
 ```python
-import json, os
+import json, os, uuid
 from autogen_core.models import ChatCompletionClient
 
 with open("model_clients.json") as f:
     component = json.load(f)["{first.name}"]
-client = ChatCompletionClient.load_component({{**component, "config": {modern_config}}})
+conversation = {{"default_headers": {{"{SESSION_HEADER}": uuid.uuid4().hex}}{key}}}
+client = ChatCompletionClient.load_component({{**component, "config": {{**component["config"], **conversation}}}})
 ```
 """

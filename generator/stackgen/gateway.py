@@ -50,6 +50,19 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
         "allowed_fails": 3,
         "cooldown_time": 10,
     }
+    litellm: dict[str, Any] = {
+        # Agents send OpenAI parameters some backends lack; drop them rather than fail the call.
+        "drop_params": True,
+        "request_timeout": gw.timeoutSeconds,
+        "num_retries": gw.numRetries,
+        # The Prometheus callback serves /metrics on the proxy's port (stackgen.monitoring reads it).
+        **({"callbacks": ["prometheus"]} if plan.stack.monitoring.enabled else {}),
+    }
+    routed = [m.name for m in plan.served if m.router]
+    if routed:
+        # A routed model's router keeps a conversation on one replica by the client's x-session-id; LiteLLM
+        # forwards a client's x- headers only to the model groups named here (the rest never see them).
+        litellm["model_group_settings"] = {"forward_client_headers_to_llm_api": routed}
     fallbacks = [{m.name: list(m.fallbacks)} for m in plan.stack.models if m.fallbacks]
     if fallbacks:
         router["fallbacks"] = fallbacks
@@ -59,14 +72,7 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
     return {
         "model_list": entries,
         "router_settings": router,
-        "litellm_settings": {
-            # Agents send OpenAI parameters some backends lack; drop them rather than fail the call.
-            "drop_params": True,
-            "request_timeout": gw.timeoutSeconds,
-            "num_retries": gw.numRetries,
-            # The Prometheus callback serves /metrics on the proxy's port (stackgen.monitoring reads it).
-            **({"callbacks": ["prometheus"]} if plan.stack.monitoring.enabled else {}),
-        },
+        "litellm_settings": litellm,
         "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
     }
 

@@ -27,6 +27,9 @@ MODEL_FAILURES = "litellm_deployment_failure_responses_total"
 QUEUE_ALERT = 10
 KV_CACHE_ALERT = 0.95
 GATEWAY_ERROR_RATIO = 0.05
+# Below this share of prompt tokens found in the prefix cache over 30 minutes, an agent workload (whose every
+# turn repeats the conversation so far) has lost its affinity: the turns are spread over the replicas.
+PREFIX_HIT_ALERT = 0.3
 
 
 def _metrics(m: ServedPlan) -> EngineMetrics:
@@ -68,6 +71,12 @@ def _rule(alert: str, expr: str, wait: str, severity: str, summary: str, descrip
             "annotations": {"summary": summary, "description": description}}
 
 
+def _hit_rate(metrics: EngineMetrics, servers: str, window: str) -> str:
+    """Share of prompt tokens found in the prefix cache, per model, over all its replicas."""
+    return (f"sum by (model_name) (rate({metrics.prefix_cache_hits}{{{servers}}}[{window}])) / "
+            f"sum by (model_name) (rate({metrics.prefix_cache_queries}{{{servers}}}[{window}]))")
+
+
 def alert_rules(plan: Plan) -> list[dict[str, Any]]:
     """The PrometheusRule's groups."""
     gw, name = _gateway(plan), plan.fullname
@@ -96,6 +105,13 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
                   f"max by (model_name) ({metrics.kv_cache_usage}{{{servers}}}) > {KV_CACHE_ALERT}",
                   "10m", "warning", f"{name}: {{{{ $labels.model_name }}}}'s KV cache is over {KV_CACHE_ALERT:.0%} full",
                   "Requests are queued or preempted for lack of cache: lower maxModelLen or add GPUs."),
+            _rule("StackgenPrefixCacheHitRateLow", f"{_hit_rate(metrics, servers, '30m')} < {PREFIX_HIT_ALERT}",
+                  "30m", "warning",
+                  f"{name}: {{{{ $labels.model_name }}}} finds under {PREFIX_HIT_ALERT:.0%} of prompt tokens in its "
+                  f"prefix cache",
+                  "Agents' turns repeat their conversation, so most of each prompt should be cached. A low rate "
+                  "means the turns are spread over the replicas: check that the gateway calls the model's router "
+                  "and that clients send x-session-id (`stackgen verify` checks both)."),
         ]
     return [{"name": f"{name}.rules", "rules": rules}]
 
@@ -115,6 +131,7 @@ def panels(plan: Plan) -> list[tuple[str, str, str]]:
             ("Generated tokens per second", "short",
              f"sum by (model_name) (rate({metrics.generation_tokens}{{{servers}}}[5m]))"),
             ("KV cache use", "percentunit", f"max by (model_name) ({metrics.kv_cache_usage}{{{servers}}})"),
+            ("Prefix cache hit rate", "percentunit", _hit_rate(metrics, servers, "5m")),
         ]
     gw = _gateway(plan)
     out += [

@@ -12,11 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import capacity
+from . import capacity, routing
 from .engines import SERVED, ServedEngine, engine_of
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
 from .engines.external import ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
+from .routing import RouterPlan
 from .specbase import ModelCommon, Profile, SecretRef, ServedModel
 from .spec import Stack
 
@@ -57,6 +58,7 @@ class ServedPlan(ModelPlan):
     env: dict[str, str | SecretRef]
     values: dict[str, Any]  # the engine's own keys in the chart's models.<name>
     sizing: capacity.Sizing  # memory, context and concurrency at this size, and the verdict
+    router: RouterPlan | None = None  # what the gateway calls instead of the Service, with several replicas
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,15 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if m.name in RESERVED_COMPONENTS:
             problems.append(Problem(f"{at}.name", f"{m.name!r} is reserved for the stack's own objects",
                                     f"pick another name than {', '.join(sorted(RESERVED_COMPONENTS))}"))
-        if len(f"{stack.name}-{m.name}") > 63:
-            problems.append(Problem(f"{at}.name", f"object name {stack.name}-{m.name!r} is longer than 63 characters",
+        longest = f"{stack.name}-{routing.component(m.name)}" if _policy(m) else f"{stack.name}-{m.name}"
+        if len(longest) > 63:
+            problems.append(Problem(f"{at}.name", f"object name {longest!r} is longer than 63 characters",
                                     "shorten the stack or model name"))
+    for i, m in enumerate(stack.models):
+        if _policy(m) and routing.component(m.name) in names:
+            problems.append(Problem(f"models[{names[routing.component(m.name)]}].name",
+                                    f"{routing.component(m.name)!r} names the router of model {m.name!r}",
+                                    "pick another model name"))
     redis = stack.gateway.redis
     if redis.enabled is False and redis.host:
         problems.append(Problem("gateway.redis.host", "an external Redis is named, but gateway.redis.enabled is false",
@@ -191,7 +199,25 @@ def _check_served(at: str, m: ServedModel, engine: ServedEngine, stack: Stack, w
     # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
     if with_capacity and profile is not None and not problems:
         problems += engine.sizing(m, profile, at).problems
+    if m.routing not in (None, routing.NO_ROUTER) and not engine.routable:
+        routable = ", ".join(sorted(n for n, e in SERVED.items() if e.routable))
+        problems.append(Problem(f"{at}.routing", f"the router is proven in front of {routable} only, not {engine.name}",
+                                f"remove routing (the replicas share requests through their Service), or serve the "
+                                f"model with {routable}"))
     return problems
+
+
+def _policy(m: ModelCommon) -> str | None:
+    """The router policy of a model, or None where no router stands in front of it: one replica, an engine
+    the router is not proven on, or `routing: service`."""
+    engine = _served_engine(m)
+    if engine is None or not engine.routable:
+        return None
+    served: ServedModel = m  # type: ignore[assignment]
+    if not routing.needs_router(served.replicas, served.autoscaling is not None):
+        return None
+    policy = served.routing or routing.DEFAULT_POLICY
+    return None if policy == routing.NO_ROUTER else policy
 
 
 def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, at: str) -> ServedPlan:
@@ -204,18 +230,20 @@ def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, a
     cache_gib = math.ceil(max(10.0, 1.5 * weights)) if weights else 50
     # Thirty minutes for start-up, plus a minute per GiB of weights to download and load.
     startup = 180 + 6 * math.ceil(weights or 0)
+    policy = _policy(m)
+    router = routing.router(fullname, m.name, policy) if policy else None
     return ServedPlan(
         name=m.name, spec=m, engine_name=engine.name, route=f"{engine.provider}/{server.upstream}",
         # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the
         # engine's port; the chart tests check that every such URL names a Service it renders.
-        api_base=f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None, context_length=sized.context,
+        api_base=router.url if router else f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None, context_length=sized.context,
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
         image=engine.image(m, profile), env={**server.env, **m.env}, values=server.values, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
         # and the rollout would hang. CPU-only pods surge, so capacity never drops.
-        surge=sized.gpus == 0,
+        surge=sized.gpus == 0, router=router,
     )
 
 
@@ -246,8 +274,23 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
         else:
             served.append(_served(stack, fullname, m, engine, f"models[{i}]"))  # type: ignore[arg-type]
     redis, notes = _redis(stack, fullname)
+    notes += _spread_notes(stack)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
                 served=tuple(served), external=tuple(external), redis=redis, notes=notes)
+
+
+def _spread_notes(stack: Stack) -> tuple[str, ...]:
+    """Models whose replicas share requests at random, so each replica caches only part of a conversation."""
+    notes = []
+    for i, m in enumerate(stack.models):
+        engine = _served_engine(m)
+        served: ServedModel = m  # type: ignore[assignment]
+        if engine is None or not routing.needs_router(served.replicas, served.autoscaling is not None) or _policy(m):
+            continue
+        why = "routing: service" if served.routing == routing.NO_ROUTER else f"no router is proven on {engine.name}"
+        notes.append(f"note: models[{i}]: the replicas of {m.name} share requests through their Service at random "
+                     f"({why}): each replica's prompt cache sees only part of each conversation")
+    return tuple(notes)
 
 
 def _redis(stack: Stack, fullname: str) -> tuple[RedisPlan | None, tuple[str, ...]]:

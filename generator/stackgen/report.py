@@ -47,8 +47,18 @@ def _row(m: ServedPlan) -> dict[str, Any]:
             "memory": {"device": cap.device, "totalGiB": round(cap.total, 2), "budgetGiB": round(cap.budget, 2),
                        **{f"{k}GiB": round(v, 2) for k, v in split(cap).items()}},
         })
+    if m.router:
+        r = m.router
+        row["router"] = {"policy": r.policy, "replicas": r.replicas, "cpu": r.cpu, "memory": r.memory,
+                         "service": r.service}
     row["notes"] = list(sized.notes if sized else ())
     return row
+
+
+def _router_note(m: ServedPlan) -> list[str]:
+    r = m.router
+    return [f"{m.name}: behind router {r.service} ({r.policy}): {r.replicas} pod(s) of {r.cpu} CPU and {r.memory}"] \
+        if r else []
 
 
 def as_json(plan: Plan, placement: Placement | None) -> str:
@@ -76,13 +86,13 @@ def _gib(value: float) -> str:
 
 
 def table(plan: Plan, placement: Placement | None) -> str:
-    header = ["MODEL", "ENGINE", "PROFILE", "REPLICAS", "GPUS/REPLICA", "GPUS", "CONTEXT", "MEMORY", "WEIGHTS",
+    header = ["MODEL", "ENGINE", "PROFILE", "REPLICAS", "ROUTER", "GPUS/REPLICA", "GPUS", "CONTEXT", "MEMORY", "WEIGHTS",
               "OVERHEAD", "KV CACHE", "FREE", "KV/TOKEN", "MAX CONTEXT", "SEQS", "VERDICT"]
     rows, notes = [], []
     served = {m.name: m for m in plan.served}
     for planned in plan.models:
         if planned.name not in served:
-            rows.append([planned.name, planned.engine_name, *["-"] * 13, "external"])
+            rows.append([planned.name, planned.engine_name, *["-"] * 14, "external"])
             continue
         m = served[planned.name]
         r = _row(m)
@@ -95,9 +105,10 @@ def table(plan: Plan, placement: Placement | None) -> str:
             numbers = [f"{cap.total:g} GiB {'GPU' if cap.device == 'gpu' else 'pod'}", _gib(s["weights"]),
                        _gib(s["overhead"]), _gib(s["kvOneSequence"] + s["kvMore"]), _gib(s["free"]),
                        f"{cap.kv_token_bytes / 1024:g} KiB", str(r["maxContext"]), f"{cap.concurrency:.1f}"]
-        rows.append([m.name, m.engine_name, m.spec.profile, str(m.spec.replicas), *gpus, str(m.context_length or "-"),
+        rows.append([m.name, m.engine_name, m.spec.profile, str(m.spec.replicas), m.router.policy if m.router else "-",
+                     *gpus, str(m.context_length or "-"),
                      *numbers, r["verdict"]])
-        notes += [f"{m.name}: {note}" for note in r["notes"]]
+        notes += [f"{m.name}: {note}" for note in r["notes"]] + _router_note(m)
     lines = _grid(header, rows) + [""] + [f"note: {n}" for n in notes] + [LEGEND]
     if placement:
         lines += ["", *_grid(["POOL", "NODES", "GPUS/NODE", "GPUS NEEDED/AVAILABLE", "PODS"],

@@ -17,7 +17,7 @@ from .engines.external import ExternalModel
 from .engines.llamacpp import LlamacppModel
 from .engines.ollama import OllamaModel
 from .engines.vllm import VllmModel
-from .specbase import DNS_LABEL, AutoGen, Base, Gateway, ModelCommon, Monitoring, Profile, SecretRef
+from .specbase import DNS_LABEL, AutoGen, Base, Gateway, ModelCommon, Monitoring, Profile, Router, SecretRef
 
 if TYPE_CHECKING:
     # For type checkers: every engine's model is a ModelCommon. At run time it is the discriminated union
@@ -40,5 +40,6 @@ class Stack(Base):
     gateway: Gateway = Field(default_factory=Gateway)
     autogen: AutoGen = Field(default_factory=AutoGen)
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Metrics, alerts and a dashboard (Prometheus Operator).")
+    router: Router = Field(default_factory=Router, description="The router in front of every model with several replicas.")
     profiles: dict[str, Profile] = Field(default_factory=dict)
     models: list[Model] = Field(min_length=1)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from . import grammars
+from .routing import Policy as RoutingPolicy
 
 # Kubernetes Service names are DNS-1035 labels: lower case, digits and '-', starting with a letter.
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -206,6 +207,12 @@ class Autoscaling(Base):
         description="Prometheus that scrapes the model servers (default: the Prometheus Operator's).")
 
 
+class Router(Base):
+    """The router stackgen puts in front of a model's replicas (vllm-router)."""
+
+    image: ImageRef = Field(default=None, description="Image override, repository:tag; default the chart's images.router.")
+
+
 class ServedModel(ModelCommon):
     """Fields shared by model servers that run in the cluster."""
 
@@ -218,6 +225,11 @@ class ServedModel(ModelCommon):
     env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra environment: NAME: value or NAME: {secretName, key}.")
     cache: Cache = Field(default_factory=Cache, description="Model cache volume.")
     autoscaling: Autoscaling | None = Field(default=None, description="Scale on queue depth with KEDA instead of fixed replicas.")
+    routing: RoutingPolicy | None = Field(
+        default=None,
+        description="How replicas share requests: a router policy (consistent_hash keeps each conversation on one "
+        "replica, sticky_least_loaded, round_robin) or `service` (the Service's random spread). Default: "
+        "consistent_hash for a vLLM model with more than one replica or autoscaling.")
     contextLength: int | None = Field(
         default=None, ge=128,
         description="vLLM: the native context length of an uncatalogued model. Ollama and llama.cpp: the context "

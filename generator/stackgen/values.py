@@ -8,7 +8,7 @@ from typing import Any
 from . import autogen, monitoring
 from .gateway import gateway_config, gateway_env, secret_env
 from .plan import GATEWAY_PORT, Plan, ServedPlan
-from .spec import Profile, SecretRef
+from .spec import Profile, SecretRef, Stack
 
 
 def _image(ref: str) -> dict[str, str]:
@@ -47,6 +47,18 @@ def _autoscaling(m: ServedPlan, namespace: str) -> dict[str, Any]:
     }
 
 
+def _router(m: ServedPlan, timeout: int) -> dict[str, Any]:
+    router = m.router
+    assert router is not None
+    return {
+        "policy": router.policy,
+        "replicas": router.replicas,
+        # A call the gateway still waits for must not be cut by the router first.
+        "requestTimeoutSeconds": timeout,
+        "resources": {"requests": {"cpu": router.cpu, "memory": router.memory}, "limits": {"memory": router.memory}},
+    }
+
+
 def _monitoring(plan: Plan) -> dict[str, Any]:
     spec = plan.stack.monitoring
     out: dict[str, Any] = {"enabled": True, "scrapedModels": [m.name for m in monitoring.scraped(plan)],
@@ -58,9 +70,11 @@ def _monitoring(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _model_values(m: ServedPlan, namespace: str) -> dict[str, Any]:
-    spec = m.spec
+def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
+    spec, namespace = m.spec, stack.namespace
     values: dict[str, Any] = {"engine": m.engine_name, "model": spec.model}
+    if m.router:
+        values["router"] = _router(m, stack.gateway.timeoutSeconds)
     if spec.autoscaling:
         values["autoscaling"] = _autoscaling(m, namespace)
     else:
@@ -126,12 +140,14 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
     values: dict[str, Any] = {
         "fullnameOverride": plan.fullname,
         "gateway": gateway,
-        "models": {m.name: _model_values(m, stack.namespace) for m in plan.served},
+        "models": {m.name: _model_values(m, stack) for m in plan.served},
         "autogen": {
             "oaiConfigList": autogen.oai_config_list(plan, gateway_url),
             "modelClients": autogen.model_clients(plan, gateway_url),
         },
     }
+    if stack.router.image and any(m.router for m in plan.served):
+        values["images"] = {"router": _image(stack.router.image)}
     if stack.monitoring.enabled:
         values["monitoring"] = _monitoring(plan)
     if plan.redis and plan.redis.in_chart:

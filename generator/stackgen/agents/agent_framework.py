@@ -26,9 +26,11 @@ def usage(plan: Plan) -> str:
 
 def source(plan: Plan, url: str) -> str:
     table = {m.name: capabilities(m) for m in plan.models}
-    body = '''def client(model: str) -> OpenAIChatCompletionClient:
-    """A Chat Completions client of one model of the stack; its abilities ride in additional_properties."""
-    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+    body = '''def client(model: str, conversation: str | None = None) -> OpenAIChatCompletionClient:
+    """A Chat Completions client of one model of the stack for one conversation; its abilities ride in
+    additional_properties."""
+    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+                                        default_headers=_conversation(conversation))
     client.additional_properties.update(MODELS[model])
     return client
 '''

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from ..plan import ModelPlan, Plan
+from ..routing import SESSION_HEADER
 
 PROMPT = "Reply with the word ok."
 TOOL_PROMPT = "What time is it in Paris? Use the tool."
@@ -79,12 +80,16 @@ when a client is made, and never written here.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 {imports}
 
 GATEWAY_URL = {url!r}
 API_KEY_ENV = {stack.autogen.apiKeyEnv!r}
+# Every client sends one conversation id in this header (a new one per client unless given): a model with
+# several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
+SESSION_HEADER = {SESSION_HEADER!r}
 {comment(table_doc)}
 {table_name}: {table_type} = {literal(table)}
 
@@ -93,6 +98,11 @@ def _known(model: str) -> str:
     if model not in {table_name}:
         raise KeyError(f"{{model!r}} is not a model of stack {stack.name} (models: {{', '.join({table_name})}})")
     return model
+
+
+def _conversation(conversation: str | None) -> dict[str, str]:
+    """The headers of one conversation: pass the same id to every client of one conversation."""
+    return {{SESSION_HEADER: conversation or uuid.uuid4().hex}}
 
 
 {body}'''

@@ -32,10 +32,11 @@ def profile(m: ModelPlan) -> dict[str, Any]:
 
 
 def source(plan: Plan, url: str) -> str:
-    body = '''def chat_model(model: str, **kwargs: Any) -> ChatOpenAI:
-    """A ChatOpenAI of one model of the stack (extra ChatOpenAI fields as keyword arguments)."""
+    body = '''def chat_model(model: str, conversation: str | None = None, **kwargs: Any) -> ChatOpenAI:
+    """A ChatOpenAI of one model of the stack for one conversation (extra ChatOpenAI fields as keyword
+    arguments)."""
     return ChatOpenAI(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
-                      profile=ModelProfile(**PROFILES[model]), **kwargs)
+                      profile=ModelProfile(**PROFILES[model]), default_headers=_conversation(conversation), **kwargs)
 '''
     return module_text(plan, url, "LangChain", usage(plan),
                        "from langchain_core.language_models import ModelProfile\nfrom langchain_openai import ChatOpenAI",

@@ -25,9 +25,10 @@ def usage(plan: Plan) -> str:
 
 def source(plan: Plan, url: str) -> str:
     table = {m.name: capabilities(m) for m in plan.models}
-    body = '''def model(name: str) -> OpenAIChatCompletionsModel:
-    """One model of the stack, for Agent(model=...)."""
-    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+    body = '''def model(name: str, conversation: str | None = None) -> OpenAIChatCompletionsModel:
+    """One model of the stack for one conversation, for Agent(model=...)."""
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+                         default_headers=_conversation(conversation))
     return OpenAIChatCompletionsModel(model=_known(name), openai_client=client)
 '''
     imports = ("from agents import OpenAIChatCompletionsModel, set_tracing_disabled\nfrom openai import AsyncOpenAI\n\n"

@@ -69,6 +69,8 @@ class EngineMetrics:
     ttft: str  # histogram of the time to first token, seconds (the base name, before _bucket)
     generation_tokens: str  # counter of generated tokens
     requests: str  # counter of finished requests
+    prefix_cache_hits: str  # counter of prompt tokens found in the prefix cache
+    prefix_cache_queries: str  # counter of prompt tokens looked up in it
 
 
 class Engine(ABC):
@@ -90,6 +92,9 @@ class ServedEngine(Engine):
     # What the server exports on its serving port's /metrics; None: nothing to scrape, alert on or scale on
     # (the gateway's own metrics still cover the model).
     metrics: ClassVar[EngineMetrics | None] = None
+    # Whether its replicas can sit behind the router (stackgen.routing): the router speaks to them as to vLLM
+    # (its health and model endpoints), and is proven only on that.
+    routable: ClassVar[bool] = False
 
     def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""

@@ -97,7 +97,9 @@ class Vllm(ServedEngine):
     metrics = EngineMetrics(
         queue="vllm:num_requests_waiting", running="vllm:num_requests_running",
         kv_cache_usage="vllm:kv_cache_usage_perc", ttft="vllm:time_to_first_token_seconds",
-        generation_tokens="vllm:generation_tokens_total", requests="vllm:request_success_total")
+        generation_tokens="vllm:generation_tokens_total", requests="vllm:request_success_total",
+        prefix_cache_hits="vllm:prefix_cache_hits_total", prefix_cache_queries="vllm:prefix_cache_queries_total")
+    routable = True
 
     def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
         return catalog.hf_model(m.model)

@@ -14,12 +14,16 @@ when a client is made, and never written here.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 from ag2.config import OpenAIConfig
 
 GATEWAY_URL = 'https://llm.example.com/v1'
 API_KEY_ENV = 'OPENAI_API_KEY'
+# Every client sends one conversation id in this header (a new one per client unless given): a model with
+# several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
+SESSION_HEADER = 'x-session-id'
 # What each model can do: tools (function calling), vision (image input), json_output, context_length
 # (tokens; None: the provider's).
 MODELS: dict[str, dict[str, Any]] = {
@@ -36,6 +40,13 @@ def _known(model: str) -> str:
     return model
 
 
-def config(model: str, **overrides: Any) -> OpenAIConfig:
-    """The OpenAIConfig of one model of the stack (extra OpenAIConfig fields as keyword arguments)."""
-    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV], **overrides)
+def _conversation(conversation: str | None) -> dict[str, str]:
+    """The headers of one conversation: pass the same id to every client of one conversation."""
+    return {SESSION_HEADER: conversation or uuid.uuid4().hex}
+
+
+def config(model: str, conversation: str | None = None, **overrides: Any) -> OpenAIConfig:
+    """The OpenAIConfig of one model of the stack for one conversation (extra OpenAIConfig fields as keyword
+    arguments)."""
+    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+                        default_headers=_conversation(conversation), **overrides)

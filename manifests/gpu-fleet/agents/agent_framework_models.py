@@ -14,12 +14,16 @@ when a client is made, and never written here.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 from agent_framework.openai import OpenAIChatCompletionClient
 
 GATEWAY_URL = 'https://llm.example.com/v1'
 API_KEY_ENV = 'OPENAI_API_KEY'
+# Every client sends one conversation id in this header (a new one per client unless given): a model with
+# several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
+SESSION_HEADER = 'x-session-id'
 # What each model can do (the client's additional_properties): tools, vision, json_output, context_length
 # (tokens; None: the provider's).
 MODELS: dict[str, dict[str, Any]] = {
@@ -36,8 +40,15 @@ def _known(model: str) -> str:
     return model
 
 
-def client(model: str) -> OpenAIChatCompletionClient:
-    """A Chat Completions client of one model of the stack; its abilities ride in additional_properties."""
-    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+def _conversation(conversation: str | None) -> dict[str, str]:
+    """The headers of one conversation: pass the same id to every client of one conversation."""
+    return {SESSION_HEADER: conversation or uuid.uuid4().hex}
+
+
+def client(model: str, conversation: str | None = None) -> OpenAIChatCompletionClient:
+    """A Chat Completions client of one model of the stack for one conversation; its abilities ride in
+    additional_properties."""
+    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+                                        default_headers=_conversation(conversation))
     client.additional_properties.update(MODELS[model])
     return client

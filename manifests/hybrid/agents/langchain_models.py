@@ -12,6 +12,7 @@ when a client is made, and never written here.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 from langchain_core.language_models import ModelProfile
@@ -19,6 +20,9 @@ from langchain_openai import ChatOpenAI
 
 GATEWAY_URL = 'http://hybrid-gateway.agents.svc.cluster.local:4000/v1'
 API_KEY_ENV = 'STACK_GATEWAY_KEY'
+# Every client sends one conversation id in this header (a new one per client unless given): a model with
+# several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
+SESSION_HEADER = 'x-session-id'
 # Each model's profile (llm.profile): what it can do, in LangChain's terms.
 PROFILES: dict[str, dict[str, Any]] = {
     'local-llama': {'tool_calling': True, 'image_inputs': False, 'structured_output': True, 'max_input_tokens': 16384},
@@ -35,7 +39,13 @@ def _known(model: str) -> str:
     return model
 
 
-def chat_model(model: str, **kwargs: Any) -> ChatOpenAI:
-    """A ChatOpenAI of one model of the stack (extra ChatOpenAI fields as keyword arguments)."""
+def _conversation(conversation: str | None) -> dict[str, str]:
+    """The headers of one conversation: pass the same id to every client of one conversation."""
+    return {SESSION_HEADER: conversation or uuid.uuid4().hex}
+
+
+def chat_model(model: str, conversation: str | None = None, **kwargs: Any) -> ChatOpenAI:
+    """A ChatOpenAI of one model of the stack for one conversation (extra ChatOpenAI fields as keyword
+    arguments)."""
     return ChatOpenAI(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
-                      profile=ModelProfile(**PROFILES[model]), **kwargs)
+                      profile=ModelProfile(**PROFILES[model]), default_headers=_conversation(conversation), **kwargs)

@@ -13,6 +13,7 @@ when a client is made, and never written here.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 from agents import OpenAIChatCompletionsModel, set_tracing_disabled
@@ -23,6 +24,9 @@ set_tracing_disabled(True)
 
 GATEWAY_URL = 'http://hybrid-gateway.agents.svc.cluster.local:4000/v1'
 API_KEY_ENV = 'STACK_GATEWAY_KEY'
+# Every client sends one conversation id in this header (a new one per client unless given): a model with
+# several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
+SESSION_HEADER = 'x-session-id'
 # What each model can do: tools (function tools), vision (image input), json_output (output_type),
 # context_length (tokens; None: the provider's).
 MODELS: dict[str, dict[str, Any]] = {
@@ -40,7 +44,13 @@ def _known(model: str) -> str:
     return model
 
 
-def model(name: str) -> OpenAIChatCompletionsModel:
-    """One model of the stack, for Agent(model=...)."""
-    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV])
+def _conversation(conversation: str | None) -> dict[str, str]:
+    """The headers of one conversation: pass the same id to every client of one conversation."""
+    return {SESSION_HEADER: conversation or uuid.uuid4().hex}
+
+
+def model(name: str, conversation: str | None = None) -> OpenAIChatCompletionsModel:
+    """One model of the stack for one conversation, for Agent(model=...)."""
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+                         default_headers=_conversation(conversation))
     return OpenAIChatCompletionsModel(model=_known(name), openai_client=client)

@@ -1,0 +1,180 @@
+"""Routing across replicas: agents' multi-turn conversations through the rendered gateway and a router in front
+of 2 and 3 real vLLM replicas, each router policy side by side in one run.
+
+- consistent_hash: stackgen's default (the chart's router, each agent's client sending its conversation id);
+- random: what a Kubernetes Service does (kube-proxy picks a pod at random per connection);
+- round_robin: the balancing baseline;
+- cache_aware: vllm-router's prefix-tree policy, which stackgen does not offer (see the README);
+- one replica: the same workload on a single server, whose hit rate is the workload's ideal (every prefix is
+  cached where the next turn needs it).
+
+The workload: agents that share a long system prompt (instructions and tool descriptions) and each keep
+their own growing history, every turn resending it all. The model is SmolLM2-135M-Instruct (a real model from
+PyPI, tests/engines/smollm2.py), so a prefix-cache miss costs a real prefill. Hit rate comes from the
+servers' prefix-cache counters; TTFT from streamed replies. Loopback only, bounded in count.
+
+    python bench/routing.py [--replicas 2,3] [--agents 8] [--turns 8] [--at-once 4] [--model smollm2|tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' engines harness and models
+
+from stackgen import routing  # noqa: E402
+from stackgen.engines.vllm import ENGINE as VLLM  # noqa: E402
+from stackgen.gateway import GATEWAY_ENV  # noqa: E402
+from stackgen.load import load_text  # noqa: E402
+from stackgen.localstack import point_at_local, start_gateway  # noqa: E402
+from stackgen.render import render_files  # noqa: E402
+from tests.engines.engines import Vllm, tiny_qwen, vllm_venv  # noqa: E402
+from tests.engines.pods import Server  # noqa: E402
+from tests.engines.router import CacheCounters, cache_counters, start_router  # noqa: E402
+from tests.engines.smollm2 import smollm2  # noqa: E402
+
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SPEC = f"""\
+name: bench
+profiles:
+  cpu: {{cpu: "1", memory: 4Gi}}
+models:
+  - {{name: agent, engine: vllm, model: {HUB_ID}, profile: cpu, maxModelLen: 8192, contextLength: 8192, replicas: 2}}
+"""
+POLICIES = ("consistent_hash", "random", "round_robin", "cache_aware")
+# About 1.5K tokens of instructions and tool descriptions every agent shares.
+SHARED = " ".join(f"Tool {i}: look up record {i} in the ledger and report its owner, date and amount." for i in range(75))
+
+
+async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: int) -> list[tuple[float, int]]:
+    """One agent's conversation on its own id: per turn, (time to first token, completion tokens)."""
+    headers = {routing.SESSION_HEADER: f"{phase}-agent-{n}"}
+    history = [{"role": "system", "content": f"Run {phase}. {SHARED}"}]
+    out = []
+    for turn in range(turns):
+        history.append({"role": "user", "content": f"Agent {n}, step {turn}: which tool fits record {n * 10 + turn}?"})
+        body = {"model": "agent", "messages": history, "max_tokens": 24, "temperature": 0, "stream": True,
+                "stream_options": {"include_usage": True}}
+        start, first, reply, tokens = time.perf_counter(), None, "", 0
+        async with client.stream("POST", url, json=body, headers=headers) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    if text and first is None:
+                        first = time.perf_counter() - start
+                    reply += text
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
+        out.append((first if first is not None else time.perf_counter() - start, tokens))
+        history.append({"role": "assistant", "content": reply or "ok"})
+    return out
+
+
+async def workload(base: str, headers: dict[str, str], phase: str, agents: int, turns: int,
+                   at_once: int) -> dict[str, float]:
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(client: httpx.AsyncClient, n: int) -> list[tuple[float, int]]:
+        async with gate:
+            return await agent(client, f"{base}/chat/completions", phase, n, turns)
+
+    async with httpx.AsyncClient(timeout=600, headers=headers) as client:
+        began = time.perf_counter()
+        results = await asyncio.gather(*(one(client, n) for n in range(agents)))
+        elapsed = time.perf_counter() - began
+    ttft = sorted(s[0] for r in results for s in r)
+    return {"ttft_p50_ms": 1000 * statistics.median(ttft), "ttft_p95_ms": 1000 * ttft[int(0.95 * (len(ttft) - 1))],
+            "tokens_per_s": sum(s[1] for r in results for s in r) / elapsed, "turns": len(ttft)}
+
+
+def phase(files: dict[str, str], servers: list[Server], policy: str, label: str, work: Path, agents: int,
+          turns: int, at_once: int) -> dict[str, Any]:
+    router = start_router(files, "bench", "agent", [s.url for s in servers], work, policy=policy, name=f"router-{label}")
+    config = point_at_local(yaml.safe_load(files["litellm/config.yaml"]), {"agent": router.api_base})
+    gateway = start_gateway(config, work, dict(GATEWAY_ENV))
+    metrics = VLLM.metrics
+    assert metrics is not None
+    try:
+        before = cache_counters(servers, metrics)
+        result = asyncio.run(workload(gateway.api_base, gateway.headers(), label, agents, turns, at_once))
+        counted: CacheCounters = cache_counters(servers, metrics) - before
+    finally:
+        gateway.process.stop()
+        router.stop()
+    return {"replicas": len(servers), "policy": label, "hit_rate": counted.rate, **result}
+
+
+def run(replica_counts: list[int], agents: int, turns: int, at_once: int, model: str) -> list[dict[str, Any]]:
+    vllm = Vllm(vllm_venv())
+    model_dir = smollm2(vllm.venv) if model == "smollm2" else tiny_qwen(vllm.venv)
+    files = render_files(load_text(SPEC))
+    servers: list[Server] = []
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="stackgen-routing-") as tmp:
+        work = Path(tmp)
+        try:
+            for i in range(max(replica_counts)):
+                servers.append(vllm.start(files, "bench", "agent", HUB_ID, model_dir, work / f"replica-{i}"))
+            # Warm-up: compile paths and connections, on every server.
+            for i, server in enumerate(servers):
+                phase(files, [server], "round_robin", f"warm{i}", work, 1, 1, 1)
+            rows.append(phase(files, servers[:1], "round_robin", "one replica", work, agents, turns, at_once))
+            for count in replica_counts:
+                for policy in POLICIES:
+                    rows.append(phase(files, servers[:count], policy, policy, work, agents, turns, at_once)
+                                | {"replicas": count})
+        finally:
+            for server in servers:
+                server.stop()
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    ideal = rows[0]["hit_rate"]
+    lines = ["| replicas | policy | turns | hit rate | vs ideal | TTFT p50 ms | TTFT p95 ms | tokens/s | "
+             "hit rate vs random | TTFT p50 vs random | tokens/s vs random |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        spread = next((x for x in rows if x["replicas"] == r["replicas"] and x["policy"] == "random"), r)
+        lines.append(
+            f"| {r['replicas']} | {r['policy']} | {r['turns']:.0f} | {r['hit_rate']:.3f} | "
+            f"{100 * (r['hit_rate'] - ideal):+.1f} pts | {r['ttft_p50_ms']:.0f} | {r['ttft_p95_ms']:.0f} | "
+            f"{r['tokens_per_s']:.1f} | {r['hit_rate'] / spread['hit_rate']:.2f}x | "
+            f"{r['ttft_p50_ms'] / spread['ttft_p50_ms']:.2f}x | {r['tokens_per_s'] / spread['tokens_per_s']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", default="2,3", help="replica counts to compare, comma-separated")
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--at-once", type=int, default=4, help="agents talking at the same time")
+    parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2",
+                        help="tiny: the tests' scripted Qwen2 (a smoke run; its prefill is nearly free)")
+    parser.add_argument("--json", help="also write the raw numbers here")
+    args = parser.parse_args()
+    rows = run([int(n) for n in args.replicas.split(",")], args.agents, args.turns, args.at_once, args.model)
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
