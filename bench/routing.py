@@ -13,7 +13,8 @@ their own growing history, every turn resending it all. The model is SmolLM2-135
 PyPI, tests/engines/smollm2.py), so a prefix-cache miss costs a real prefill. Hit rate comes from the
 servers' prefix-cache counters; TTFT from streamed replies. Loopback only, bounded in count.
 
-    python bench/routing.py [--replicas 2,3] [--agents 8] [--turns 8] [--at-once 4] [--model smollm2|tiny]
+    python bench/routing.py [--replicas 2,3] [--policies ...] [--agents 8] [--turns 8] [--at-once 4]
+                            [--model smollm2|tiny]
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' engines harness and models
+
+from streaming import streamed_turn  # noqa: E402
 
 from stackgen import routing  # noqa: E402
 from stackgen.engines.vllm import ENGINE as VLLM  # noqa: E402
@@ -65,23 +68,9 @@ async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: 
     out = []
     for turn in range(turns):
         history.append({"role": "user", "content": f"Agent {n}, step {turn}: which tool fits record {n * 10 + turn}?"})
-        body = {"model": "agent", "messages": history, "max_tokens": 24, "temperature": 0, "stream": True,
-                "stream_options": {"include_usage": True}}
-        start, first, reply, tokens = time.perf_counter(), None, "", 0
-        async with client.stream("POST", url, json=body, headers=headers) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    if text and first is None:
-                        first = time.perf_counter() - start
-                    reply += text
-                if chunk.get("usage"):
-                    tokens = chunk["usage"]["completion_tokens"]
-        out.append((first if first is not None else time.perf_counter() - start, tokens))
+        body = {"model": "agent", "messages": history, "max_tokens": 24, "temperature": 0}
+        first, reply, tokens = await streamed_turn(client, url, body, headers)
+        out.append((first, tokens))
         history.append({"role": "assistant", "content": reply or "ok"})
     return out
 
@@ -120,7 +109,8 @@ def phase(files: dict[str, str], servers: list[Server], policy: str, label: str,
     return {"replicas": len(servers), "policy": label, "hit_rate": counted.rate, **result}
 
 
-def run(replica_counts: list[int], agents: int, turns: int, at_once: int, model: str) -> list[dict[str, Any]]:
+def run(replica_counts: list[int], policies: list[str], agents: int, turns: int, at_once: int,
+        model: str) -> list[dict[str, Any]]:
     vllm = Vllm(vllm_venv())
     model_dir = smollm2(vllm.venv) if model == "smollm2" else tiny_qwen(vllm.venv)
     files = render_files(load_text(SPEC))
@@ -136,7 +126,7 @@ def run(replica_counts: list[int], agents: int, turns: int, at_once: int, model:
                 phase(files, [server], "round_robin", f"warm{i}", work, 1, 1, 1)
             rows.append(phase(files, servers[:1], "round_robin", "one replica", work, agents, turns, at_once))
             for count in replica_counts:
-                for policy in POLICIES:
+                for policy in policies:
                     rows.append(phase(files, servers[:count], policy, policy, work, agents, turns, at_once)
                                 | {"replicas": count})
         finally:
@@ -163,6 +153,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", default="2,3", help="replica counts to compare, comma-separated")
+    parser.add_argument("--policies", default=",".join(POLICIES), help="router policies to compare")
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument("--at-once", type=int, default=4, help="agents talking at the same time")
@@ -170,7 +161,8 @@ def main() -> None:
                         help="tiny: the tests' scripted Qwen2 (a smoke run; its prefill is nearly free)")
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
-    rows = run([int(n) for n in args.replicas.split(",")], args.agents, args.turns, args.at_once, args.model)
+    rows = run([int(n) for n in args.replicas.split(",")], args.policies.split(","), args.agents, args.turns,
+               args.at_once, args.model)
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -22,6 +22,7 @@ def main() -> None:
                           text=True, check=True).stdout.strip()
     gateway = run("gateway.py")
     serving = run("serving.py")
+    routing = run("routing.py")
     render = run("render.py")
     cpu = platform.processor() or platform.machine()
     report = f"""# Benchmark results
@@ -48,6 +49,17 @@ and growing), streamed; TTFT is the time to the first content token. The tiny mo
 short, so this measures prompt processing and serving overhead, not a real model's speed.
 
 {serving}
+
+## Routing across replicas: the router's policies against a Service's random spread
+
+`bench/routing.py`: real vLLM {vllm} (CPU build) serving SmolLM2-135M-Instruct (a real model from PyPI, so a
+prefix-cache miss costs a real prefill), 2 and 3 replicas started with the chart's command line, the chart's
+vllm-router in front with each policy in turn, the rendered gateway in front of that. Eight agents share a
+system prompt of about 1.5K tokens and each keeps its own history, eight turns each, four at a time, each
+agent's client sending its own `x-session-id`. `one replica` runs the same workload on one server: its hit
+rate is the workload's ideal. Hit rate from the servers' prefix-cache counters; TTFT from streamed replies.
+
+{routing}
 
 ## Rendering
 

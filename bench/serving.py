@@ -32,6 +32,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' engines harness and tiny model
 
+from streaming import streamed_turn  # noqa: E402
+
 from stackgen.gateway import GATEWAY_ENV  # noqa: E402
 from stackgen.load import load_text  # noqa: E402
 from stackgen.localstack import free_port, point_at_local, spawn, start_gateway  # noqa: E402
@@ -71,24 +73,9 @@ async def conversation(client: httpx.AsyncClient, url: str, model: str, turns: i
     out = []
     for turn in range(turns):
         history.append({"role": "user", "content": f"{QUESTION} (turn {turn})"})
-        body = {"model": model, "messages": history, "max_tokens": 32, "stream": True,
-                "stream_options": {"include_usage": True}}
         start = time.perf_counter()
-        first, reply, tokens = None, "", 0
-        async with client.stream("POST", url, json=body) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    if text and first is None:
-                        first = time.perf_counter() - start
-                    reply += text
-                if chunk.get("usage"):
-                    tokens = chunk["usage"]["completion_tokens"]
-        out.append((first if first is not None else float("nan"), time.perf_counter() - start, tokens))
+        first, reply, tokens = await streamed_turn(client, url, {"model": model, "messages": history, "max_tokens": 32})
+        out.append((first, time.perf_counter() - start, tokens))
         history.append({"role": "assistant", "content": reply})
     return out
 

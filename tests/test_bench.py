@@ -34,3 +34,12 @@ def test_serving_benchmark_reports_each_target() -> None:
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
     assert [c[0] for c in cells] == ["stackgen", "vllm-defaults", "production-stack"]
     assert all(c[1] == "2" and float(c[4]) > 0 for c in cells), cells  # every turn answered, tokens counted
+
+
+def test_routing_benchmark_reports_each_policy() -> None:
+    """Two real vLLM replicas behind the chart's router, each policy in turn, and one replica for the ideal."""
+    rows = run("routing.py", "--replicas", "2", "--policies", "consistent_hash,random", "--agents", "2", "--turns",
+               "2", "--at-once", "2", "--model", "tiny")
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [(c[0], c[1]) for c in cells] == [("1", "one replica"), ("2", "consistent_hash"), ("2", "random")], cells
+    assert all(c[2] == "4" and 0 <= float(c[3]) <= 1 for c in cells), cells  # every turn answered, a rate read

@@ -73,7 +73,10 @@ def test_the_router_discovers_exactly_the_models_pods_with_read_only_rbac() -> N
     router_labels = objects["deployment-team-qwen-router.yaml"]["spec"]["template"]["metadata"]["labels"]
     assert not all(router_labels.get(k) == v for k, v in (s.split("=", 1) for s in selector))
     assert args[args.index("--service-discovery-port") + 1] == str(model["spec"]["containers"][0]["ports"][0]["containerPort"])
-    assert args[args.index("--service-discovery-namespace") + 1] == "llm"
+    # Its own namespace, from the downward API: the same manifest serves any namespace it is applied in.
+    assert args[args.index("--service-discovery-namespace") + 1] == "$(POD_NAMESPACE)"
+    env = router["containers"][0]["env"]
+    assert env == [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
     assert args[args.index("--policy") + 1] == "consistent_hash"
     assert router["serviceAccountName"] == "team-qwen-router" and router["automountServiceAccountToken"] is True
     role = objects["role-team-qwen-router.yaml"]

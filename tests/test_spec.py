@@ -45,7 +45,7 @@ BAD_CASES = {
     "wrong type": (GOOD.replace("maxModelLen: 8192", "maxModelLen: lots"),
                    ["stack.yaml:11: models[0].maxModelLen: Input should be a valid integer"]),
     "invalid name": (GOOD.replace("name: team", "name: Team_LLM"),
-                     ["stack.yaml:1: name: 'Team_LLM' does not match", "(use lower-case letters, digits and '-', starting with a letter)"]),
+                     ["stack.yaml:1: name: 'Team_LLM' is not a DNS label", "(use lower-case letters, digits and '-', starting with a letter)"]),
     "duplicate model": (GOOD.replace("name: small", "name: qwen-7b"),
                         ["stack.yaml:13: models[1].name: duplicate model name 'qwen-7b' (also models[0]) (give every model a unique name)"]),
     "missing profile": (GOOD.replace("profile: cpu", "profile: cpus"),
@@ -84,7 +84,7 @@ BAD_CASES = {
                                       ["stack.yaml:13: models[1]: engine must be one of: vllm, ollama, llamacpp, custom, external "
                                        "(did you mean 'llamacpp'?)"]),
     "gpu named by vendor": (GOOD.replace("resource: nvidia.com/gpu", "resource: nvidia"),
-                            ["stack.yaml:4: profiles.l4.gpu.resource: 'nvidia' does not match", "(did you mean 'nvidia.com/gpu'?)"]),
+                            ["stack.yaml:4: profiles.l4.gpu.resource: 'nvidia' is not a device plugin's resource name", "(did you mean 'nvidia.com/gpu'?)"]),
     "a key given twice": (GOOD.replace("    toolCalling: true\n", "    toolCalling: true\n    toolCalling: false\n"),
                           ["stack.yaml:13: models[0].toolCalling: 'toolCalling' is given twice (also line 12); YAML would "
                            "silently keep only this one (remove one of them)"]),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, StackgenError, format_path, parse_path
 from .engines import ENGINES
+from .specbase import DNS_LABEL, DNS_SUBDOMAIN, PATTERN_WORDS, QUANTITY
 from .spec import Stack
 
 
@@ -135,7 +136,8 @@ def _message(err: dict[str, Any]) -> str:
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         return f"engine must be one of: {', '.join(ENGINES)}"
     if kind == "string_pattern_mismatch":
-        return f"{err['input']!r} does not match {err['ctx']['pattern']}"
+        what = PATTERN_WORDS.get(err["ctx"]["pattern"], ("in the form this field takes", ""))[0]
+        return f"{err['input']!r} is not {what}"
     message = str(err["msg"])
     return message.removeprefix("Value error, ")
 
@@ -197,9 +199,23 @@ def _fix(err: dict[str, Any], loc: Sequence[str | int], data: Any) -> str:
         return f"known fields here: {', '.join(known)}" if known else "remove it"
     if kind == "missing" and loc:
         return f"add {loc[-1]}"
-    if kind == "string_pattern_mismatch" and str(loc[-1]) in ("name", "namespace"):
-        return "use lower-case letters, digits and '-', starting with a letter"
+    if kind == "string_pattern_mismatch":
+        return _pattern_fix(str(err["input"]), err["ctx"]["pattern"])
     return ""
+
+
+def _pattern_fix(value: str, pattern: str) -> str:
+    """How to write a value that matches: the likely intended value where one can be read off, else the rule."""
+    if pattern == QUANTITY:
+        decimal = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT])i?B\s*", value, re.IGNORECASE)
+        if decimal:
+            return f"write {decimal.group(1)}{decimal.group(2).upper()}i"
+    if pattern in (DNS_SUBDOMAIN, DNS_LABEL):
+        if "://" in value:
+            return f"write the host name only, without the scheme: {value.split('://', 1)[1].split('/')[0]}"
+        if value.lower() != value and re.match(pattern, value.lower()):
+            return f"write it in lower case: {value.lower()}"
+    return PATTERN_WORDS.get(pattern, ("", ""))[1]
 
 
 def _known_fields(loc: Sequence[str | int], engine: str | None) -> list[str]:

@@ -141,7 +141,7 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if len(longest) > 63:
             problems.append(Problem(f"{at}.name", f"object name {longest!r} is longer than 63 characters",
                                     "shorten the stack or model name"))
-    for i, m in enumerate(stack.models):
+    for m in stack.models:  # a router's objects are named like a model called <model>-router
         if _policy(m) and routing.component(m.name) in names:
             problems.append(Problem(f"models[{names[routing.component(m.name)]}].name",
                                     f"{routing.component(m.name)!r} names the router of model {m.name!r}",
@@ -236,7 +236,9 @@ def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, a
         name=m.name, spec=m, engine_name=engine.name, route=f"{engine.provider}/{server.upstream}",
         # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the
         # engine's port; the chart tests check that every such URL names a Service it renders.
-        api_base=router.url if router else f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None, context_length=sized.context,
+        # With several replicas the gateway calls the model's router instead (stackgen.routing).
+        api_base=router.url if router else f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None,
+        context_length=sized.context,
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,

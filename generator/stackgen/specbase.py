@@ -21,6 +21,26 @@ DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+EXTENDED_RESOURCE = r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$"
+HTTP_URL = r"^https?://\S+$"
+URL_PATH = r"^/\S*$"
+GGUF_FILE = r"^\S+\.gguf$"
+PARSER_NAME = r"^[a-z0-9_]+$"
+# Every pattern a spec field is checked against, in words: what a value must be, and how to write one.
+# Refusals say these, never the pattern (load.py); a test keeps every pattern of the schema listed here.
+PATTERN_WORDS: dict[str, tuple[str, str]] = {
+    DNS_LABEL: ("a DNS label", "use lower-case letters, digits and '-', starting with a letter"),
+    DNS_SUBDOMAIN: ("a DNS name", "use lower-case letters, digits, '-' and '.', e.g. redis.cache.svc"),
+    QUANTITY: ("a Kubernetes quantity", "write e.g. 512Mi, 8Gi or 2"),
+    ENV_NAME: ("an environment variable name", "use letters, digits and '_', not starting with a digit, e.g. GATEWAY_KEY"),
+    SECRET_KEY: ("a Secret key", "use letters, digits, '-', '_' and '.', e.g. api-key"),
+    EXTENDED_RESOURCE: ("a device plugin's resource name", "write e.g. nvidia.com/gpu or amd.com/gpu"),
+    HTTP_URL: ("an http or https URL", "write the scheme and host, e.g. http://prometheus.monitoring:9090"),
+    URL_PATH: ("a URL path", "start it with '/', e.g. /health"),
+    GGUF_FILE: ("a GGUF file name", "name the .gguf file in the repository, e.g. model-q4_k_m.gguf"),
+    PARSER_NAME: ("a vLLM parser name", "use lower-case letters, digits and '_', e.g. hermes"),
+}
 # Environment variables whose names say they hold a credential must come from a Secret.
 SECRET_LOOKING_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 
@@ -58,7 +78,7 @@ class SecretRef(Base):
     """Where a secret value lives: a key of a Kubernetes Secret in the stack's namespace."""
 
     secretName: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Secret.")]
-    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", description="Key inside the Secret.")]
+    key: Annotated[str, Field(pattern=SECRET_KEY, description="Key inside the Secret.")]
 
 
 # The validator sits outside the Optional so a literal gets one clear message, not one per union member.
@@ -69,7 +89,7 @@ Quantity = Annotated[Union[str, int], Field(description="A Kubernetes quantity s
 class Gpu(Base):
     resource: str = Field(
         default="nvidia.com/gpu",
-        pattern=r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$",
+        pattern=EXTENDED_RESOURCE,
         description="Extended resource name: nvidia.com/gpu, amd.com/gpu, or a MIG profile such as nvidia.com/mig-1g.10gb.",
     )
     count: int = Field(default=1, ge=1, le=16, description="GPUs a pod on this profile may use (largest tensor parallel size).")
@@ -203,7 +223,7 @@ class Autoscaling(Base):
     maxReplicas: int = Field(ge=1, le=100, description="Most replicas; `stackgen plan --cluster` checks that they fit.")
     targetQueue: int = Field(default=5, ge=1, description="Requests waiting per replica that call for one more.")
     prometheusUrl: str = Field(
-        default="http://prometheus-operated.monitoring.svc.cluster.local:9090", pattern=r"^https?://\S+$",
+        default="http://prometheus-operated.monitoring.svc.cluster.local:9090", pattern=HTTP_URL,
         description="Prometheus that scrapes the model servers (default: the Prometheus Operator's).")
 
 

@@ -37,9 +37,11 @@ class Release:
         return values
 
     def expected_deployments(self) -> set[str]:
-        """The Deployments the rendered values ask for: the gateway, every model, and Redis when the chart
-        runs it."""
-        names = {f"{self.name}-gateway"} | {f"{self.name}-{k}" for k in self.values.get("models", {})}
+        """The Deployments the rendered values ask for: the gateway, every model and its router if it has one,
+        and Redis when the chart runs it."""
+        models = self.values.get("models", {})
+        names = {f"{self.name}-gateway"} | {f"{self.name}-{k}" for k in models}
+        names |= {f"{self.name}-{k}-router" for k, m in models.items() if m.get("router")}
         if self.values.get("redis", {}).get("enabled"):
             names.add(f"{self.name}-redis")
         return names

@@ -100,7 +100,8 @@ def test_the_monitors_select_the_gateway_and_the_servers_that_export_metrics(rel
     assert components == ["qwen"]  # Ollama exports no metrics: the gateway's metrics cover it
     rules = _get(release, "prometheusrule", "ops-monitoring")["spec"]["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == {"StackgenModelUnanswered", "StackgenGatewayErrors",
-                                           "StackgenQueueGrowing", "StackgenKvCacheFull"}
+                                           "StackgenQueueGrowing", "StackgenKvCacheFull",
+                                           "StackgenPrefixCacheHitRateLow"}
     dashboard = _get(release, "configmap", "ops-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["stackgen.json"])["panels"]

@@ -48,6 +48,9 @@ def _normalized(obj: dict[str, Any]) -> dict[str, Any]:
         spec.pop("clusterIPs", None)
     if o["kind"] == "PersistentVolumeClaim":  # a fresh volume per claim
         spec.pop("volumeName", None)
+    if o["kind"] == "RoleBinding":  # its ServiceAccount lives beside it, in the namespace of each install
+        for subject in o["subjects"]:
+            assert subject.pop("namespace") == obj["metadata"]["namespace"], obj
     return o
 
 

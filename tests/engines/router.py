@@ -3,7 +3,7 @@
 The router is vllm-router from its PyPI wheel (the release versions.yaml pins, installed by `make test` into
 the project's venv), started with the command line the chart renders for a model's router. What differs on
 this machine is substituted: the port and host, and the pods the router would discover through the API
-server are given as worker URLs (the node tier runs the discovery itself).
+server are given as worker URLs (the node tier runs the discovery itself), so its namespace is not needed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ DISCOVERY_FLAGS = ("--service-discovery", "--selector", "--service-discovery-por
 
 def router_container(files: Mapping[str, str], stack: str, model: str) -> Any:
     doc = yaml.safe_load(files[f"manifests/deployment-{stack}-{model}-router.yaml"])
-    return container(doc["spec"]["template"]["spec"], "router")
+    spec = doc["spec"]["template"]["spec"]
+    # The pod's namespace (downward API) serves only the discovery flags, which give way to worker URLs here.
+    for c in spec["containers"]:
+        c["env"] = [e for e in c.get("env") or [] if e["name"] != "POD_NAMESPACE"]
+    return container(spec, "router")
 
 
 def without_discovery(args: Sequence[str]) -> list[str]:

@@ -71,6 +71,9 @@ def expected_rows(resolved: Plan, autogen: bool) -> list[list[str]]:
         rows.append([m.name, engine(m.name), "chat", "ok"])
         if m.spec.toolCalling:
             rows.append([m.name, engine(m.name), "tools", "ok"])
+    # A model behind a router: a few conversations must find their history in the prefix cache (here the
+    # llama.cpp stand-in's slot cache, which reports cached tokens as vLLM does).
+    rows += [[m.name, engine(m.name), "prefix-cache", "ok"] for m in resolved.served if m.router]
     if autogen:
         for m in resolved.models:
             rows += [[m.name, engine(m.name), "autogen-0.2", "ok"], [m.name, engine(m.name), "autogen-0.4", "ok"]]

@@ -13,14 +13,14 @@ from pydantic import Field
 from .. import capacity
 from ..capacity import Sizing
 from ..errors import Problem
-from ..specbase import Profile, ServedModel
+from ..specbase import URL_PATH, Profile, ServedModel
 from .base import Server, ServedEngine, capabilities
 
 class CustomModel(ServedModel):
     engine: Literal["custom"]
     command: list[str] = Field(default_factory=list, description="The container's command; empty keeps the image's entrypoint.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Port the server listens on in the pod.")
-    healthPath: str | None = Field(default=None, pattern=r"^/[^\s]*$",
+    healthPath: str | None = Field(default=None, pattern=URL_PATH,
                                    description="HTTP path that answers 200 once the server can serve, e.g. /health.")
     jsonOutput: bool = Field(default=False, description="The server honours response_format json_object.")
     structuredOutput: bool = Field(default=False, description="The server honours response_format json_schema.")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..errors import Problem
-from ..specbase import ModelCommon, OptionalSecret
+from ..specbase import HTTP_URL, ModelCommon, OptionalSecret
 from .base import Engine, capabilities
 
 # The spec's provider names -> LiteLLM's route prefixes.
@@ -24,7 +24,7 @@ class ExternalModel(ModelCommon):
         default=None, description="Hosted provider; default openai-compatible when baseUrl is set."
     )
     model: str | None = Field(default=None, description="Provider's model id; default the name.")
-    baseUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", description="OpenAI-compatible base URL, ending in /v1.")
+    baseUrl: str | None = Field(default=None, pattern=HTTP_URL, description="OpenAI-compatible base URL, ending in /v1.")
     apiKey: OptionalSecret = Field(default=None, description="Secret with the provider's API key.")
     vision: bool = False
     family: str | None = None

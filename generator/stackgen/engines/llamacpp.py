@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
-from ..specbase import OptionalSecret, Profile, ServedModel, checked
+from ..specbase import GGUF_FILE, OptionalSecret, Profile, ServedModel, checked
 from .base import AMD, CPU, NVIDIA, PreallocatingEngine, Server, capabilities, described
 
 BUILD = "b11549"  # versions.yaml: xllamacpp, whose version ends in the llama.cpp build it carries
@@ -27,7 +27,7 @@ QUANT_BITS = {"q2_k": 2.7, "q3_k_s": 3.5, "q3_k_m": 3.9, "q3_k_l": 4.3, "q4_0": 
 
 class LlamacppModel(ServedModel):
     engine: Literal["llamacpp"]
-    file: str = Field(pattern=r"^[^\s]+\.gguf$", description="The GGUF file in the repository named by model.")
+    file: str = Field(pattern=GGUF_FILE, description="The GGUF file in the repository named by model.")
     parallel: int = Field(default=1, ge=1, le=64, description="--parallel: requests served at once, each with the whole context.")
     hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated repositories.")
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from .. import capacity, catalog, grammars
 from ..capacity import GIB, Capacity, MemoryModel, Sizing
 from ..errors import Problem
-from ..specbase import OptionalSecret, Profile, ServedModel, checked
+from ..specbase import PARSER_NAME, OptionalSecret, Profile, ServedModel, checked
 from .base import AMD, CPU, NVIDIA, EngineMetrics, Server, ServedEngine, capabilities, described
 
 VERSION = "0.32.0"  # versions.yaml: vllm
@@ -37,9 +37,9 @@ class VllmModel(ServedModel):
     tensorParallelSize: int | None = Field(default=None, ge=1, le=16, description="--tensor-parallel-size (GPUs per replica).")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = None
     gpuMemoryUtilization: float | None = Field(default=None, gt=0, le=1)
-    toolCallParser: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", description="Overrides the catalog's parser.")
+    toolCallParser: str | None = Field(default=None, pattern=PARSER_NAME, description="Overrides the catalog's parser.")
     reasoningParser: str | None = Field(
-        default=None, pattern=r"^[a-z0-9_]+$",
+        default=None, pattern=PARSER_NAME,
         description="--reasoning-parser, for a reasoning model the catalog does not know (deepseek_r1, qwen3, ...).",
     )
     hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated models.")
