@@ -86,3 +86,34 @@ def test_no_refusal_shows_a_pattern(tmp_path: Any) -> None:
 def test_each_sentence_and_fix_is_words(pattern: str) -> None:
     what, fix = PATTERN_WORDS[pattern]
     assert what and fix and pattern not in what + fix
+
+
+LABELLED = """\
+name: t
+monitoring: {{enabled: true, labels: {labels}}}
+profiles: {{cpu: {{cpu: "1"}}}}
+models:
+  - {{name: q, engine: vllm, model: Qwen/Qwen2.5-0.5B-Instruct, profile: cpu}}
+"""
+
+
+@pytest.mark.parametrize(("labels", "refused"), [
+    ('{release: kube-prometheus-stack, "app.kubernetes.io/part-of": ml, empty: ""}', None),
+    ('{release: "kube prometheus"}', "'kube prometheus' is not a Kubernetes label value (of release)"),
+    ('{release: "-stack"}', "'-stack' is not a Kubernetes label value"),
+    (f'{{release: "{"a" * 64}"}}', "is not a Kubernetes label value"),
+    ('{"Example.com/team": x}', "its prefix 'Example.com' must be a lower-case DNS name"),
+    ('{"a/b/c": x}', "at most one '/'"),
+    (f'{{"{"k" * 64}": x}}', "is not a Kubernetes label key"),
+])
+def test_labels_follow_the_api_servers_grammar(tmp_path: Any, labels: str, refused: str | None) -> None:
+    """A value that becomes a label (monitoring.labels, a nodeSelector) is checked as the API server checks it:
+    the label grammar is stricter than YAML strings (tests/cluster installs what is accepted)."""
+    spec = tmp_path / "stack.yaml"
+    spec.write_text(LABELLED.format(labels=labels))
+    result = CliRunner().invoke(cli, ["validate", str(spec)])
+    if refused is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 2 and ":2: monitoring.labels: " in result.output, result.output
+        assert refused in result.output, result.output

@@ -77,3 +77,30 @@ def image_reference(ref: str) -> str | None:
     if len(found.group("name")) > 255:
         return "the repository name is longer than 255 characters"
     return None
+
+
+# Kubernetes label keys and values (apimachinery's IsQualifiedName and IsValidLabelValue): a key is
+# [prefix/]name, the prefix a DNS subdomain of at most 253 characters, the name at most 63 characters of
+# letters, digits, '-', '_' and '.', beginning and ending with a letter or digit; a value is such a name,
+# or empty. Annotation keys follow the key grammar.
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$")
+LABEL_EXAMPLE = "team: agents, or app.kubernetes.io/part-of: ml"
+_NAME_RULE = "at most 63 letters, digits, '-', '_' and '.', beginning and ending with a letter or digit"
+
+
+def label_key(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if "/" in prefix:
+        return "a key has at most one '/', between a DNS prefix and a name"
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return f"its prefix {prefix!r} must be a lower-case DNS name of at most 253 characters"
+    if len(name) > 63 or not _LABEL_NAME.match(name):
+        return f"its name {name!r} must be {_NAME_RULE}"
+    return None
+
+
+def label_value(value: str) -> str | None:
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        return f"a value must be empty or {_NAME_RULE}"
+    return None

@@ -68,6 +68,25 @@ def _image(value: str | None) -> str | None:
 ImageRef = Annotated[Union[str, None], AfterValidator(_image)]
 
 
+def _labels(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        checked(key, grammars.label_key(key), "a Kubernetes label key", grammars.LABEL_EXAMPLE)
+        checked(value, grammars.label_value(value), f"a Kubernetes label value (of {key})", grammars.LABEL_EXAMPLE)
+    return labels
+
+
+def _annotation_keys(annotations: dict[str, str]) -> dict[str, str]:
+    for key in annotations:
+        checked(key, grammars.label_key(key), "a Kubernetes annotation key", "nginx.ingress.kubernetes.io/proxy-body-size")
+    return annotations
+
+
+# Maps that become Kubernetes labels (or a label selector), and annotations: checked with the API server's
+# own grammar, so that what validate accepts the API server accepts.
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Annotations = Annotated[dict[str, str], AfterValidator(_annotation_keys)]
+
+
 def _refuse_literal_secret(value: Any) -> Any:
     if isinstance(value, (str, int, float)):
         raise ValueError(f"a secret must not be written in the spec; {SECRET_FIX}")
@@ -111,7 +130,7 @@ class Profile(Base):
     gpu: Gpu | None = Field(default=None, description="GPUs of this profile; absent means CPU only.")
     cpu: Quantity = Field(default="2", description="CPU request of each model server pod.")
     memory: str = Field(default="8Gi", pattern=QUANTITY, description="Memory request and limit of each pod.")
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods must match.")
+    nodeSelector: Labels = Field(default_factory=dict, description="Node labels the pods must match.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
     affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes affinity, passed through.")
     runtimeClassName: str | None = Field(default=None, description="RuntimeClass, e.g. nvidia.")
@@ -130,7 +149,7 @@ class Ingress(Base):
     host: str = Field(pattern=DNS_SUBDOMAIN, description="Host name agents outside the cluster use.")
     className: str | None = Field(default=None, description="IngressClass name, e.g. nginx.")
     tlsSecretName: str | None = Field(default=None, description="Secret with the TLS certificate; the URL is https when set.")
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
 
 
 class GatewayResources(Base):
@@ -172,7 +191,7 @@ class Monitoring(Base):
     that exports metrics, alert rules, and a Grafana dashboard."""
 
     enabled: bool = Field(default=False, description="Render the PodMonitor, ServiceMonitor, PrometheusRule and dashboard.")
-    labels: dict[str, str] = Field(
+    labels: Labels = Field(
         default_factory=dict, description="Labels your Prometheus selects monitors and rules by, e.g. {release: kube-prometheus-stack}.")
     dashboard: bool = Field(default=True, description="A Grafana dashboard ConfigMap, labelled for Grafana's sidecar.")
 
