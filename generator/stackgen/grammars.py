@@ -84,7 +84,8 @@ def image_reference(ref: str) -> str | None:
 # letters, digits, '-', '_' and '.', beginning and ending with a letter or digit; a value is such a name,
 # or empty. Annotation keys follow the key grammar.
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$")
+# A DNS subdomain (RFC 1123), as Kubernetes checks object names, hosts and label prefixes.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_EXAMPLE = "team: agents, or app.kubernetes.io/part-of: ml"
 _NAME_RULE = "at most 63 letters, digits, '-', '_' and '.', beginning and ending with a letter or digit"
 
@@ -93,7 +94,7 @@ def label_key(key: str) -> str | None:
     prefix, _, name = key.rpartition("/")
     if "/" in prefix:
         return "a key has at most one '/', between a DNS prefix and a name"
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not re.match(DNS_SUBDOMAIN, prefix)):
         return f"its prefix {prefix!r} must be a lower-case DNS name of at most 253 characters"
     if len(name) > 63 or not _LABEL_NAME.match(name):
         return f"its name {name!r} must be {_NAME_RULE}"

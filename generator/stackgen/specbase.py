@@ -18,7 +18,7 @@ from .routing import Policy as RoutingPolicy
 
 # Kubernetes Service names are DNS-1035 labels: lower case, digits and '-', starting with a letter.
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_SUBDOMAIN = grammars.DNS_SUBDOMAIN
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
