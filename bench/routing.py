@@ -4,7 +4,8 @@ of 2 and 3 real vLLM replicas, each router policy side by side in one run.
 - consistent_hash: stackgen's default (the chart's router, each agent's client sending its conversation id);
 - random: what a Kubernetes Service does (kube-proxy picks a pod at random per connection);
 - round_robin: the balancing baseline;
-- cache_aware: vllm-router's prefix-tree policy, which stackgen does not offer (see the README);
+- cache_aware: vllm-router's prefix-tree policy, which stackgen does not offer (see the README), with and
+  without conversation ids (`/no-id`: agents that send none, where only the prompt's text could route them);
 - one replica: the same workload on a single server, whose hit rate is the workload's ideal (every prefix is
   cached where the next turn needs it).
 
@@ -56,19 +57,21 @@ profiles:
 models:
   - {{name: agent, engine: vllm, model: {HUB_ID}, profile: cpu, maxModelLen: 8192, contextLength: 8192, replicas: 2}}
 """
-POLICIES = ("consistent_hash", "random", "round_robin", "cache_aware")
+POLICIES = ("consistent_hash", "random", "round_robin", "cache_aware", "cache_aware/no-id", "consistent_hash/no-id")
 # About 1.5K tokens of instructions and tool descriptions every agent shares.
-SHARED = " ".join(f"Tool {i}: look up record {i} in the ledger and report its owner, date and amount." for i in range(75))
+SHARED = " ".join(f"Tool {i}: look up record {i} in the ledger and report its owner, date and amount."
+                  for i in range(75))
 
 
-async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: int) -> list[tuple[float, int]]:
-    """One agent's conversation on its own id: per turn, (time to first token, completion tokens)."""
-    headers = {routing.SESSION_HEADER: f"{phase}-agent-{n}"}
+async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: int,
+                send_id: bool) -> list[tuple[float, int]]:
+    """One agent's conversation, on its own id if `send_id`: per turn, (time to first token, completion tokens)."""
+    headers = {routing.SESSION_HEADER: f"{phase}-agent-{n}"} if send_id else {}
     history = [{"role": "system", "content": f"Run {phase}. {SHARED}"}]
     out = []
     for turn in range(turns):
         history.append({"role": "user", "content": f"Agent {n}, step {turn}: which tool fits record {n * 10 + turn}?"})
-        body = {"model": "agent", "messages": history, "max_tokens": 24, "temperature": 0}
+        body = {"model": "agent", "messages": history, "max_tokens": 4, "temperature": 0}
         first, reply, tokens = await streamed_turn(client, url, body, headers)
         out.append((first, tokens))
         history.append({"role": "assistant", "content": reply or "ok"})
@@ -76,12 +79,12 @@ async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: 
 
 
 async def workload(base: str, headers: dict[str, str], phase: str, agents: int, turns: int,
-                   at_once: int) -> dict[str, float]:
+                   at_once: int, send_id: bool) -> dict[str, float]:
     gate = asyncio.Semaphore(at_once)
 
     async def one(client: httpx.AsyncClient, n: int) -> list[tuple[float, int]]:
         async with gate:
-            return await agent(client, f"{base}/chat/completions", phase, n, turns)
+            return await agent(client, f"{base}/chat/completions", phase, n, turns, send_id)
 
     async with httpx.AsyncClient(timeout=600, headers=headers) as client:
         began = time.perf_counter()
@@ -92,16 +95,23 @@ async def workload(base: str, headers: dict[str, str], phase: str, agents: int, 
             "tokens_per_s": sum(s[1] for r in results for s in r) / elapsed, "turns": len(ttft)}
 
 
-def phase(files: dict[str, str], servers: list[Server], policy: str, label: str, work: Path, agents: int,
-          turns: int, at_once: int) -> dict[str, Any]:
-    router = start_router(files, "bench", "agent", [s.url for s in servers], work, policy=policy, name=f"router-{label}")
+def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, agents: int, turns: int,
+          at_once: int) -> dict[str, Any]:
+    """`label` is a router policy, `<policy>/no-id` for agents that send no conversation id, or `one replica`."""
+    policy, _, mode = label.partition("/")
+    policy = "round_robin" if policy == "one replica" else policy
+    name = "router-" + label.replace("/", "-").replace(" ", "-")
+    router = start_router(files, "bench", "agent", [s.url for s in servers], work, policy=policy, name=name)
     config = point_at_local(yaml.safe_load(files["litellm/config.yaml"]), {"agent": router.api_base})
     gateway = start_gateway(config, work, dict(GATEWAY_ENV))
     metrics = VLLM.metrics
     assert metrics is not None
     try:
         before = cache_counters(servers, metrics)
-        result = asyncio.run(workload(gateway.api_base, gateway.headers(), label, agents, turns, at_once))
+        # Each phase its own system prompt: no phase finds another's conversations in the caches.
+        run_id = f"{len(servers)}x {label}"
+        result = asyncio.run(workload(gateway.api_base, gateway.headers(), run_id, agents, turns, at_once,
+                                      send_id=mode != "no-id"))
         counted: CacheCounters = cache_counters(servers, metrics) - before
     finally:
         gateway.process.stop()
@@ -122,13 +132,12 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
             for i in range(max(replica_counts)):
                 servers.append(vllm.start(files, "bench", "agent", HUB_ID, model_dir, work / f"replica-{i}"))
             # Warm-up: compile paths and connections, on every server.
-            for i, server in enumerate(servers):
-                phase(files, [server], "round_robin", f"warm{i}", work, 1, 1, 1)
-            rows.append(phase(files, servers[:1], "round_robin", "one replica", work, agents, turns, at_once))
+            for server in servers:
+                phase(files, [server], "round_robin", work, 1, 1, 1)
+            rows.append(phase(files, servers[:1], "one replica", work, agents, turns, at_once))
             for count in replica_counts:
-                for policy in policies:
-                    rows.append(phase(files, servers[:count], policy, policy, work, agents, turns, at_once)
-                                | {"replicas": count})
+                for label in policies:
+                    rows.append(phase(files, servers[:count], label, work, agents, turns, at_once))
         finally:
             for server in servers:
                 server.stop()

@@ -47,7 +47,7 @@ SNAPSHOT = "0" * 40
 PROFILE_CPU = {"cpu-small": "200m", "cpu-vllm": "350m"}
 VLLM_REPLICAS = 2
 # The load while a replica is deleted: agents in threads, each request a few tokens, bounded in count.
-LOAD_AGENTS, LOAD_MAX_REQUESTS = 4, 150
+LOAD_AGENTS, LOAD_MAX_REQUESTS = 4, 500
 
 
 def seed_hf_cache(root: Path, repo: str, model_dir: Path) -> Path:
