@@ -55,19 +55,24 @@ name: bench
 profiles:
   cpu: {{cpu: "1", memory: 4Gi}}
 models:
-  - {{name: agent, engine: vllm, model: {HUB_ID}, profile: cpu, maxModelLen: 8192, contextLength: 8192, replicas: 2}}
+  - {{name: agent, engine: vllm, model: {HUB_ID}, profile: cpu, maxModelLen: 4096, contextLength: 8192, replicas: 2}}
 """
 POLICIES = ("consistent_hash", "random", "round_robin", "cache_aware", "cache_aware/no-id", "consistent_hash/no-id")
-# About 1.5K tokens of instructions and tool descriptions every agent shares.
-SHARED = " ".join(f"Tool {i}: look up record {i} in the ledger and report its owner, date and amount."
-                  for i in range(75))
+# Instructions and tool descriptions every agent shares: about 1.5K tokens of SmolLM2's; the tiny model reads
+# a byte a token and serves 4K, so it gets a fifth of them.
+TOOLS = {"smollm2": 75, "tiny": 15}
 
 
-async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: int,
+def shared_prompt(tools: int) -> str:
+    return " ".join(f"Tool {i}: look up record {i} in the ledger and report its owner, date and amount."
+                    for i in range(tools))
+
+
+async def agent(client: httpx.AsyncClient, url: str, phase: str, shared: str, n: int, turns: int,
                 send_id: bool) -> list[tuple[float, int]]:
     """One agent's conversation, on its own id if `send_id`: per turn, (time to first token, completion tokens)."""
     headers = {routing.SESSION_HEADER: f"{phase}-agent-{n}"} if send_id else {}
-    history = [{"role": "system", "content": f"Run {phase}. {SHARED}"}]
+    history = [{"role": "system", "content": f"Run {phase}. {shared}"}]
     out = []
     for turn in range(turns):
         history.append({"role": "user", "content": f"Agent {n}, step {turn}: which tool fits record {n * 10 + turn}?"})
@@ -78,13 +83,13 @@ async def agent(client: httpx.AsyncClient, url: str, phase: str, n: int, turns: 
     return out
 
 
-async def workload(base: str, headers: dict[str, str], phase: str, agents: int, turns: int,
+async def workload(base: str, headers: dict[str, str], phase: str, shared: str, agents: int, turns: int,
                    at_once: int, send_id: bool) -> dict[str, float]:
     gate = asyncio.Semaphore(at_once)
 
     async def one(client: httpx.AsyncClient, n: int) -> list[tuple[float, int]]:
         async with gate:
-            return await agent(client, f"{base}/chat/completions", phase, n, turns, send_id)
+            return await agent(client, f"{base}/chat/completions", phase, shared, n, turns, send_id)
 
     async with httpx.AsyncClient(timeout=600, headers=headers) as client:
         began = time.perf_counter()
@@ -95,8 +100,8 @@ async def workload(base: str, headers: dict[str, str], phase: str, agents: int, 
             "tokens_per_s": sum(s[1] for r in results for s in r) / elapsed, "turns": len(ttft)}
 
 
-def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, agents: int, turns: int,
-          at_once: int) -> dict[str, Any]:
+def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, shared: str, agents: int,
+          turns: int, at_once: int) -> dict[str, Any]:
     """`label` is a router policy, `<policy>/no-id` for agents that send no conversation id, or `one replica`."""
     policy, _, mode = label.partition("/")
     policy = "round_robin" if policy == "one replica" else policy
@@ -110,7 +115,7 @@ def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, 
         before = cache_counters(servers, metrics)
         # Each phase its own system prompt: no phase finds another's conversations in the caches.
         run_id = f"{len(servers)}x {label}"
-        result = asyncio.run(workload(gateway.api_base, gateway.headers(), run_id, agents, turns, at_once,
+        result = asyncio.run(workload(gateway.api_base, gateway.headers(), run_id, shared, agents, turns, at_once,
                                       send_id=mode != "no-id"))
         counted: CacheCounters = cache_counters(servers, metrics) - before
     finally:
@@ -124,6 +129,7 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
     vllm = Vllm(vllm_venv())
     model_dir = smollm2(vllm.venv) if model == "smollm2" else tiny_qwen(vllm.venv)
     files = render_files(load_text(SPEC))
+    shared = shared_prompt(TOOLS[model])
     servers: list[Server] = []
     rows = []
     with tempfile.TemporaryDirectory(prefix="stackgen-routing-") as tmp:
@@ -131,13 +137,13 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
         try:
             for i in range(max(replica_counts)):
                 servers.append(vllm.start(files, "bench", "agent", HUB_ID, model_dir, work / f"replica-{i}"))
-            # Warm-up: compile paths and connections, on every server.
+            # Warm-up: one conversation straight to every server (its first request compiles paths).
             for server in servers:
-                phase(files, [server], "round_robin", work, 1, 1, 1)
-            rows.append(phase(files, servers[:1], "one replica", work, agents, turns, at_once))
+                asyncio.run(workload(server.api_base, {}, f"warm {server.url}", shared, 1, 1, 1, send_id=False))
+            rows.append(phase(files, servers[:1], "one replica", work, shared, agents, turns, at_once))
             for count in replica_counts:
                 for label in policies:
-                    rows.append(phase(files, servers[:count], label, work, agents, turns, at_once))
+                    rows.append(phase(files, servers[:count], label, work, shared, agents, turns, at_once))
         finally:
             for server in servers:
                 server.stop()

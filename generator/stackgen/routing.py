@@ -7,10 +7,12 @@ API server and keeps each conversation on one replica. The gateway calls the rou
 pods. This module holds every decision about it; the chart's `model-router.yaml` maps them to objects.
 
 The key a conversation is routed on: the `x-session-id` header, which every client stackgen writes sends
-(one id per client object, see stackgen.agents) and which the gateway forwards for routed models; without
-it, the OpenAI `user` field of the request. The default policy was chosen by measurement (bench/RESULTS.md):
-`consistent_hash` kept the hit rate at the workload's ideal, where `cache_aware` of vllm-router 0.1.17 needs
-a token-rendering endpoint the pinned vLLM does not serve and falls back to balancing.
+(one id per client object, see stackgen.agents) and which the gateway forwards for routed models. (The
+OpenAI `user` field, which vllm-router also reads, does not get through LiteLLM 1.108.7 to vLLM.) The default, `consistent_hash`, is chosen by measurement: with
+those ids it holds the prefix-cache hit rate at the workload's ideal (tests/engines/test_routing.py,
+bench/routing.py), and its choice depends only on the id and the set of ready pods, so any number of router
+replicas agree. vllm-router's `cache_aware`, which could route a request without an id on its prompt, is
+measured beside it in bench/routing.py and not offered (README, "Routing across replicas").
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ POLICIES: tuple[str, ...] = Policy.__args__  # type: ignore[attr-defined]
 DEFAULT_POLICY = "consistent_hash"
 NO_ROUTER = "service"
 
-# The header a client sends its conversation id in; vllm-router reads it first, before the body's `user`.
+# The header a client sends its conversation id in; vllm-router reads it before anything else.
 SESSION_HEADER = "x-session-id"
 
 PORT = 8000  # the router's serving port (also its Service's target)

@@ -75,6 +75,7 @@ def replicas(vllm: Vllm, tiny_qwen: Path, engines_workdir: Path) -> Iterator[Rep
 class Measured:
     counters: CacheCounters
     failed: int
+    keys: list[str]  # what the router hashed each request on (consistent_hash only)
 
 
 def _agent_system_prompt(agent: int, run: str) -> str:
@@ -105,6 +106,12 @@ def _drive(module: Any, run: str) -> int:
         return sum(pool.map(agent, range(AGENTS)))
 
 
+def _routed_on(router: Server) -> list[str]:
+    """The key the router hashed each request on, from its own log (vllm-router logs it at info level)."""
+    log = re.sub(r"\x1b\[[0-9;]*m", "", router.process.log_tail(100_000))
+    return re.findall(r"Extracted hash key: (\S+)", log)
+
+
 def _measure(replicas: Replicas, policy: str | None, tag: str, monkeypatch: pytest.MonkeyPatch,
              servers: list[Server] | None = None) -> Measured:
     """The workload through the gateway and a router of `policy` (None: the rendered one) in front of
@@ -125,7 +132,7 @@ def _measure(replicas: Replicas, policy: str | None, tag: str, monkeypatch: pyte
         before = cache_counters(r.servers, r.plan.served[0].engine.metrics)  # type: ignore[arg-type]
         failed = _drive(load_module(path), tag)
         after = cache_counters(r.servers, r.plan.served[0].engine.metrics)  # type: ignore[arg-type]
-        return Measured(after - before, failed)
+        return Measured(after - before, failed, _routed_on(router))
     finally:
         gateway.process.stop()
         router.stop()
@@ -145,6 +152,9 @@ def test_the_router_keeps_each_conversation_on_one_replica(replicas: Replicas, m
           f"{ideal.counters.rate:.3f}, two behind the rendered router {routed.counters.rate:.3f}, two behind a "
           f"random spread {spread.counters.rate:.3f}")
     assert ideal.failed == routed.failed == spread.failed == 0
+    # Every turn reached the router with its client's conversation id, through the gateway: one id per agent.
+    assert len(routed.keys) == AGENTS * TURNS and all(k.startswith("header:x-session-id:") for k in routed.keys)
+    assert len(set(routed.keys)) == AGENTS, routed.keys
     assert routed.counters.rate >= ideal.counters.rate - 0.03, "the routed hit rate is short of the workload's ideal"
     assert spread.counters.rate <= routed.counters.rate - 0.05, "the random spread hit the cache as often"
 

@@ -136,8 +136,9 @@ def _answered(pair: Pair, model: str, count: int, timeout: float = 60) -> list[i
 
 
 def _quick_answers(pair: Pair) -> list[int]:
-    # LiteLLM counts per wall-clock minute: start early in one, so the whole run falls inside it.
-    if time.time() % 60 > 40:
+    # LiteLLM counts per wall-clock minute: start early in one, so the whole run falls inside it. The run
+    # takes up to RPM + 1 holds of HELD_S (every request past the limit is held that long), plus slack.
+    if time.time() % 60 > 60 - (RPM + 1) * HELD_S - 10:
         time.sleep(61 - time.time() % 60)
     return _answered(pair, "limited", 2 * RPM + 1, timeout=HELD_S)
 
