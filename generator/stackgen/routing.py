@@ -11,8 +11,8 @@ The key a conversation is routed on: the `x-session-id` header, which every clie
 OpenAI `user` field, which vllm-router also reads, does not get through LiteLLM 1.108.7 to vLLM.) The default, `consistent_hash`, is chosen by measurement: with
 those ids it holds the prefix-cache hit rate at the workload's ideal (tests/engines/test_routing.py,
 bench/routing.py), and its choice depends only on the id and the set of ready pods, so any number of router
-replicas agree. vllm-router's `cache_aware`, which could route a request without an id on its prompt, is
-measured beside it in bench/routing.py and not offered (README, "Routing across replicas").
+replicas agree. vllm-router's `cache_aware`, which could route a request without an id on its prompt, balanced
+rather than kept prefixes when measured, and is not offered (README, "Routing across replicas").
 """
 
 from __future__ import annotations
