@@ -121,7 +121,9 @@ def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, 
     finally:
         gateway.process.stop()
         router.stop()
-    return {"replicas": len(servers), "policy": label, "hit_rate": counted.rate, **result}
+    row = {"replicas": len(servers), "policy": label, "hit_rate": counted.rate, **result}
+    print(f"measured: {row}", file=sys.stderr, flush=True)  # a long run shows its progress
+    return row
 
 
 def run(replica_counts: list[int], policies: list[str], agents: int, turns: int, at_once: int,
