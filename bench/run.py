@@ -53,11 +53,13 @@ short, so this measures prompt processing and serving overhead, not a real model
 ## Routing across replicas: the router's policies against a Service's random spread
 
 `bench/routing.py`: real vLLM {vllm} (CPU build) serving SmolLM2-135M-Instruct (a real model from PyPI, so a
-prefix-cache miss costs a real prefill), 2 and 3 replicas started with the chart's command line, the chart's
-vllm-router in front with each policy in turn, the rendered gateway in front of that. Eight agents share a
-system prompt of about 1.5K tokens and each keeps its own history, eight turns each, four at a time, each
-agent's client sending its own `x-session-id`. `one replica` runs the same workload on one server: its hit
-rate is the workload's ideal. Hit rate from the servers' prefix-cache counters; TTFT from streamed replies.
+prefix-cache miss costs a real prefill), 2 replicas started with the chart's command line (1 CPU each), the
+chart's vllm-router in front with each policy in turn, the rendered gateway in front of that. Eight agents
+share a system prompt of about 1.5K tokens and each keeps its own history, which every turn grows by a tool's
+result of about 200 tokens; six turns each, four agents at a time, each agent's client sending its own
+`x-session-id`. `one replica` runs the same workload on one server: its hit rate is the workload's ideal.
+`random` is what a Kubernetes Service does. Hit rate from the servers' prefix-cache counters; TTFT from
+streamed replies.
 
 {routing}
 

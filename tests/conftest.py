@@ -1,12 +1,26 @@
-"""Shared set-up: the tools `make test` installs are found even when pytest is run by hand."""
+"""Shared set-up: the tools `make test` installs are found even when pytest is run by hand, and every test
+carries its tier's marker (`pytest -m unit`, `-m engines`, ...)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / ".tools" / "bin"
 
 if TOOLS.is_dir() and str(TOOLS) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
+
+# A test's tier is its directory under tests/ (top-level files are `unit`), unless the module marks another.
+TIERS = ("unit", "chart", "stack", "engines", "cluster", "node", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        parts = item.path.relative_to(REPO / "tests").parts
+        item.add_marker(parts[0] if len(parts) > 1 else "unit")

@@ -48,7 +48,22 @@ def test_vllm_scales_on_its_queue_and_leaves_replicas_to_the_autoscaler() -> Non
     assert values["autoscaling"] == {
         "minReplicas": 2, "maxReplicas": 6,
         "serverAddress": "http://prometheus-operated.monitoring.svc.cluster.local:9090",
-        "query": 'sum(vllm:num_requests_waiting{namespace="llm",model_name="qwen"})', "threshold": "3"}
+        "query": 'sum(vllm:num_requests_waiting{namespace="llm",model_name="qwen"})', "threshold": "3",
+        "scaleDownDelaySeconds": 300}
+
+
+def test_every_model_pod_drains_for_as_long_as_the_gateway_waits_for_a_call() -> None:
+    # Told to stop, a pod keeps serving while routers drop it, then lets its calls finish; the kubelet
+    # waits for both. A call can last the gateway's timeout (600 s by default).
+    shutdown = model_values(spec())["shutdown"]
+    assert shutdown == {"preStopSeconds": 10, "drainSeconds": 600, "gracePeriodSeconds": 620}
+    custom = model_values(spec().replace("gateway: {replicas: 1}", "gateway: {replicas: 1, timeoutSeconds: 90}"))
+    assert custom["shutdown"]["drainSeconds"] == 90 and custom["shutdown"]["gracePeriodSeconds"] == 110
+
+
+def test_scale_down_waits_for_the_spec_delay() -> None:
+    values = model_values(spec(extra=", autoscaling: {maxReplicas: 2, scaleDownDelaySeconds: 45}"))
+    assert values["autoscaling"]["scaleDownDelaySeconds"] == 45
 
 
 def test_the_query_names_the_metric_the_engine_module_declares() -> None:
@@ -76,6 +91,7 @@ def test_an_engine_without_a_queue_metric_is_refused(tmp_path: Path, engine: str
     (", replicas: 2, autoscaling: {maxReplicas: 4}", "models[0].replicas", "set autoscaling.minReplicas instead"),
     (", autoscaling: {minReplicas: 5, maxReplicas: 4}", "models[0].autoscaling.minReplicas", "lower minReplicas"),
     (", autoscaling: {minReplicas: 1}", "models[0].autoscaling.maxReplicas", ""),
+    (", autoscaling: {minReplicas: 0, maxReplicas: 2}", "models[0].autoscaling.minReplicas", "set minReplicas: 1"),
 ])
 def test_contradictions_are_refused_at_their_path(tmp_path: Path, extra: str, path: str, fix: str) -> None:
     code, output = run(tmp_path, spec(extra=extra), "validate")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -21,6 +23,7 @@ def test_render_benchmark_reports_each_size() -> None:
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["1", "10"]
 
 
+@pytest.mark.stack
 def test_gateway_benchmark_reports_each_target_without_errors() -> None:
     rows = run("gateway.py", "--concurrency", "1", "--requests", "4", "--rounds", "1", "--seconds", "30")
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
@@ -28,6 +31,7 @@ def test_gateway_benchmark_reports_each_target_without_errors() -> None:
     assert all(c[2] == "4/0" for c in cells), cells  # every request answered, none failed
 
 
+@pytest.mark.engines
 def test_serving_benchmark_reports_each_target() -> None:
     """Three real vLLM servers (stackgen's flags, vLLM's defaults, production-stack's) behind the gateway."""
     rows = run("serving.py", "--conversations", "1", "--turns", "2", "--rounds", "1")
@@ -36,6 +40,7 @@ def test_serving_benchmark_reports_each_target() -> None:
     assert all(c[1] == "2" and float(c[4]) > 0 for c in cells), cells  # every turn answered, tokens counted
 
 
+@pytest.mark.engines
 def test_routing_benchmark_reports_each_policy() -> None:
     """Two real vLLM replicas behind the chart's router, each policy in turn, and one replica for the ideal."""
     rows = run("routing.py", "--replicas", "2", "--policies", "consistent_hash,random", "--agents", "2", "--turns",

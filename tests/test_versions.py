@@ -63,7 +63,7 @@ def test_reference_matches_versions_yaml(where: str, found: str, pinned: str) ->
     assert found == pinned, f"{where} is {found}, versions.yaml says {pinned}"
 
 
-@pytest.mark.parametrize("doc", ["README.md", "charts/inference-stack/README.md"])
+@pytest.mark.parametrize("doc", ["docs/testing.md", "charts/inference-stack/README.md"])
 def test_docs_name_the_pinned_engines(doc: str) -> None:
     text = (REPO / doc).read_text()
     for name, shown in (("vllm", f"v{PINS['vllm']}"), ("ollama", PINS["ollama"])):

@@ -187,9 +187,13 @@ def schema() -> None:
               help="Also render these agent frameworks' configs for the gateway (comma-separated, or all: "
                    f"{', '.join(agent_frameworks.NAMES)}) and, through each, get a reply from every model and a "
                    "tool round trip from every tool-calling one (needs the frameworks' packages).")
+@click.option("--kube-context", metavar="CONTEXT",
+              help="With --gateway: also read each autoscaled model's autoscaler with kubectl in this context "
+                   "(its replicas, desired replicas and the queue it sees).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds allowed for each request.")
 def verify_command(spec: str | None, gateway_url: str | None, local: bool, backends: tuple[str, ...],
-                   api_key_env: str | None, autogen_dir: Path | None, frameworks: str | None, timeout: float) -> None:
+                   api_key_env: str | None, autogen_dir: Path | None, frameworks: str | None, kube_context: str | None,
+                   timeout: float) -> None:
     """Check a stack: health, model list, a chat per model, tool calls, AutoGen and agent framework configs.
 
     Either a deployed one (--gateway URL) or, with --local, SPEC's own gateway config run on this
@@ -208,6 +212,8 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
         usage("--backend only applies with --local")
     if local and api_key_env:
         usage("--api-key-env only applies with --gateway; --local makes a key for its own gateway")
+    if local and kube_context:
+        usage("--kube-context only applies with --gateway; --local runs no cluster")
     selected = _run(lambda: agent_frameworks.parse(frameworks)) if frameworks is not None else ()
     loaded = _run(lambda: examples.resolve(spec))
     resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack)))
@@ -220,7 +226,8 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
         key = os.environ.get(env)
         if not key:
             usage(f"--api-key-env: ${env} is empty (export the gateway key in it)")
-        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout, frameworks=selected)
+        kubectl = ["kubectl", "--context", kube_context] if kube_context else None
+        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout, frameworks=selected, kubectl=kubectl)
     click.echo(table(checks))
     sys.exit(0 if all(c.ok for c in checks) else 1)
 

@@ -176,6 +176,13 @@ def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine) -> list[Pr
         scalable = ", ".join(sorted(n for n, e in SERVED.items() if e.metrics)) or "none"
         problems.append(Problem(f"{at}.autoscaling", f"{engine.name} exports no queue-depth metric to scale on",
                                 f"remove autoscaling, or serve the model with an engine that does ({scalable})"))
+    if scaling.minReplicas == 0:
+        # Proven neither way here: at zero pods no server exports a queue to wake on, and nothing in front of
+        # the model holds a call until a first pod is Ready, so the first calls would fail.
+        problems.append(Problem(f"{at}.autoscaling.minReplicas",
+                                "scaling to zero is not supported: with no replica running, no server reports a "
+                                "queue, so none would start, and nothing holds the calls that arrive meanwhile",
+                                "set minReplicas: 1"))
     if scaling.minReplicas > scaling.maxReplicas:
         problems.append(Problem(f"{at}.autoscaling.minReplicas",
                                 f"minReplicas {scaling.minReplicas} is above maxReplicas {scaling.maxReplicas}",
@@ -276,7 +283,7 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
         else:
             served.append(_served(stack, fullname, m, engine, f"models[{i}]"))  # type: ignore[arg-type]
     redis, notes = _redis(stack, fullname)
-    notes += _spread_notes(stack)
+    notes += _spread_notes(stack) + _fallback_cycle_notes(stack)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
                 served=tuple(served), external=tuple(external), redis=redis, notes=notes)
 
@@ -293,6 +300,31 @@ def _spread_notes(stack: Stack) -> tuple[str, ...]:
         notes.append(f"note: models[{i}]: the replicas of {m.name} share requests through their Service at random "
                      f"({why}): each replica's prompt cache sees only part of each conversation")
     return tuple(notes)
+
+
+def _fallback_cycle_notes(stack: Stack) -> tuple[str, ...]:
+    """Fallbacks that lead back to where they started (a -> b -> a: two models backing each other up). Accepted:
+    LiteLLM 1.108.7 tries each model at most once per request (it skips the targets a request has tried), so a
+    cycle ends, in an error once every model on it has failed (tests/stack/test_faults.py)."""
+    edges = {m.name: list(m.fallbacks) for m in stack.models}
+    cycles: list[list[str]] = []
+    for start in edges:
+        path, todo = [start], [iter(edges[start])]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                todo.pop()
+                path.pop()
+            elif nxt == start and len(path) > 1:
+                # Each cycle once, from its first model in spec order.
+                if min(path, key=list(edges).index) == start:
+                    cycles.append([*path, start])
+            elif nxt not in path and nxt in edges:
+                path.append(nxt)
+                todo.append(iter(edges[nxt]))
+    return tuple(f"note: models: fallbacks go round ({' -> '.join(c)}): the gateway tries each model at most once "
+                 "per request, so the round ends; the request fails only when every model on it has failed"
+                 for c in cycles)
 
 
 def _redis(stack: Stack, fullname: str) -> tuple[RedisPlan | None, tuple[str, ...]]:

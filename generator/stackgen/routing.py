@@ -12,7 +12,7 @@ OpenAI `user` field, which vllm-router also reads, does not get through LiteLLM 
 those ids it holds the prefix-cache hit rate at the workload's ideal (tests/engines/test_routing.py,
 bench/routing.py), and its choice depends only on the id and the set of ready pods, so any number of router
 replicas agree. vllm-router's `cache_aware`, which could route a request without an id on its prompt, balanced
-rather than kept prefixes when measured, and is not offered (README, "Routing across replicas").
+rather than kept prefixes when measured, and is not offered (docs/operations.md, "Routing across replicas").
 """
 
 from __future__ import annotations

@@ -238,9 +238,13 @@ class Autoscaling(Base):
     """KEDA scales the model's Deployment on its server's queue (requests waiting for a slot), read from
     Prometheus."""
 
-    minReplicas: int = Field(default=1, ge=0, le=100, description="Fewest replicas; 0 lets an idle model scale to none.")
+    minReplicas: int = Field(default=1, ge=0, le=100, description="Fewest replicas, at least 1 (docs/operations.md says why not "
+                             "0).")
     maxReplicas: int = Field(ge=1, le=100, description="Most replicas; `stackgen plan --cluster` checks that they fit.")
     targetQueue: int = Field(default=5, ge=1, description="Requests waiting per replica that call for one more.")
+    scaleDownDelaySeconds: int = Field(
+        default=300, ge=0, le=3600,
+        description="How long the queue must stay low before a replica goes (the HPA's scale-down window).")
     prometheusUrl: str = Field(
         default="http://prometheus-operated.monitoring.svc.cluster.local:9090", pattern=HTTP_URL,
         description="Prometheus that scrapes the model servers (default: the Prometheus Operator's).")

@@ -2,7 +2,7 @@
 
 STARTER = """\
 # A stackgen stack spec. Render it with: stackgen render stack.yaml -o out
-# Field reference: README.md ("The stack spec"); JSON Schema for editors: stackgen schema
+# Field reference: docs/spec.md; JSON Schema for editors: stackgen schema
 
 # Prefixes every Kubernetes object; lower-case letters, digits and '-'.
 name: my-stack

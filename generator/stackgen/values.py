@@ -33,6 +33,13 @@ def _placement(profile: Profile) -> dict[str, Any]:
     return out
 
 
+# A terminating pod is dropped from Endpoints and from the routers' pod lists by watches: a few seconds on a
+# busy cluster. Until then it keeps getting calls, so it keeps serving that long before it starts to drain.
+PRESTOP_SECONDS = 10
+# After the drain: time to exit.
+GRACE_MARGIN_SECONDS = 10
+
+
 def _autoscaling(m: ServedPlan, namespace: str) -> dict[str, Any]:
     """KEDA's view of the model: its queue summed over the replicas, divided by KEDA (an AverageValue target)
     into the queue per replica. `check` refused engines without a queue metric."""
@@ -44,6 +51,7 @@ def _autoscaling(m: ServedPlan, namespace: str) -> dict[str, Any]:
         "serverAddress": scaling.prometheusUrl,
         "query": monitoring.queue_query(m, namespace),
         "threshold": str(scaling.targetQueue),
+        "scaleDownDelaySeconds": scaling.scaleDownDelaySeconds,
     }
 
 
@@ -70,9 +78,18 @@ def _monitoring(plan: Plan) -> dict[str, Any]:
     return out
 
 
+def _shutdown(timeout: int) -> dict[str, int]:
+    """How a model pod stops (a scale-down, a rollout, a drained node) without failing a call: it keeps
+    serving for `preStopSeconds` while the routers and Services drop it, then drains, letting every call in
+    flight run for as long as the gateway would wait for it, before the kubelet may kill it."""
+    return {"preStopSeconds": PRESTOP_SECONDS, "drainSeconds": timeout,
+            "gracePeriodSeconds": PRESTOP_SECONDS + timeout + GRACE_MARGIN_SECONDS}
+
+
 def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
     spec, namespace = m.spec, stack.namespace
     values: dict[str, Any] = {"engine": m.engine_name, "model": spec.model}
+    values["shutdown"] = _shutdown(stack.gateway.timeoutSeconds)
     if m.router:
         values["router"] = _router(m, stack.gateway.timeoutSeconds)
     if spec.autoscaling:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -16,7 +17,7 @@ from typing import Any, Callable
 
 import httpx
 
-from .plan import Plan
+from .plan import Plan, ServedPlan
 from .routing import SESSION_HEADER
 
 PROMPT = [{"role": "user", "content": "Reply with the word ok."}]
@@ -72,13 +73,14 @@ def _engine(plan: Plan, name: str) -> str:
 
 def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None = None,
            timeout: float = 120.0, autogen_base_url: str | None = None,
-           frameworks: tuple[str, ...] = ()) -> list[Check]:
+           frameworks: tuple[str, ...] = (), kubectl: list[str] | None = None) -> list[Check]:
     """Every check, in a stable order; nothing raises for a failing stack.
 
     ``autogen_base_url`` replaces the gateway URL written in the AutoGen files, for files rendered
     for another address than the one checked (`stackgen verify --local`). ``frameworks`` (names of
     stackgen.agents) renders their configs for this gateway and gets, through each, a reply from every model
-    and a tool round trip from every tool-calling one."""
+    and a tool round trip from every tool-calling one. ``kubectl`` (a command line naming the cluster) also
+    reads each autoscaled model's autoscaler: its replicas and the queue it sees."""
     base = gateway_url.rstrip("/")
     root = base.removesuffix("/v1")
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -111,6 +113,9 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
             if served.router:
                 checks.append(_timed(served.name, served.label, "prefix-cache",
                                      partial(prefix_cache, http, base, served.name)))
+    if kubectl is not None:
+        checks += [_timed(m.name, m.label, "autoscaling", partial(autoscaler, kubectl, plan, m))
+                   for m in plan.served if m.spec.autoscaling]
     if autogen_dir is not None:
         client = _ClientSettings(api_key, timeout, autogen_base_url)
         checks += _autogen_checks(plan, autogen_dir, client)
@@ -302,6 +307,33 @@ def _component_reply(path: Path, model: str, client: _ClientSettings) -> str:
         return f"{result.usage.prompt_tokens + result.usage.completion_tokens} tokens"
 
     return asyncio.run(ask())
+
+
+def _quantity(text: str) -> float:
+    """A Kubernetes quantity as the HPA reports a metric: "3", "1500m"."""
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def autoscaler(kubectl: list[str], plan: Plan, m: ServedPlan) -> str:
+    """The HPA KEDA made for the model's ScaledObject (KEDA names it keda-hpa-<ScaledObject>): its replicas,
+    and the queue per replica it last read against the target. Fails when there is no HPA (KEDA is not
+    running) or when it cannot read the queue (Prometheus, or KEDA's metrics API, is not answering)."""
+    scaling = m.spec.autoscaling
+    assert scaling is not None
+    name = f"keda-hpa-{plan.fullname}-{m.name}"
+    done = subprocess.run([*kubectl, "get", "hpa", name, "-n", plan.stack.namespace, "-o", "json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise LookupError(f"no HorizontalPodAutoscaler {name}: is KEDA running? ({done.stderr.strip()[:120]})")
+    status = json.loads(done.stdout).get("status", {})
+    for condition in status.get("conditions", []):
+        if condition["type"] == "ScalingActive" and condition["status"] != "True":
+            raise RuntimeError(f"the autoscaler cannot read the queue: {condition.get('message', '')[:160]}")
+    queue = [_quantity(metric["external"]["current"]["averageValue"]) for metric in status.get("currentMetrics") or []
+             if metric.get("type") == "External"]
+    seen = f"queue {queue[0]:g} per replica" if queue else "no queue read yet"
+    return (f"replicas {status.get('currentReplicas', 0)}, desired {status.get('desiredReplicas', 0)} "
+            f"({scaling.minReplicas}-{scaling.maxReplicas}); {seen}, target {scaling.targetQueue}")
 
 
 def table(checks: list[Check]) -> str:

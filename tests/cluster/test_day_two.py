@@ -12,6 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from stackgen.load import load_text
+from stackgen.plan import plan
+from stackgen.verify import autoscaler
+
 from .crds import keda_scaledobject_crd, pin, prometheus_operator_crds
 from .kube import Cluster, render, say, wait_for
 from .releases import Release, wait_all_available
@@ -83,6 +87,18 @@ def test_the_scaledobject_is_accepted_and_targets_the_model(release: Release) ->
     # The chart writes no replicas, so a `helm upgrade` never resets what the autoscaler chose.
     manifest = yaml.safe_load((release.out / "manifests" / "deployment-ops-qwen.yaml").read_text())
     assert "replicas" not in manifest["spec"]
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+
+
+def test_verify_says_when_no_autoscaler_reads_the_queue(release: Release) -> None:
+    # No KEDA operator runs on this tier: the ScaledObject is accepted, but no HPA exists, and
+    # `stackgen verify --kube-context` must say so (tests/node watches the working case).
+    resolved = plan(load_text(yaml.safe_dump(SPEC), "stack.yaml"))
+    qwen = next(m for m in resolved.served if m.name == "qwen")
+    kubectl = [release.cluster.cp.binary("kubectl"), "--kubeconfig", str(release.cluster.kubeconfig)]
+    with pytest.raises(LookupError, match="no HorizontalPodAutoscaler keda-hpa-ops-qwen: is KEDA running"):
+        autoscaler(kubectl, resolved, qwen)
 
 
 def test_the_monitors_select_the_gateway_and_the_servers_that_export_metrics(release: Release) -> None:

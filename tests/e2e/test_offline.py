@@ -22,6 +22,9 @@ import yaml
 from . import gpu, kindconfig, objects, specs
 from .tools import KIND_CONFIG, NO_DOCKER, REPO, SCRIPTS, find_tool
 
+# Plain code, no cluster: part of `make unit`.
+pytestmark = pytest.mark.unit
+
 # The same set `make lint-shell` checks.
 SHELL_SCRIPTS = sorted([*SCRIPTS.rglob("*.sh"), REPO / ".ci" / "run"])
 fake = gpu.fake_gpu_module()

@@ -32,13 +32,13 @@ from .network import FILES_IP, HOST_IP, NodeNetwork
 from .runtime import CLUSTER_DNS, Node, kill_leftovers, make_cgroups
 
 READY_TIMEOUT_S = 240
-_report: dict[str, Any] = {}
+report: dict[str, Any] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _report:
+    if report:
         terminalreporter.write_sep("-", "tests/node: the real node")
-        for key, value in _report.items():
+        for key, value in report.items():
             terminalreporter.write_line(f"{key}: {value}")
 
 
@@ -92,7 +92,7 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
     except (ControlPlaneError, RuntimeError) as err:
         pytest.fail(f"cannot build the node tier's parts: {err}", pytrace=False)
     refs = dict(line.split() for line in (images / "refs.txt").read_text().splitlines())
-    _report["parts"] = f"{bin_dir}, {images} (ready after {time.monotonic() - t0:.1f}s)"
+    report["parts"] = f"{bin_dir}, {images} (ready after {time.monotonic() - t0:.1f}s)"
 
     work = tmp_path_factory.mktemp("node")
     net = NodeNetwork()
@@ -131,12 +131,12 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
             logs = "\n".join(f"--- {c.name}\n{c.tail(25)}" for c in cp.components)
             pytest.fail(f"the node tier did not start: {err}\n{logs}", pytrace=False)
         raise
-    _report["startup"] = cp.timings
+    report["startup"] = cp.timings
     say(f"real node {NODE_NAME} Ready: {cp.timings}")
     try:
         yield cluster
     finally:
-        _report["teardown"] = _teardown(cp, node, net, registry) or "every component exited on SIGTERM"
+        report["teardown"] = _teardown(cp, node, net, registry) or "every component exited on SIGTERM"
 
 
 def _teardown(cp: ControlPlane, node: Node, net: NodeNetwork, registry: Registry | None) -> list[str]:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +29,14 @@ import pytest
 from stackgen.routing import SESSION_HEADER
 from tests.cluster.pki import NODE_NAME
 from tests.e2e import specs
-from tests.e2e.kube import Kube, port_forward, say
-from tests.e2e.stack import Stack
-from tests.engines.registry import mirrored
+from tests.e2e.kube import port_forward, say
 
 from .conftest import NodeCluster
 from .network import POD_CIDR
+from .stacks import STACKGEN, Installed, install, node_spec, ready
 
 EXAMPLE = "kind-cpu"
 ADDED_MODEL = "ollama-extra"
-SEEDED_CLASS = "seeded-models"
-# The cache's snapshot name: any 40 hex digits; refs/main points at it as the Hub's download would.
-SNAPSHOT = "0" * 40
 # CPU requests that fit 2 cores with room for a rolling gateway pod, an added model and CoreDNS.
 PROFILE_CPU = {"cpu-small": "200m", "cpu-vllm": "350m"}
 VLLM_REPLICAS = 2
@@ -50,106 +44,12 @@ VLLM_REPLICAS = 2
 LOAD_AGENTS, LOAD_MAX_REQUESTS = 4, 500
 
 
-def seed_hf_cache(root: Path, repo: str, model_dir: Path) -> Path:
-    """``model_dir``'s files laid out as the Hub client caches ``repo`` under HF_HOME, so that vLLM with
-    HF_HUB_OFFLINE=1 finds them by id."""
-    entry = root / "hub" / f"models--{repo.replace('/', '--')}"
-    shutil.copytree(model_dir, entry / "snapshots" / SNAPSHOT)
-    (entry / "refs").mkdir(parents=True)
-    (entry / "refs" / "main").write_text(SNAPSHOT)
-    return root
-
-
-def node_spec(spec: dict[str, Any], ollama_ref: str) -> dict[str, Any]:
-    out = mirrored(spec, ollama_ref)
-    for name, cpu in PROFILE_CPU.items():
-        out["profiles"][name]["cpu"] = cpu
-    for model in out["models"]:
-        if model["engine"] == "vllm":
-            model["replicas"] = VLLM_REPLICAS
-            model["cache"] = {"type": "persistentVolumeClaim", "storageClassName": SEEDED_CLASS, "size": "1Gi"}
-            model.setdefault("env", {})["HF_HUB_OFFLINE"] = "1"
-    return out
-
-
-def seeded_volume(name: str, path: Path, namespace: str, claim: str) -> dict[str, Any]:
-    """A volume an administrator made for one claim: pre-bound to it, kept when the claim goes."""
-    return {
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
-        "spec": {
-            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": SEEDED_CLASS,
-            "claimRef": {"namespace": namespace, "name": claim},
-            "hostPath": {"path": str(path), "type": "Directory"},
-        },
-    }
-
-
-@dataclass
-class Installed:
-    cluster: NodeCluster
-    stack: Stack
-    spec: dict[str, Any]
-    spec_file: Path
-    out: Path
-    values: dict[str, Any]
-    deployments: list[str]
-    secret: tuple[str, str]
-    seeded: list[str]
-
-    @property
-    def kube(self) -> Kube:
-        return self.stack.kube
-
-    @property
-    def namespace(self) -> str:
-        return self.stack.namespace
-
-    def pods(self) -> list[dict[str, Any]]:
-        return self.kube.items("pods", "-n", self.namespace)
-
-    def gateway(self) -> tuple[str, int]:
-        return f"{self.stack.release}-gateway", int(self.values["gateway"]["port"])
-
-
 @pytest.fixture(scope="module")
 def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    work = tmp_path_factory.mktemp("kind-cpu")
-    stackgen = str(Path(specs.__file__).resolve().parents[2] / ".venv" / "bin" / "stackgen")
-    spec = node_spec(specs.example_spec(stackgen, EXAMPLE), node_cluster.ollama_model)
-    spec_file = specs.write_spec(spec, work / "spec.yaml")
-    out = specs.render(stackgen, spec_file, work / "out")
-    values = specs.load_yaml(out / "values.yaml")
-    manifests = specs.manifest_objects(out)
-    namespace = specs.namespace_of(spec, manifests)
-    kube = node_cluster.kube("helm3")
-    stack = Stack(kube=kube, stackgen=stackgen, release=values["fullnameOverride"], namespace=namespace)
-
-    seeded = []
-    for model in spec["models"]:
-        if model["engine"] == "vllm":
-            name = f"seeded-{model['name']}"
-            root = seed_hf_cache(work / name, model["model"], node_cluster.tiny_qwen)
-            kube.apply(seeded_volume(name, root, namespace, f"{stack.release}-{model['name']}"))
-            seeded.append(name)
-    try:
-        secret = stack.prepare(values)
-        stack.helm("install", out / "values.yaml")
-        deployments = stack.wait(out)
-        yield Installed(node_cluster, stack, spec, spec_file, out, values, deployments, secret, seeded)
-    finally:
-        stack.teardown()
-        for name in seeded:
-            kube.run("delete", "persistentvolume", name, "--ignore-not-found", check=False)
-
-
-def _of(installed: Installed, component: str) -> list[dict[str, Any]]:
-    return [p for p in installed.pods() if p["metadata"]["labels"].get("app.kubernetes.io/component") == component]
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    statuses = pod.get("status", {}).get("containerStatuses", [])
-    return pod["status"].get("phase") == "Running" and bool(statuses) and all(s["ready"] for s in statuses)
+    spec = node_spec(specs.example_spec(STACKGEN, EXAMPLE), node_cluster.ollama_model, PROFILE_CPU,
+                     {"replicas": VLLM_REPLICAS})
+    with install(node_cluster, spec, tmp_path_factory.mktemp("kind-cpu")) as done:
+        yield done
 
 
 def _images(obj: Any) -> set[str]:
@@ -177,7 +77,7 @@ def test_every_pod_runs_on_the_real_node_and_is_ready_through_its_probes(install
         name = pod["metadata"]["name"]
         assert pod["spec"]["nodeName"] == NODE_NAME, f"{name} is on {pod['spec']['nodeName']}"
         assert pod["status"]["podIP"].startswith(prefix + "."), f"{name} has {pod['status']['podIP']}"
-        assert _ready(pod), f"{name}: {json.dumps(pod['status'].get('containerStatuses'), indent=1)}"
+        assert ready(pod), f"{name}: {json.dumps(pod['status'].get('containerStatuses'), indent=1)}"
         for container in pod["spec"]["containers"]:
             # Readiness came from the chart's own probes: every container has one, and it passed.
             assert "readinessProbe" in container, f"{name}/{container['name']} has no readiness probe"
@@ -225,21 +125,14 @@ def test_verify_through_port_forward_with_both_autogen_configs(installed: Instal
 
 
 def test_the_router_discovers_every_vllm_replica_through_the_api_server(installed: Installed) -> None:
-    replicas = {p["metadata"]["name"]: p["status"]["podIP"] for p in _of(installed, "vllm-small")}
-    routers = _of(installed, "vllm-small-router")
+    replicas = {p["metadata"]["name"]: p["status"]["podIP"] for p in installed.of("vllm-small")}
+    routers = installed.of("vllm-small-router")
     assert len(replicas) == VLLM_REPLICAS and routers, installed.kube.diagnostics(installed.namespace)
     for router in routers:
         log = installed.kube.run("logs", "-n", installed.namespace, router["metadata"]["name"]).stdout
         for name, ip in replicas.items():
             assert re.search(rf"Adding pod: {re.escape(name)} .*url: http://{re.escape(ip)}:8000", log), log[-3000:]
     say(f"{len(routers)} routers each found {sorted(replicas)} through the API server")
-
-
-def _vllm_requests(installed: Installed, pod: str) -> float:
-    """Requests a vLLM pod has finished, from its own /metrics (read inside the pod)."""
-    text = installed.kube.run("exec", "-n", installed.namespace, pod, "--", "curl", "-s",
-                              "http://127.0.0.1:8000/metrics").stdout
-    return sum(float(v) for v in re.findall(r"^vllm:request_success_total\{[^}]*\} (\S+)$", text, re.M))
 
 
 def test_a_deleted_vllm_replica_loses_no_request_and_its_replacement_is_routed_to(installed: Installed) -> None:
@@ -262,7 +155,7 @@ def test_a_deleted_vllm_replica_loses_no_request_and_its_replacement_is_routed_t
             except httpx.HTTPError:
                 statuses.append(0)
 
-    old = [p["metadata"]["name"] for p in _of(installed, "vllm-small")]
+    old = [p["metadata"]["name"] for p in installed.of("vllm-small")]
     with port_forward(kube, ns, svc, port) as url:
         threads = [threading.Thread(target=agent, args=(url, n)) for n in range(LOAD_AGENTS)]
         for thread in threads:
@@ -274,9 +167,9 @@ def test_a_deleted_vllm_replica_loses_no_request_and_its_replacement_is_routed_t
         stop.set()
         for thread in threads:
             thread.join(timeout=150)
-        new = [p["metadata"]["name"] for p in _of(installed, "vllm-small") if p["metadata"]["name"] not in old]
-        assert len(new) == 1, _of(installed, "vllm-small")
-        before = _vllm_requests(installed, new[0])
+        new = [p["metadata"]["name"] for p in installed.of("vllm-small") if p["metadata"]["name"] not in old]
+        assert len(new) == 1, installed.of("vllm-small")
+        before = installed.vllm_requests(new[0])
         # New conversations spread over both replicas, the replacement among them.
         for n in range(16):
             reply = httpx.post(f"{url}/v1/chat/completions", timeout=120, headers={**headers, SESSION_HEADER: f"new-{n}"},
@@ -285,9 +178,9 @@ def test_a_deleted_vllm_replica_loses_no_request_and_its_replacement_is_routed_t
             assert reply.status_code == 200, reply.text
     failed = [s for s in statuses if s != 200]
     say(f"deleting {old[0]} under load: {len(statuses) - len(failed)} answered, {len(failed)} failed; "
-        f"the replacement {new[0]} answered {_vllm_requests(installed, new[0]) - before:.0f} of 16 new conversations")
+        f"the replacement {new[0]} answered {installed.vllm_requests(new[0]) - before:.0f} of 16 new conversations")
     assert statuses and not failed, f"{len(failed)} of {len(statuses)} requests failed: {failed}"
-    assert _vllm_requests(installed, new[0]) > before, "the router sends nothing to the replacement pod"
+    assert installed.vllm_requests(new[0]) > before, "the router sends nothing to the replacement pod"
 
 
 def test_a_deleted_model_pod_is_replaced_and_served_again(installed: Installed) -> None:
@@ -298,7 +191,7 @@ def test_a_deleted_model_pod_is_replaced_and_served_again(installed: Installed) 
     kube.wait_rollouts(ns, [f"{installed.stack.release}-ollama-small"], 300)
     new = [p for p in installed.pods()
            if p["metadata"]["labels"].get("app.kubernetes.io/component") == "ollama-small"]
-    assert [p["metadata"]["name"] for p in new] != [old] and all(_ready(p) for p in new), new
+    assert [p["metadata"]["name"] for p in new] != [old] and all(ready(p) for p in new), new
     svc, port = installed.gateway()
     with port_forward(kube, ns, svc, port) as url:
         reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,

@@ -116,3 +116,30 @@ def test_cli_verify_reports_the_dead_model(degraded: LocalStack) -> None:
     assert summary == f"verify: {len(rows) - len(failing)} of {len(rows)} checks ok"
     ollama_rows = [line for line in result.stdout.splitlines() if line.startswith("local-ollama ")]
     assert ollama_rows and all("HTTP 500" in line or "HTTP 429" in line for line in ollama_rows), ollama_rows
+
+
+@pytest.fixture(scope="module")
+def round_trip(launch: Launch) -> LocalStack:
+    """kind-cpu with its two models backing each other up: fallbacks that go round (a -> b -> a)."""
+    spec = examples.resolve("kind-cpu").stack
+    models = [m.model_copy(update={"fallbacks": [other.name for other in spec.models if other.name != m.name]})
+              for m in spec.models]
+    return launch(spec.model_copy(update={"models": models}))
+
+
+def test_fallbacks_that_go_round_end_once_every_model_has_failed(round_trip: LocalStack) -> None:
+    assert round_trip.rendered_config()["router_settings"]["fallbacks"] == [
+        {"ollama-small": ["vllm-small"]}, {"vllm-small": ["ollama-small"]}]
+    assert any("fallbacks go round (ollama-small -> vllm-small -> ollama-small)" in n for n in round_trip.plan.notes)
+    first, second = round_trip.servers["ollama-small"], round_trip.servers["vllm-small"]
+    first.process.kill()
+    resp, _ = _timed_chat(round_trip, "ollama-small")
+    assert resp.status_code == 200 and resp.headers["x-litellm-model-api-base"] == second.api_base, resp.text
+
+    second.process.kill()
+    for model in ("ollama-small", "vllm-small"):
+        resp, elapsed = _timed_chat(round_trip, model)
+        # Each model tried at most once: an error, promptly, not a request bouncing between two dead servers.
+        assert resp.status_code >= 500, resp.text
+        assert elapsed < ERROR_DEADLINE_S, f"{model}: error took {elapsed:.1f}s"
+    assert httpx.get(f"{round_trip.gateway.api_base.removesuffix('/v1')}/health/liveliness", timeout=10).status_code == 200

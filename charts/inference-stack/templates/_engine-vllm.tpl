@@ -12,6 +12,8 @@ vLLM: `vllm serve <model>` with the flags stackgen resolved (models.<key>.vllm).
 {{- $args = concat $args (list "--served-model-name" .key "--host" "0.0.0.0" "--port" (include "inference-stack.vllm.port" .)) -}}
 {{- /* Each reply's usage says how many prompt tokens came from the prefix cache: `stackgen verify` reads it. */ -}}
 {{- $args = append $args "--enable-prompt-tokens-details" -}}
+{{- /* On SIGTERM, finish the calls in flight (vLLM's default, 0, aborts them). */ -}}
+{{- with dig "shutdown" "drainSeconds" 0 .model }}{{ $args = concat $args (list "--shutdown-timeout" (int . | toString)) }}{{ end -}}
 {{- with dig "maxModelLen" 0 $v }}{{ $args = concat $args (list "--max-model-len" (int . | toString)) }}{{ end -}}
 {{- with dig "tensorParallelSize" 0 $v }}{{ $args = concat $args (list "--tensor-parallel-size" (int . | toString)) }}{{ end -}}
 {{- with dig "dtype" "" $v }}{{ $args = concat $args (list "--dtype" .) }}{{ end -}}

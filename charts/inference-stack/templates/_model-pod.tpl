@@ -120,6 +120,13 @@ containers:
       - name: {{ .name }}
         mountPath: {{ .path }}
       {{- end }}
+    {{- with dig "shutdown" "preStopSeconds" 0 .model }}
+    lifecycle:
+      # Keep serving while the pod is dropped from Endpoints and the routers' lists; SIGTERM comes after.
+      preStop:
+        sleep:
+          seconds: {{ int . }}
+    {{- end }}
     startupProbe:
       {{- include "inference-stack.modelStartupProbe" (dict "model" .model "path" $c.probes.startup "exec" $c.probes.startupExec) | nindent 6 }}
     readinessProbe:

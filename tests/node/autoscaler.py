@@ -1,0 +1,101 @@
+"""What a cluster must already have for stackgen's autoscaling, put on the real node as a platform team would:
+
+- KEDA (versions.yaml `keda`) from its own manifests: `config/minimal` of its Go module, rendered by
+  kubectl's built-in kustomize. That is the operator, the metrics API server behind the
+  `v1beta1.external.metrics.k8s.io` APIService, the CRDs, and KEDA's own RBAC, unchanged. Trimmed, by
+  KEDA's `minimal` itself: the admission webhooks (they validate ScaledObjects a human writes; stackgen's
+  are checked by `validate` and the chart's schema). The images are scripts/node/build.sh's builds of
+  the operator and the adapter, with `IfNotPresent`, since no registry is reachable.
+- Debian's Prometheus in namespace `monitoring` behind Service `prometheus-operated`: the address the
+  Prometheus Operator gives its Prometheus, so the spec's default `prometheusUrl` is the right one. It
+  scrapes what the chart's PodMonitor selects (the release's model pods, `/metrics` on their serving port)
+  and labels each series with its namespace, as the Operator does. Debian builds Prometheus without its
+  Kubernetes discovery, so it finds the pods through cluster DNS instead: a headless Service of the test's
+  selects the model pods, ready or not (a pod that is stopping is still scraped while it drains), and
+  Prometheus resolves it every 5 s. It scrapes every 5 s, not the PodMonitor's 15 s, so that the test's
+  timings show KEDA's and the HPA's share rather than a scrape's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import yaml
+
+from tests.cluster.crds import module_file
+from tests.pins import pin
+
+KEDA_NAMESPACE = "keda"
+PROMETHEUS_NAMESPACE = "monitoring"
+PROMETHEUS_SERVICE = "prometheus-operated"
+PROMETHEUS_PORT = 9090
+SCRAPE_SECONDS = 5
+# KEDA's manifests name these images (tag `latest`); the node's builds of them, by scripts/node/build.sh name.
+KEDA_IMAGES = {"ghcr.io/kedacore/keda": "keda", "ghcr.io/kedacore/keda-metrics-apiserver": "keda-metrics-apiserver"}
+
+
+def keda_objects(kubectl: str, refs: dict[str, str]) -> list[dict[str, Any]]:
+    """KEDA's `config/minimal`, its images pointed at the node's builds."""
+    config = module_file("github.com/kedacore/keda/v2", pin("keda"), "config/minimal/kustomization.yaml").parent
+    text = subprocess.run([kubectl, "kustomize", str(config)], capture_output=True, text=True, timeout=120,
+                          check=True).stdout
+    objects = [doc for doc in yaml.safe_load_all(text) if doc]
+    for obj in objects:
+        if obj["kind"] != "Deployment":
+            continue
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            repository = container["image"].rsplit(":", 1)[0]
+            if repository not in KEDA_IMAGES:
+                raise AssertionError(f"KEDA's manifests name an image the node has no build of: {container['image']}")
+            container["image"] = refs[KEDA_IMAGES[repository]]
+            container["imagePullPolicy"] = "IfNotPresent"
+    return objects
+
+
+def prometheus_objects(ref: str, namespace: str, release: str, component: str, port: int) -> list[dict[str, Any]]:
+    """Debian's Prometheus, scraping the model servers of `component` in `release` (namespace `namespace`)."""
+    meta = {"name": "prometheus", "namespace": PROMETHEUS_NAMESPACE}
+    labels = {"app.kubernetes.io/name": "prometheus"}
+    targets = f"{release}-{component}-scraped"
+    config = {
+        "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
+        "scrape_configs": [{
+            "job_name": "model-servers",
+            "dns_sd_configs": [{"names": [f"{targets}.{namespace}.svc.cluster.local"], "type": "A", "port": port,
+                                "refresh_interval": f"{SCRAPE_SECONDS}s"}],
+            "relabel_configs": [{"target_label": "namespace", "replacement": namespace}],
+        }],
+    }
+    pod = {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "prometheus", "image": ref, "imagePullPolicy": "IfNotPresent",
+            "args": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
+                     f"--web.listen-address=:{PROMETHEUS_PORT}"],
+            "ports": [{"name": "web", "containerPort": PROMETHEUS_PORT}],
+            "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "web"}, "periodSeconds": 2},
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/prometheus"},
+                             {"name": "data", "mountPath": "/prometheus"}],
+        }],
+        "volumes": [{"name": "config", "configMap": {"name": "prometheus"}}, {"name": "data", "emptyDir": {}}],
+    }
+    selector = {"app.kubernetes.io/name": "inference-stack", "app.kubernetes.io/instance": release,
+                "app.kubernetes.io/component": component}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROMETHEUS_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+         "data": {"prometheus.yml": yaml.safe_dump(config, sort_keys=False)}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": pod}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {**meta, "name": PROMETHEUS_SERVICE},
+         "spec": {"selector": labels, "ports": [{"name": "web", "port": PROMETHEUS_PORT, "targetPort": "web"}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": targets, "namespace": namespace},
+         "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector,
+                  "ports": [{"name": "http", "port": port, "targetPort": port}]}},
+    ]

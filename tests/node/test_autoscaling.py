@@ -1,0 +1,333 @@
+"""Autoscaling watched live on the real node: KEDA scales a vLLM model from 1 replica to 2 under a queue and back
+to 1 when it drains, through the stack's own gateway and router, and no call fails on the way.
+
+The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2}, with vLLM limited to one
+sequence at a time (`--max-num-seqs 1`) so that a few agents build a queue on the tiny model. KEDA and
+Prometheus are installed as the cluster's own (autoscaler.py). The agents are threads on this machine calling
+the gateway through a port-forward, bounded in count and time.
+
+In order, each step a test:
+1. KEDA reads the queue and its HPA holds the model at 1; `stackgen verify --kube-context` reports it.
+2. Negative control: with KEDA's operator stopped, the queue builds and the replicas stay at 1.
+3. With the operator back, the same load brings a second replica; the time from "queue above target" to
+   "second replica Ready" is split into its parts, the router sends conversations to the new pod, and no
+   call fails.
+4. The load falls, the model goes back to 1 replica, and the pod that goes finishes its calls: none fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from stackgen.gateway import MASTER_KEY_ENV
+from stackgen.routing import SESSION_HEADER
+from tests.e2e import specs
+from tests.e2e.kube import Kube, poll, port_forward, say
+
+from .autoscaler import (KEDA_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_PORT, SCRAPE_SECONDS, keda_objects,
+                         prometheus_objects)
+from .conftest import NodeCluster, report
+from .stacks import STACKGEN, Installed, install, node_spec, ready
+
+EXAMPLE = "kind-cpu"
+MODEL = "vllm-small"
+TARGET_QUEUE = 2
+SCALE_DOWN_DELAY_S = 30
+AUTOSCALING = {"minReplicas": 1, "maxReplicas": 2, "targetQueue": TARGET_QUEUE,
+               "scaleDownDelaySeconds": SCALE_DOWN_DELAY_S}
+PROFILE_CPU = {"cpu-vllm": "350m"}
+# Agents that build a queue on one replica (one sequence at a time, each call a few dozen tokens), and the
+# fewer that do not on one replica (the scale-down load: at most one waiting, half the target).
+BUSY_AGENTS, CALM_AGENTS = 8, 2
+MAX_TOKENS = 32
+MAX_CALLS_PER_AGENT = 2000
+NEGATIVE_S = 60  # four of KEDA's polling intervals, four HPA syncs
+SCALE_UP_TIMEOUT_S = 300
+OPERATOR = "keda-operator"
+VLLM_PORT = 8000
+
+
+def _time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Autoscaled:
+    installed: Installed
+    prometheus: str  # http://<pod IP>:9090: this machine routes to the node's pods
+
+    def queue(self) -> float:
+        """The model's queue summed over its replicas: the ScaledObject's own query, asked of Prometheus."""
+        query = self.installed.values["models"][MODEL]["autoscaling"]["query"]
+        reply = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": query}, timeout=10).json()
+        result = reply["data"]["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    def replicas(self) -> int:
+        deployment = self.installed.kube.get("deployment", "-n", self.installed.namespace,
+                                             f"{self.installed.stack.release}-{MODEL}")
+        return int(deployment["spec"].get("replicas", 1))
+
+
+@dataclass
+class Load:
+    """Agents calling the gateway until stopped: each call's status (0: no HTTP answer)."""
+    url: str
+    key: str
+    agents: int
+    statuses: list[int] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def _agent(self, n: int) -> None:
+        with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {self.key}"}) as client:
+            for i in range(MAX_CALLS_PER_AGENT):
+                if self.stop.is_set():
+                    return
+                try:
+                    reply = client.post(f"{self.url}/v1/chat/completions", headers={SESSION_HEADER: f"agent-{n}-{i}"},
+                                        json={"model": MODEL, "max_tokens": MAX_TOKENS, "ignore_eos": True,
+                                              "messages": [{"role": "user", "content": f"agent {n}, call {i}"}]})
+                    self.statuses.append(reply.status_code)
+                except httpx.HTTPError:
+                    self.statuses.append(0)
+
+    def __enter__(self) -> Load:
+        self.threads = [threading.Thread(target=self._agent, args=(n,), daemon=True) for n in range(self.agents)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=150)
+
+    def failed(self) -> list[int]:
+        return [s for s in self.statuses if s != 200]
+
+
+@dataclass
+class Samples:
+    """(time, queue, replicas) every second while a step runs, in a thread."""
+    scaled: Autoscaled
+    rows: list[tuple[float, float, int]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.rows.append((time.time(), self.scaled.queue(), self.scaled.replicas()))
+            except (httpx.HTTPError, AssertionError, KeyError, ValueError):
+                pass  # a missed sample is a gap, not a failure
+            self.stop.wait(1.0)
+
+    def __enter__(self) -> Samples:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def first(self, test: Any) -> tuple[float, float, int] | None:
+        return next((row for row in self.rows if test(row)), None)
+
+
+def _apply_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
+    # Server-side: KEDA's CRDs are too big for client-side apply's last-applied annotation.
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects),
+             timeout=180)
+
+
+def _available(kube: Kube, name: str) -> tuple[bool, str]:
+    status = kube.get("apiservice", name).get("status", {})
+    condition = next((c for c in status.get("conditions", []) if c["type"] == "Available"), {})
+    return condition.get("status") == "True", f"{name} {condition.get('status')}: {condition.get('message', '')}"
+
+
+def _scale_operator(kube: Kube, replicas: int) -> None:
+    kube.run("scale", "deployment", OPERATOR, "-n", KEDA_NAMESPACE, f"--replicas={replicas}")
+    if replicas:
+        kube.wait_rollouts(KEDA_NAMESPACE, [OPERATOR], 180)
+    else:
+        poll(lambda: (not kube.items("pods", "-n", KEDA_NAMESPACE, "-l", f"app={OPERATOR}"), "operator pod"),
+             120, "KEDA's operator stopped")
+
+
+@pytest.fixture(scope="module")
+def keda(node_cluster: NodeCluster) -> Iterator[Kube]:
+    kube = node_cluster.kube()
+    objects = keda_objects(node_cluster.cp.binary("kubectl"), node_cluster.refs)
+    start = time.monotonic()
+    try:
+        _apply_all(kube, objects)
+        kube.wait_rollouts(KEDA_NAMESPACE, ["keda-operator", "keda-metrics-apiserver"], 300)
+        poll(lambda: _available(kube, "v1beta1.external.metrics.k8s.io"), 180, "KEDA's metrics API")
+        report["KEDA Ready"] = f"{time.monotonic() - start:.0f}s"
+        yield kube
+    finally:
+        kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
+                 stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
+
+
+@pytest.fixture(scope="module")
+def scaled(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Autoscaled]:
+    base, _ = specs.drop_engine(specs.example_spec(STACKGEN, EXAMPLE), "ollama")
+    spec = node_spec(base, node_cluster.ollama_model, PROFILE_CPU,
+                     {"autoscaling": AUTOSCALING, "args": ["--max-num-seqs", "1"]})
+    with install(node_cluster, spec, tmp_path_factory.mktemp("autoscaling")) as installed:
+        prometheus = prometheus_objects(node_cluster.refs["prometheus"], installed.namespace,
+                                        installed.stack.release, MODEL, VLLM_PORT)
+        try:
+            _apply_all(keda, prometheus)
+            keda.wait_rollouts(PROMETHEUS_NAMESPACE, ["prometheus"], 120)
+            pod = keda.items("pods", "-n", PROMETHEUS_NAMESPACE, "-l", "app.kubernetes.io/name=prometheus")[0]
+            yield Autoscaled(installed, f"http://{pod['status']['podIP']}:{PROMETHEUS_PORT}")
+        finally:
+            keda.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
+                     stdin=yaml.safe_dump_all(prometheus), timeout=150, check=False)
+
+
+def _hpa(scaled: Autoscaled) -> dict[str, Any]:
+    installed = scaled.installed
+    return installed.kube.get("hpa", "-n", installed.namespace, f"keda-hpa-{installed.stack.release}-{MODEL}")
+
+
+def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscaled) -> None:
+    installed = scaled.installed
+
+    def reading() -> tuple[bool, str]:
+        status = _hpa(scaled).get("status", {})
+        active = next((c for c in status.get("conditions", []) if c["type"] == "ScalingActive"), {})
+        return active.get("status") == "True" and bool(status.get("currentMetrics")), str(active.get("message"))
+
+    poll(reading, 180, "the HPA reading the queue through KEDA")
+    svc, port = installed.gateway()
+    kubectl_dir = str(Path(installed.cluster.cp.binary("kubectl")).parent)
+    with port_forward(installed.kube, installed.namespace, svc, port) as url:
+        env = {**os.environ, MASTER_KEY_ENV: installed.stack.master_key, "KUBECONFIG": installed.kube.kubeconfig,
+               "PATH": f"{kubectl_dir}:{os.environ['PATH']}"}
+        done = subprocess.run([STACKGEN, "verify", "--gateway", f"{url}/v1", "--api-key-env", MASTER_KEY_ENV,
+                               "--kube-context", installed.kube.context, str(installed.spec_file)],
+                              env=env, capture_output=True, text=True, timeout=600)
+    print(done.stdout, flush=True)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    row = next(line for line in done.stdout.splitlines() if "autoscaling" in line)
+    assert "replicas 1, desired 1 (1-2)" in row and f"target {TARGET_QUEUE}" in row, row
+
+
+def test_without_the_keda_operator_the_queue_builds_and_replicas_stay_at_one(scaled: Autoscaled,
+                                                                              keda: Kube) -> None:
+    installed = scaled.installed
+    svc, port = installed.gateway()
+    _scale_operator(keda, 0)
+    try:
+        with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
+                Load(url, installed.stack.master_key, BUSY_AGENTS) as load:
+            time.sleep(NEGATIVE_S)
+    finally:
+        _scale_operator(keda, 1)
+    above = [row for row in samples.rows if row[1] > TARGET_QUEUE]
+    say(f"operator stopped for {NEGATIVE_S}s under load: queue above {TARGET_QUEUE} in {len(above)} of "
+        f"{len(samples.rows)} samples (max {max(r[1] for r in samples.rows):g}), replicas "
+        f"{sorted({r[2] for r in samples.rows})}; {len(load.statuses)} calls, {len(load.failed())} failed")
+    assert len(above) >= len(samples.rows) // 2, f"the load built no queue: {samples.rows}"
+    assert {r[2] for r in samples.rows} == {1}, f"replicas changed with KEDA stopped: {samples.rows}"
+    assert not load.failed(), load.failed()
+
+
+def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(scaled: Autoscaled) -> None:
+    installed = scaled.installed
+    before = {p["metadata"]["name"] for p in installed.of(MODEL)}
+    assert len(before) == 1, before
+    svc, port = installed.gateway()
+
+    def second_ready() -> tuple[bool, str]:
+        pods = [p for p in installed.of(MODEL) if p["metadata"]["name"] not in before]
+        return bool(pods) and ready(pods[0]), f"{len(pods)} new pods, replicas {scaled.replicas()}"
+
+    with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
+            Load(url, installed.stack.master_key, BUSY_AGENTS) as load:
+        poll(second_ready, SCALE_UP_TIMEOUT_S, "a second replica Ready")
+        new = next(p for p in installed.of(MODEL) if p["metadata"]["name"] not in before)
+        name = new["metadata"]["name"]
+        poll(lambda: (installed.vllm_requests(name) > 0, "no call yet"), 120, f"the router sending calls to {name}")
+        routed = time.time()
+        time.sleep(10)
+    queued = samples.first(lambda row: row[1] > TARGET_QUEUE)
+    desired = samples.first(lambda row: row[2] == 2)
+    assert queued and desired, samples.rows
+    conditions = {c["type"]: _time(c["lastTransitionTime"]) for c in new["status"]["conditions"]}
+    created = _time(new["metadata"]["creationTimestamp"])
+    started = _time(new["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    parts = {
+        "KEDA and HPA reaction (queue above target -> 2 replicas desired)": desired[0] - queued[0],
+        "pod created and scheduled": conditions["PodScheduled"] - desired[0],
+        "container started (image present)": started - conditions["PodScheduled"],
+        "model loaded and readiness passed": conditions["Ready"] - started,
+        "first call routed to it": routed - conditions["Ready"],
+    }
+    total = conditions["Ready"] - queued[0]
+    report["scale-up"] = {**{k: f"{v:.0f}s" for k, v in parts.items()}, "queue above target -> Ready": f"{total:.0f}s",
+                          "calls": len(load.statuses), "failed": len(load.failed())}
+    say(f"scale-up: {report['scale-up']} (created {created - desired[0]:.0f}s after desired)")
+    log = installed.kube.run("logs", "-n", installed.namespace, installed.of(f"{MODEL}-router")[0]["metadata"]["name"]).stdout
+    assert f"Adding pod: {name}" in log, log[-3000:]
+    assert load.statuses and not load.failed(), f"{len(load.failed())} of {len(load.statuses)} calls failed"
+
+
+def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_finishes_its_calls(
+        scaled: Autoscaled) -> None:
+    installed = scaled.installed
+    assert len(installed.of(MODEL)) == 2
+    leaving: dict[str, tuple[float, str]] = {}  # pod -> (when it was told to stop, its address)
+    svc, port = installed.gateway()
+
+    def one_left() -> tuple[bool, str]:
+        pods = installed.of(MODEL)
+        for pod in pods:
+            if pod["metadata"].get("deletionTimestamp") and pod["metadata"]["name"] not in leaving:
+                leaving[pod["metadata"]["name"]] = (time.time(), pod["status"]["podIP"])
+        return len(pods) == 1 and ready(pods[0]), f"{len(pods)} pods, {len(leaving)} leaving"
+
+    with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
+            Load(url, installed.stack.master_key, CALM_AGENTS) as load:
+        poll(one_left, SCALE_DOWN_DELAY_S + 240, "back to one replica")
+        gone = time.time()
+    calm = samples.first(lambda row: row[2] == 1)
+    assert calm and leaving, samples.rows
+    (pod, (asked, address)), = leaving.items()
+    # What the leaving pod finished after it was told to stop, from Prometheus' last scrapes of it.
+    served = finished_while_stopping(scaled, f"{address}:{VLLM_PORT}", asked, gone)
+    report["scale-down"] = {"queue low -> 1 replica desired": f"{calm[0] - samples.rows[0][0]:.0f}s",
+                            "pod stopping -> gone": f"{gone - asked:.0f}s", "calls": len(load.statuses),
+                            "failed": len(load.failed()), f"calls {pod} finished while stopping": served}
+    say(f"scale-down: {report['scale-down']}")
+    assert load.statuses and not load.failed(), f"{len(load.failed())} of {len(load.statuses)} calls failed"
+
+
+def finished_while_stopping(scaled: Autoscaled, instance: str, since: float, until: float) -> float:
+    """Calls the pod at `instance` finished between `since` (when it was told to stop) and `until` (gone), from
+    Prometheus: its counter when it was told, against the highest value scraped before it went."""
+    counter = f'vllm:request_success_total{{instance="{instance}"}}'
+    window = f"{int(until - since) + SCRAPE_SECONDS}s"
+    values = []
+    for query, at in ((f"sum({counter})", since), (f"sum(max_over_time({counter}[{window}]))", until)):
+        reply = httpx.get(f"{scaled.prometheus}/api/v1/query", params={"query": query, "time": at}, timeout=10).json()
+        result = reply["data"]["result"]
+        values.append(float(result[0]["value"][1]) if result else 0.0)
+    return values[1] - values[0]
