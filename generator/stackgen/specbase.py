@@ -244,7 +244,8 @@ class Autoscaling(Base):
     targetQueue: int = Field(default=5, ge=1, description="Requests waiting per replica that call for one more.")
     scaleDownDelaySeconds: int = Field(
         default=300, ge=0, le=3600,
-        description="How long the queue must stay low before a replica goes (the HPA's scale-down window).")
+        description="How long the queue must stay low before a replica goes (the HPA's scale-down window); "
+        "keep it longer than a replica takes to start.")
     prometheusUrl: str = Field(
         default="http://prometheus-operated.monitoring.svc.cluster.local:9090", pattern=HTTP_URL,
         description="Prometheus that scrapes the model servers (default: the Prometheus Operator's).")

@@ -100,9 +100,11 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
     node = Node(cp, net, work, images)
     registry = None
     try:
-        net.create()
-        if killed := kill_leftovers():
-            say(f"killed {killed} processes a killed run of this tier left behind")
+        def clean_up() -> None:
+            if killed := kill_leftovers():
+                say(f"killed {killed} processes a killed run of this tier left behind")
+
+        net.create(clean_up)
         make_cgroups()
         cp.start()
         start = time.monotonic()

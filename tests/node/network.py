@@ -19,6 +19,7 @@ import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -74,12 +75,19 @@ class NodeNetwork:
                     raise RuntimeError(f"another node tier held {LOCK} for {LOCK_WAIT_S}s") from None
                 time.sleep(2)
 
-    def create(self) -> None:
+    def create(self, clean_up: Callable[[], object] = lambda: None) -> None:
+        """Take the machine's node lock, run `clean_up` (a killed run's processes must go before its namespace
+        can), remove what such a run left, and make the namespace and link."""
         self._take_lock()
+        clean_up()
         # Holding the lock, any namespace of ours belongs to a run that was killed.
         for stale in _stale_namespaces():
             with contextlib.suppress(RuntimeError):
                 run("ip", "netns", "delete", stale)
+            # A namespace outlives its deletion while a killed run's processes still hold it; removing our end
+            # of its link removes the pair and the route through it now.
+            with contextlib.suppress(RuntimeError):
+                run("ip", "link", "delete", f"{stale}h"[-15:])
         run("ip", "netns", "add", self.name)
         run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", "eth0", "netns", self.name)
         run("ip", "addr", "add", f"{HOST_IP}/{LINK_PREFIX}", "dev", self.host_if)

@@ -1,8 +1,8 @@
 """Autoscaling watched live on the real node: KEDA scales a vLLM model from 1 replica to 2 under a queue and back
 to 1 when it drains, through the stack's own gateway and router, and no call fails on the way.
 
-The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2}, with vLLM limited to one
-sequence at a time (`--max-num-seqs 1`) so that a few agents build a queue on the tiny model. KEDA and
+The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2, targetQueue: 2}, with vLLM
+limited to one sequence at a time (`--max-num-seqs 1`) so that a few agents build a queue on the tiny model. KEDA and
 Prometheus are installed as the cluster's own (autoscaler.py). The agents are threads on this machine calling
 the gateway through a port-forward, bounded in count and time.
 
@@ -12,11 +12,13 @@ In order, each step a test:
 3. With the operator back, the same load brings a second replica; the time from "queue above target" to
    "second replica Ready" is split into its parts, the router sends conversations to the new pod, and no
    call fails.
-4. The load falls, the model goes back to 1 replica, and the pod that goes finishes its calls: none fails.
+4. `helm upgrade` shortens the scale-down window and leaves the replicas alone; the load falls, the model goes
+   back to 1 replica, and the pod that goes finishes its calls: none fails.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import threading
@@ -44,17 +46,20 @@ from .stacks import STACKGEN, Installed, install, node_spec, ready
 EXAMPLE = "kind-cpu"
 MODEL = "vllm-small"
 TARGET_QUEUE = 2
+# Installed with the default scale-down window (300 s): it must outlast a replica's start, or a queue that
+# dips while the new replica loads (its start takes the node's CPU from the gateway) removes it again. The
+# scale-down step shortens it with `helm upgrade`, so that the test does not wait five minutes.
+AUTOSCALING = {"minReplicas": 1, "maxReplicas": 2, "targetQueue": TARGET_QUEUE}
 SCALE_DOWN_DELAY_S = 30
-AUTOSCALING = {"minReplicas": 1, "maxReplicas": 2, "targetQueue": TARGET_QUEUE,
-               "scaleDownDelaySeconds": SCALE_DOWN_DELAY_S}
 PROFILE_CPU = {"cpu-vllm": "350m"}
 # Agents that build a queue on one replica (one sequence at a time, each call a few dozen tokens), and the
 # fewer that do not on one replica (the scale-down load: at most one waiting, half the target).
-BUSY_AGENTS, CALM_AGENTS = 8, 2
+BUSY_AGENTS, CALM_AGENTS = 6, 2
 MAX_TOKENS = 32
 MAX_CALLS_PER_AGENT = 2000
 NEGATIVE_S = 60  # four of KEDA's polling intervals, four HPA syncs
-SCALE_UP_TIMEOUT_S = 300
+# A second vLLM start on a 2-core node whose first replica is busy: about 4 minutes measured, 10 allowed.
+SCALE_UP_TIMEOUT_S = 600
 OPERATOR = "keda-operator"
 VLLM_PORT = 8000
 
@@ -207,15 +212,19 @@ def _hpa(scaled: Autoscaled) -> dict[str, Any]:
     return installed.kube.get("hpa", "-n", installed.namespace, f"keda-hpa-{installed.stack.release}-{MODEL}")
 
 
-def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscaled) -> None:
-    installed = scaled.installed
-
+def _wait_reading(scaled: Autoscaled) -> None:
+    """Until the HPA reads the queue through KEDA's metrics API (its ScalingActive condition)."""
     def reading() -> tuple[bool, str]:
         status = _hpa(scaled).get("status", {})
         active = next((c for c in status.get("conditions", []) if c["type"] == "ScalingActive"), {})
         return active.get("status") == "True" and bool(status.get("currentMetrics")), str(active.get("message"))
 
     poll(reading, 180, "the HPA reading the queue through KEDA")
+
+
+def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscaled) -> None:
+    installed = scaled.installed
+    _wait_reading(scaled)
     svc, port = installed.gateway()
     kubectl_dir = str(Path(installed.cluster.cp.binary("kubectl")).parent)
     with port_forward(installed.kube, installed.namespace, svc, port) as url:
@@ -241,11 +250,15 @@ def test_without_the_keda_operator_the_queue_builds_and_replicas_stay_at_one(sca
             time.sleep(NEGATIVE_S)
     finally:
         _scale_operator(keda, 1)
+        # The next step times KEDA's reaction: start it with KEDA reading again, not reconnecting.
+        _wait_reading(scaled)
     above = [row for row in samples.rows if row[1] > TARGET_QUEUE]
     say(f"operator stopped for {NEGATIVE_S}s under load: queue above {TARGET_QUEUE} in {len(above)} of "
         f"{len(samples.rows)} samples (max {max(r[1] for r in samples.rows):g}), replicas "
         f"{sorted({r[2] for r in samples.rows})}; {len(load.statuses)} calls, {len(load.failed())} failed")
-    assert len(above) >= len(samples.rows) // 2, f"the load built no queue: {samples.rows}"
+    # The queue is a gauge read every second: above the target for a third of the minute is a queue that, with
+    # KEDA running, calls for a second replica (step 3 shows it does).
+    assert len(above) >= len(samples.rows) // 3, f"the load built no queue: {samples.rows}"
     assert {r[2] for r in samples.rows} == {1}, f"replicas changed with KEDA stopped: {samples.rows}"
     assert not load.failed(), load.failed()
 
@@ -294,6 +307,14 @@ def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_
         scaled: Autoscaled) -> None:
     installed = scaled.installed
     assert len(installed.of(MODEL)) == 2
+    # A shorter window through the user's path: the spec changed, rendered, `helm upgrade`d. The chart writes
+    # no replicas, so the upgrade leaves the autoscaler's 2 alone.
+    spec = copy.deepcopy(installed.spec)
+    next(m for m in spec["models"] if m["name"] == MODEL)["autoscaling"]["scaleDownDelaySeconds"] = SCALE_DOWN_DELAY_S
+    work = installed.out.parent / "scale-down"
+    out = specs.render(STACKGEN, specs.write_spec(spec, work.with_suffix(".yaml")), work)
+    installed.stack.helm("upgrade", out / "values.yaml")
+    assert scaled.replicas() == 2, "helm upgrade reset the replicas the autoscaler chose"
     leaving: dict[str, tuple[float, str]] = {}  # pod -> (when it was told to stop, its address)
     svc, port = installed.gateway()
 

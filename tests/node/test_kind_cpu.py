@@ -5,9 +5,10 @@ The spec is kind-cpu with what this machine needs, and nothing else:
 - Ollama's model comes from the local registry mirror (no machine here reaches ollama.com);
 - vLLM's model comes from a pre-seeded Hugging Face cache volume with HF_HUB_OFFLINE (none reaches the
   Hub): the tiny Qwen2 of the real-engine tier, under kind-cpu's model id;
-- the profiles request less CPU: kind-cpu asks 3.25 CPUs for a laptop, the node here has 2;
-- vLLM runs 2 replicas, so the chart puts its router in front of them: the router finds the pods through the
-  API server, and a replica deleted under load loses no request.
+- the profiles request less CPU: kind-cpu asks 3.25 CPUs for a laptop, the node here has 2.
+
+Several replicas, the router in front of them and pods that come and go under load are test_autoscaling.py's:
+there KEDA adds and removes the second vLLM replica.
 
 The steps run in order on one install (install with Helm 3, upgrade and uninstall with Helm 4, which takes
 over Helm 3's release), each a test so that a failure names its step.
@@ -16,9 +17,6 @@ over Helm 3's release), each a test so that a failure names its step.
 from __future__ import annotations
 
 import json
-import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 
-from stackgen.routing import SESSION_HEADER
 from tests.cluster.pki import NODE_NAME
 from tests.e2e import specs
 from tests.e2e.kube import port_forward, say
@@ -39,15 +36,11 @@ EXAMPLE = "kind-cpu"
 ADDED_MODEL = "ollama-extra"
 # CPU requests that fit 2 cores with room for a rolling gateway pod, an added model and CoreDNS.
 PROFILE_CPU = {"cpu-small": "200m", "cpu-vllm": "350m"}
-VLLM_REPLICAS = 2
-# The load while a replica is deleted: agents in threads, each request a few tokens, bounded in count.
-LOAD_AGENTS, LOAD_MAX_REQUESTS = 4, 500
 
 
 @pytest.fixture(scope="module")
 def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    spec = node_spec(specs.example_spec(STACKGEN, EXAMPLE), node_cluster.ollama_model, PROFILE_CPU,
-                     {"replicas": VLLM_REPLICAS})
+    spec = node_spec(specs.example_spec(STACKGEN, EXAMPLE), node_cluster.ollama_model, PROFILE_CPU, {})
     with install(node_cluster, spec, tmp_path_factory.mktemp("kind-cpu")) as done:
         yield done
 
@@ -122,65 +115,6 @@ def test_helm_test_passes_in_its_pod(installed: Installed) -> None:
 def test_verify_through_port_forward_with_both_autogen_configs(installed: Installed) -> None:
     svc, port = installed.gateway()
     installed.stack.verify(installed.spec_file, installed.out, svc, port)
-
-
-def test_the_router_discovers_every_vllm_replica_through_the_api_server(installed: Installed) -> None:
-    replicas = {p["metadata"]["name"]: p["status"]["podIP"] for p in installed.of("vllm-small")}
-    routers = installed.of("vllm-small-router")
-    assert len(replicas) == VLLM_REPLICAS and routers, installed.kube.diagnostics(installed.namespace)
-    for router in routers:
-        log = installed.kube.run("logs", "-n", installed.namespace, router["metadata"]["name"]).stdout
-        for name, ip in replicas.items():
-            assert re.search(rf"Adding pod: {re.escape(name)} .*url: http://{re.escape(ip)}:8000", log), log[-3000:]
-    say(f"{len(routers)} routers each found {sorted(replicas)} through the API server")
-
-
-def test_a_deleted_vllm_replica_loses_no_request_and_its_replacement_is_routed_to(installed: Installed) -> None:
-    kube, ns, release = installed.kube, installed.namespace, installed.stack.release
-    svc, port = installed.gateway()
-    headers = {"Authorization": f"Bearer {installed.stack.master_key}"}
-    statuses: list[int] = []
-    stop = threading.Event()
-
-    def agent(url: str, n: int) -> None:
-        messages = [{"role": "user", "content": f"agent {n}: say ok"}]
-        for _ in range(LOAD_MAX_REQUESTS):
-            if stop.is_set():
-                return
-            try:
-                reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,
-                                   headers={**headers, SESSION_HEADER: f"load-{n}"},
-                                   json={"model": "vllm-small", "messages": messages, "max_tokens": 8})
-                statuses.append(reply.status_code)
-            except httpx.HTTPError:
-                statuses.append(0)
-
-    old = [p["metadata"]["name"] for p in installed.of("vllm-small")]
-    with port_forward(kube, ns, svc, port) as url:
-        threads = [threading.Thread(target=agent, args=(url, n)) for n in range(LOAD_AGENTS)]
-        for thread in threads:
-            thread.start()
-        time.sleep(5)
-        kube.run("delete", "pod", "-n", ns, old[0], "--wait=true", "--timeout=120s", timeout=150)
-        kube.wait_rollouts(ns, [f"{release}-vllm-small"], 300)
-        time.sleep(5)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=150)
-        new = [p["metadata"]["name"] for p in installed.of("vllm-small") if p["metadata"]["name"] not in old]
-        assert len(new) == 1, installed.of("vllm-small")
-        before = installed.vllm_requests(new[0])
-        # New conversations spread over both replicas, the replacement among them.
-        for n in range(16):
-            reply = httpx.post(f"{url}/v1/chat/completions", timeout=120, headers={**headers, SESSION_HEADER: f"new-{n}"},
-                               json={"model": "vllm-small", "messages": [{"role": "user", "content": "hi"}],
-                                     "max_tokens": 4})
-            assert reply.status_code == 200, reply.text
-    failed = [s for s in statuses if s != 200]
-    say(f"deleting {old[0]} under load: {len(statuses) - len(failed)} answered, {len(failed)} failed; "
-        f"the replacement {new[0]} answered {installed.vllm_requests(new[0]) - before:.0f} of 16 new conversations")
-    assert statuses and not failed, f"{len(failed)} of {len(statuses)} requests failed: {failed}"
-    assert installed.vllm_requests(new[0]) > before, "the router sends nothing to the replacement pod"
 
 
 def test_a_deleted_model_pod_is_replaced_and_served_again(installed: Installed) -> None:
