@@ -177,12 +177,13 @@ def table(rows: list[dict[str, Any]]) -> str:
              "hit rate vs random | TTFT p50 vs random | tokens/s vs random |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        spread = next((x for x in rows if x["replicas"] == r["replicas"] and x["policy"] == "random"), r)
+        # Against a Service's random spread over as many replicas; one replica has none to compare with.
+        spread = next((x for x in rows if x["replicas"] == r["replicas"] and x["policy"] == "random"), None)
+        ratios = [f"{r[k] / spread[k]:.2f}x" if spread else "-" for k in ("hit_rate", "ttft_p50_ms", "tokens_per_s")]
         lines.append(
             f"| {r['replicas']} | {r['policy']} | {r['turns']:.0f} | {r['hit_rate']:.3f} | "
             f"{100 * (r['hit_rate'] - ideal):+.1f} pts | {r['ttft_p50_ms']:.0f} | {r['ttft_p95_ms']:.0f} | "
-            f"{r['tokens_per_s']:.2f} | {r['hit_rate'] / spread['hit_rate']:.2f}x | "
-            f"{r['ttft_p50_ms'] / spread['ttft_p50_ms']:.2f}x | {r['tokens_per_s'] / spread['tokens_per_s']:.2f}x |")
+            f"{r['tokens_per_s']:.2f} | {' | '.join(ratios)} |")
     return "\n".join(lines)
 
 

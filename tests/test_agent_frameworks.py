@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stackgen import agents, examples
+from stackgen import agents, autogen, examples
 from stackgen.agents.base import load_module
 from stackgen.cli import cli
 from stackgen.plan import plan
@@ -115,11 +115,14 @@ def test_agents_readme_shows_every_framework() -> None:
     assert json.dumps(URL)[1:-1] in readme
 
 
-def test_pins_match_the_frameworks_extra() -> None:
+def test_pins_match_the_extras() -> None:
     import tomllib
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
     pinned = sorted(req for f in agents.MODULES.values() for req in f.requirement.split())
     assert sorted(extras["frameworks"]) == pinned
+    # The AutoGen README's install lines pin what the autogen extra pins. The classic one adds the `openai`
+    # extra, which the project's environment cannot: it wants openai<3, and ag2[openai] wants >=3.27.
+    assert {autogen.CLASSIC_REQUIREMENT.replace("[openai]", ""), autogen.COMPONENT_REQUIREMENT} <= set(extras["autogen"])
     assert any("frameworks" in req for req in extras["test"] if req.startswith("stackgen["))

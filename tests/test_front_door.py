@@ -62,15 +62,15 @@ BASE: dict[str, Any] = {
 }
 
 
-def _leaves(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def leaves(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     if isinstance(node, dict):
-        return [at] + [p for k, v in node.items() for p in _leaves(v, (*at, k))]
+        return [at] + [p for k, v in node.items() for p in leaves(v, (*at, k))]
     if isinstance(node, list):
-        return [at] + [p for i, v in enumerate(node) for p in _leaves(v, (*at, i))]
+        return [at] + [p for i, v in enumerate(node) for p in leaves(v, (*at, i))]
     return [at]
 
 
-PATHS = [p for p in _leaves(BASE) if p]
+PATHS = [p for p in leaves(BASE) if p]
 # Values at the edges of what a field takes, and plausible mistakes.
 EDGES: list[Any] = [None, "", " ", 0, -1, 1, 2**31, 1e308, True, [], {}, "0", "-1", "x" * 300, "a b;c", "../x",
                     "qwen2.5:0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "nvidia", "amd.com/gpu", "together_ai", "llama.cpp",
@@ -78,8 +78,8 @@ EDGES: list[Any] = [None, "", " ", 0, -1, 1, 2**31, 1e308, True, [], {}, "0", "-
                     {"secretName": "s", "key": "k"}, ["--flag"], "ghcr.io/Acme/Server:1", "forever"]
 
 
-def mutate(edits: list[tuple[tuple[Any, ...], Any, str]]) -> dict[str, Any]:
-    spec = copy.deepcopy(BASE)
+def mutate(edits: list[tuple[tuple[Any, ...], Any, str]], base: dict[str, Any] = BASE) -> dict[str, Any]:
+    spec = copy.deepcopy(base)
     for path, value, how in edits:
         parent: Any = spec
         try:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from .agents.base import pip_install
 from .plan import Plan
 from .routing import SESSION_HEADER
 
 CLIENT_PROVIDER = "autogen_ext.models.openai.OpenAIChatCompletionClient"
+# What a user installs to load each file (pyproject's `autogen` extra pins the same releases; a test checks).
+# Both need the `openai` extra: without it, the classic agent fails at its first config and AutoGen 0.4 cannot
+# load the client. The classic one's extra wants openai<3, which ag2[openai] (>=3.27) excludes: the two do not
+# share an environment with their extras, and stackgen's own environment takes `autogen` without it.
+CLASSIC_REQUIREMENT = "autogen[openai]==0.14.1"
+COMPONENT_REQUIREMENT = "autogen-ext[openai]==0.7.5"
 
 
 def oai_config_list(plan: Plan, gateway_url: str) -> list[dict[str, Any]]:
@@ -60,6 +67,8 @@ carry one, since every agent that loads them would share it.
 
 ## AutoGen 0.2 / AG2 (`OAI_CONFIG_LIST`)
 
+Install: `{pip_install(CLASSIC_REQUIREMENT)}`
+
 ```python
 import json, os, uuid
 from autogen import AssistantAgent, LLMConfig
@@ -72,6 +81,8 @@ agent = AssistantAgent("assistant", llm_config=llm_config)
 ```
 
 ## AutoGen 0.4+ (`model_clients.json`)
+
+Install: `{pip_install(COMPONENT_REQUIREMENT)}`
 
 ```python
 import json, os, uuid

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
+from .crds import keda_scaledobject_crd, pin, prometheus_operator_crds
 from .fakes import POOLS, FakeProvisioner, cluster_objects
 from .kube import Cluster, helm_binaries, say, wait_for
 
@@ -81,3 +82,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if provisioner.errors:
             _report["provisioner errors"] = provisioner.errors[:5]
         assert not trouble, f"control plane teardown: {trouble}"
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> None:
+    """KEDA's ScaledObject and the Prometheus Operator's CRDs, from their Go modules, established."""
+    for crd in [keda_scaledobject_crd(), *prometheus_operator_crds()]:
+        cluster.apply(crd)
+        name = crd["metadata"]["name"]
+        wait_for(f"CRD {name} established", lambda: any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in cluster.get("crd", name).get("status", {}).get("conditions", [])), 60)
+    say(f"CRDs of KEDA {pin('keda')} and the Prometheus Operator {pin('prometheus-operator')} established")

@@ -16,8 +16,7 @@ from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.verify import autoscaler
 
-from .crds import keda_scaledobject_crd, pin, prometheus_operator_crds
-from .kube import Cluster, render, say, wait_for
+from .kube import Cluster, render
 from .releases import Release, wait_all_available
 
 pytestmark = pytest.mark.cluster
@@ -35,21 +34,6 @@ SPEC = {
         {"name": "small", "engine": "ollama", "model": "qwen2.5:0.5b", "profile": "cpu"},
     ],
 }
-
-
-def _established(cluster: Cluster, crd: dict[str, Any]) -> None:
-    cluster.apply(crd)
-    name = crd["metadata"]["name"]
-    wait_for(f"CRD {name} established", lambda: any(
-        c["type"] == "Established" and c["status"] == "True"
-        for c in cluster.get("crd", name).get("status", {}).get("conditions", [])), 60)
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: Cluster) -> None:
-    for crd in [keda_scaledobject_crd(), *prometheus_operator_crds()]:
-        _established(cluster, crd)
-    say(f"CRDs of KEDA {pin('keda')} and the Prometheus Operator {pin('prometheus-operator')} established")
 
 
 @pytest.fixture(scope="module")

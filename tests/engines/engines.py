@@ -49,12 +49,16 @@ def llamacpp_bin_dir() -> Path:
 TINY_QWEN = Path(__file__).with_name("tinyqwen.py")
 
 
+def cache_root() -> Path:
+    """Where the tests keep what they build once per machine (the scripts' STACKGEN_CACHE)."""
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("STACKGEN_CACHE") or home_cache / "stackgen")
+
+
 def tiny_qwen(venv: Path) -> Path:
     """The tiny Qwen2 vLLM serves (tinyqwen.py), byte-identical for the same builder. It is kept at a stable
     path in the cache: vLLM keys its compile cache by the model's path, and a hit saves ~30 s a start."""
-    home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    cache = Path(os.environ.get("STACKGEN_CACHE") or home_cache / "stackgen")
-    out = cache / "models" / f"tinyqwen-{hashlib.sha256(TINY_QWEN.read_bytes()).hexdigest()[:12]}"
+    out = cache_root() / "models" / f"tinyqwen-{hashlib.sha256(TINY_QWEN.read_bytes()).hexdigest()[:12]}"
     if not (out / "config.json").is_file():
         partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
         subprocess.run([str(venv / "bin" / "python"), str(TINY_QWEN), str(partial)], check=True,

@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from stackgen.render import render_files, write_tree
 from stackgen.verify import verify
 
 from .conftest import LocalEngines
+from .fresh_venv import fresh_venv
 from .registry import mirrored
 from .test_real_engines import _start_engines
 
@@ -121,15 +121,33 @@ def test_every_framework_completes_a_tool_round_trip(stack: Running, name: str, 
     assert answer.startswith("The tool returned:") and TOOL_RESULT in answer
 
 
-def test_readme_snippets_run_as_written(stack: Running) -> None:
-    """Each framework's lines in OUT/agents/README.md, in a fresh interpreter with the directory on the path."""
-    readme = (stack.out / "agents" / "README.md").read_text()
-    snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
-    assert len(snippets) == len(agents.MODULES)
-    env = {**os.environ, "PYTHONPATH": str(stack.out / "agents"), KEY_ENV: stack.key}
-    for code in snippets:
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0 and "Hi, tinyqwen." in done.stdout, (code, done.stdout, done.stderr[-3000:])
+# What each AutoGen snippet, which only builds an agent or a client, is followed by to ask the model something.
+AUTOGEN_ASKS = {
+    "ag2-classic": 'print(agent.generate_reply(messages=[{"role": "user", "content": "Say hi."}]))\n',
+    "autogen-0.4": "import asyncio\nfrom autogen_core.models import UserMessage\n"
+                   'print(asyncio.run(client.create([UserMessage(content="Say hi.", source="user")])).content)\n',
+}
+
+
+def _sections(readme: Path) -> list[tuple[str, str]]:
+    """(install line, snippet) of every section of a rendered README, as written."""
+    return re.findall(r"Install: `(pip install [^`]+)`\n\n```python\n(.*?)```", readme.read_text(), re.S)
+
+
+@pytest.mark.parametrize("readme", ["agents/README.md", "autogen/README.md"])
+def test_each_readme_snippet_runs_in_a_fresh_venv_holding_only_its_install_line(stack: Running, readme: str) -> None:
+    """Every install line stackgen writes, run as written in an empty virtualenv; then the snippet under it, in
+    that venv's Python (nothing of stackgen's or the tests' environment), against the real gateway."""
+    sections = _sections(stack.out / readme)
+    asks = list(AUTOGEN_ASKS.values()) if readme.startswith("autogen") else [""] * len(agents.MODULES)
+    assert len(sections) == len(asks), sections
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env.update({"PYTHONPATH": str(stack.out / "agents"), KEY_ENV: stack.key})
+    for (line, code), ask in zip(sections, asks):
+        python = fresh_venv(line) / "bin" / "python"
+        done = subprocess.run([str(python), "-c", code + ask], env=env, cwd=stack.out / Path(readme).parent,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "Hi, tinyqwen." in done.stdout, (line, code, done.stdout, done.stderr[-3000:])
 
 
 def test_generated_modules_read_the_key_only_from_the_environment(stack: Running) -> None:

@@ -10,7 +10,7 @@ from .. import autogen
 from ..errors import Problem, StackgenError
 from ..plan import Plan
 from . import ag2, agent_framework, langchain, openai_agents
-from .base import Framework
+from .base import Framework, pip_install
 
 # Data files of autogen.py, by framework name; OUT/autogen/README.md comes with either.
 AUTOGEN_FILES = {"ag2-classic": "autogen/OAI_CONFIG_LIST", "autogen-0.4": "autogen/model_clients.json"}
@@ -62,9 +62,10 @@ Put this directory on `PYTHONPATH` (or copy a module into your project). The Aut
 | Framework | Install | Module | Per model |
 |---|---|---|---|
 """]
-    parts += [f"| {f.title} | `pip install {f.requirement}` | `{f.module}.py` | `{f.function}` |\n" for f in chosen]
+    parts += [f"| {f.title} | `{pip_install(f.requirement)}` | `{f.module}.py` | `{f.function}` |\n" for f in chosen]
     for f in chosen:
-        parts.append(f"\n## {f.title} (`{f.module}.py`)\n\n```python\n{_dedent(f.usage(plan))}```\n")
+        parts.append(f"\n## {f.title} (`{f.module}.py`)\n\nInstall: `{pip_install(f.requirement)}`\n\n"
+                     f"```python\n{_dedent(f.usage(plan))}```\n")
     return "".join(parts)
 
 

@@ -59,5 +59,6 @@ def tool_round_trip(module: ModuleType, model: str) -> str:
     return expect_tool_result(asyncio.run(ask()), calls)
 
 
-FRAMEWORK = Framework("ag2", "AG2 1.x", "ag2==1.2.1", MODULE, "config(model) -> OpenAIConfig", usage, source,
-                      reply, tool_round_trip)
+# `OpenAIConfig` needs the `openai` extra: plain `ag2` imports, then fails at the first config.
+FRAMEWORK = Framework("ag2", "AG2 1.x", "ag2[openai]==1.2.1", MODULE, "config(model) -> OpenAIConfig", usage,
+                      source, reply, tool_round_trip)

@@ -5,6 +5,7 @@ the probes (a chat reply, a tool round trip) that the tests and `stackgen verify
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,12 @@ def counted_tool() -> tuple[Callable[[str], str], list[str]]:
         return f"{TOOL_RESULT} in {city}"
 
     return get_time, calls
+
+
+def pip_install(requirements: str) -> str:
+    """The line a user runs to install `requirements` (space-separated), quoted for any shell: extras' brackets
+    are globs to zsh. The tests run each such line, as written, in a fresh virtualenv."""
+    return " ".join(["pip", "install", *(shlex.quote(r) for r in requirements.split())])
 
 
 @dataclass(frozen=True)
