@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Print one pinned version from versions.yaml, for shell scripts: `scripts/versions.py vllm`.
 
-The file is flat `name: version` YAML, so this needs nothing beyond the standard library.
+Each entry of versions.yaml starts with a line `NAME:` and has a line `  version: VERSION`; this reads just
+those, with nothing beyond the standard library (tests/test_versions.py checks it agrees with a YAML parser).
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -11,12 +13,13 @@ VERSIONS = Path(__file__).resolve().parent.parent / "versions.yaml"
 
 
 def read() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
+    name = None
     for line in VERSIONS.read_text(encoding="utf-8").splitlines():
-        text = line.split("#", 1)[0].strip()
-        if text:
-            name, _, value = text.partition(":")
-            pins[name.strip()] = value.strip()
+        if entry := re.fullmatch(r"([\w.-]+):\s*", line):
+            name = entry.group(1)
+        elif (version := re.fullmatch(r"  version:\s*(\S+)\s*", line)) and name:
+            pins[name] = version.group(1)
     return pins
 
 

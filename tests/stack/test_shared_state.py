@@ -31,7 +31,6 @@ import yaml
 from stackgen.gateway import REDIS_ENV
 from stackgen.load import load_text
 from stackgen.localstack import Gateway, point_at_local, start_gateway
-from stackgen.plan import plan
 from stackgen.render import render_files
 
 from tests.pins import pin
