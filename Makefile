@@ -32,8 +32,10 @@ setup-test: $(VENV)/.installed-test $(TOOLS)/helm
 render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
-## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script
-test: setup-test lint-shell debs controlplane engines keda node
+## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script.
+## The node tier's images (`make node`, KEDA included) build in the background while the other tiers run
+## (tests/prebuild.py), and that tier runs last.
+test: setup-test lint-shell debs controlplane engines
 	$(PY) -m pytest
 
 ## unit: the tests that need no build (the generator, the CLI, the spec): a minute or two, for a quick loop

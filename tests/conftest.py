@@ -1,5 +1,6 @@
-"""Shared set-up: the tools `make test` installs are found even when pytest is run by hand, and every test
-carries its tier's marker (`pytest -m unit`, `-m engines`, ...)."""
+"""Shared set-up: the tools `make test` installs are found even when pytest is run by hand, every test
+carries its tier's marker (`pytest -m unit`, `-m engines`, ...), and the node tier runs last while its
+images build in the background (tests/prebuild.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests import prebuild
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / ".tools" / "bin"
@@ -24,3 +27,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         parts = item.path.relative_to(REPO / "tests").parts
         item.add_marker(parts[0] if len(parts) > 1 else "unit")
+    # Stable: every other test keeps its order, and the node tier's images have the longest time to build.
+    items.sort(key=lambda item: item.get_closest_marker("node") is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly and any(item.get_closest_marker("node") for item in session.items):
+        prebuild.start("node/build.sh")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    prebuild.stop_all()

@@ -39,6 +39,14 @@ def tp_compatible(facts: catalog.ModelFacts, tp: int) -> bool:
     return facts.kv_heads % tp == 0 or tp % facts.kv_heads == 0
 
 
+def quantity_cpu(quantity: str | int | None) -> float:
+    """A Kubernetes CPU quantity in cores; none is unbounded."""
+    if quantity is None:
+        return math.inf
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
 def quantity_gib(text: str) -> float:
     """A Kubernetes memory quantity in GiB."""
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from .errors import Problem, StackgenError, format_path
 from .load import line_finder
+from .capacity import quantity_cpu
 from .capacity import quantity_gib as _quantity_gib
 from .plan import Plan
 from .specbase import DNS_LABEL, QUANTITY, Base, Quantity, Toleration
@@ -87,13 +88,6 @@ def load_inventory(text: str, source: str) -> Inventory:
     return inventory
 
 
-def _cpu(quantity: str | int | None) -> float:
-    if quantity is None:
-        return math.inf
-    text = str(quantity)
-    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-
-
 @dataclass(frozen=True)
 class Pod:
     """One kind of pod the stack runs: `replicas` of it, each needing this much of one node."""
@@ -115,14 +109,14 @@ class Pod:
 
 def pods(plan: Plan) -> list[Pod]:
     gw = plan.stack.gateway
-    out = [Pod("gateway", "gateway", gw.replicas, 0, _cpu(gw.resources.cpu), _quantity_gib(gw.resources.memory), True)]
+    out = [Pod("gateway", "gateway", gw.replicas, 0, quantity_cpu(gw.resources.cpu), _quantity_gib(gw.resources.memory), True)]
     index = {m.name: i for i, m in enumerate(plan.stack.models)}
     for m in plan.served:
         p, gpu = m.profile, m.profile.gpu
         # An autoscaled model must fit at its most: a scale-up that finds no GPU stays Pending for good.
         scaling = m.spec.autoscaling
         count, count_field = (scaling.maxReplicas, "autoscaling.maxReplicas") if scaling else (m.spec.replicas, "replicas")
-        out.append(Pod(m.name, f"models[{index[m.name]}]", count, m.gpus, _cpu(p.cpu), _quantity_gib(p.memory),
+        out.append(Pod(m.name, f"models[{index[m.name]}]", count, m.gpus, quantity_cpu(p.cpu), _quantity_gib(p.memory),
                        m.surge, gpu.resource if gpu else None, gpu.product if gpu else None,
                        gpu.memoryGiB if gpu else None, dict(p.nodeSelector), tuple(p.tolerations), count_field))
     # Fixed replicas are always there; an autoscaler's extra ones come on top of them, so they are placed last
@@ -160,7 +154,7 @@ def why_not(pool: Pool, pod: Pod) -> str | None:
         return f"GPUs are {g.product}, the profile's are {pod.product}"
     if pod.gpus and g and pod.gpu_gib and g.memoryGiB and g.memoryGiB < pod.gpu_gib:
         return f"GPUs have {g.memoryGiB:g} GiB, the profile assumes {pod.gpu_gib:g}"
-    if pod.cpu > _cpu(pool.cpu) or pod.memory > (_quantity_gib(pool.memory) if pool.memory else math.inf):
+    if pod.cpu > quantity_cpu(pool.cpu) or pod.memory > (_quantity_gib(pool.memory) if pool.memory else math.inf):
         return f"a node ({pool.cpu} CPU, {pool.memory}) is smaller than a pod ({pod.cpu:g} CPU, {pod.memory:g} GiB)"
     return None
 
@@ -213,7 +207,7 @@ def _take(node: list[float], pod: Pod) -> None:
 def place(plan: Plan, inventory: Inventory) -> Placement:
     pools = inventory.pools
     free: dict[str, Free] = {
-        p.name: [[float(p.gpu.count if p.gpu else 0), _cpu(p.cpu), _quantity_gib(p.memory) if p.memory else math.inf]
+        p.name: [[float(p.gpu.count if p.gpu else 0), quantity_cpu(p.cpu), _quantity_gib(p.memory) if p.memory else math.inf]
                  for _ in range(p.nodes)] for p in pools}
     everything = pods(plan)
     eligible = {pod.name: [p for p in pools if why_not(p, pod) is None] for pod in everything}
@@ -276,7 +270,7 @@ def _unplaced(pod: Pod, count: int, pools: list[Pool], eligible: list[Pool]) -> 
     if pod.gpus and pool.gpu:
         limits.append(pool.gpu.count // pod.gpus)
     if pod.cpu and pool.cpu is not None:
-        limits.append(int(_cpu(pool.cpu) // pod.cpu))
+        limits.append(int(quantity_cpu(pool.cpu) // pod.cpu))
     if pod.memory and pool.memory:
         limits.append(int(_quantity_gib(pool.memory) // pod.memory))
     extra = math.ceil(missing / max(1, min(limits, default=missing)))

@@ -70,6 +70,9 @@ class Kube:
         self.apply(manifest)
 
     def delete_namespace(self, namespace: str) -> None:
+        # Pods first: the namespace controller, finding pods still terminating, waits out their whole grace
+        # period (620 s for a model pod) before it looks again, even when they are gone in seconds.
+        self.run("wait", "--for=delete", "pods", "--all", "-n", namespace, "--timeout=300s", timeout=330, check=False)
         self.run("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
                  "--timeout=300s", timeout=330, check=False)
 

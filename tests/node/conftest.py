@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import prebuild
 from tests.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
 from tests.cluster.fakes import POOLS
 from tests.cluster.kube import helm_binaries, say
@@ -86,6 +87,8 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
     if set(helms) != {"helm3", "helm4"}:
         pytest.fail(f"helm3 and helm4 are needed (run `make setup-test`); found {helms}", pytrace=False)
     t0 = time.monotonic()
+    if background := prebuild.wait("node/build.sh"):
+        report["images"] = background
     try:
         bin_dir = build_binaries()
         images = cached_build("node/build.sh")

@@ -1,7 +1,7 @@
 """Autoscaling watched live on the real node: KEDA scales a vLLM model from 1 replica to 2 under a queue and back
 to 1 when it drains, through the stack's own gateway and router, and no call fails on the way.
 
-The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2, targetQueue: 2}, with vLLM
+The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2, targetQueue: 1}, with vLLM
 limited to one sequence at a time (`--max-num-seqs 1`) so that a few agents build a queue on the tiny model. KEDA and
 Prometheus are installed as the cluster's own (autoscaler.py). The agents are threads on this machine calling
 the gateway through a port-forward, bounded in count and time.
@@ -45,20 +45,25 @@ from .stacks import STACKGEN, Installed, install, node_spec, ready
 
 EXAMPLE = "kind-cpu"
 MODEL = "vllm-small"
-TARGET_QUEUE = 2
+# One waiting call per replica: six agents keep vLLM's queue at 2 to 5 on one replica most of the time, so
+# every reading of the queue is above it; two agents on one replica leave at most one waiting, which is not.
+TARGET_QUEUE = 1
 # Installed with the default scale-down window (300 s): it must outlast a replica's start, or a queue that
 # dips while the new replica loads (its start takes the node's CPU from the gateway) removes it again. The
 # scale-down step shortens it with `helm upgrade`, so that the test does not wait five minutes.
 AUTOSCALING = {"minReplicas": 1, "maxReplicas": 2, "targetQueue": TARGET_QUEUE}
 SCALE_DOWN_DELAY_S = 30
 PROFILE_CPU = {"cpu-vllm": "350m"}
-# Agents that build a queue on one replica (one sequence at a time, each call a few dozen tokens), and the
-# fewer that do not on one replica (the scale-down load: at most one waiting, half the target).
+# Agents that build a queue on one replica (one sequence at a time), and the fewer that do not (the scale-down
+# load: at most one waiting on one replica, which is not above the target).
 BUSY_AGENTS, CALM_AGENTS = 6, 2
-MAX_TOKENS = 32
+# Long enough that vLLM, not the gateway in front of it, is what the agents wait on (about a second a call):
+# with 32 or 128 tokens the gateway's own work per call, on the same 2 cores, took longer than vLLM's, and the
+# queue was above the target in only a quarter of the readings.
+MAX_TOKENS = 512
 MAX_CALLS_PER_AGENT = 2000
 NEGATIVE_S = 60  # four of KEDA's polling intervals, four HPA syncs
-# A second vLLM start on a 2-core node whose first replica is busy: about 4 minutes measured, 10 allowed.
+# A second vLLM start on a 2-core node whose first replica is busy: 4.5 to 7 minutes measured, 10 allowed.
 SCALE_UP_TIMEOUT_S = 600
 OPERATOR = "keda-operator"
 VLLM_PORT = 8000
@@ -185,8 +190,10 @@ def keda(node_cluster: NodeCluster) -> Iterator[Kube]:
         report["KEDA Ready"] = f"{time.monotonic() - start:.0f}s"
         yield kube
     finally:
+        began = time.monotonic()
         kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
                  stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
+        say(f"KEDA removed in {time.monotonic() - began:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +210,10 @@ def scaled(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempP
             pod = keda.items("pods", "-n", PROMETHEUS_NAMESPACE, "-l", "app.kubernetes.io/name=prometheus")[0]
             yield Autoscaled(installed, f"http://{pod['status']['podIP']}:{PROMETHEUS_PORT}")
         finally:
+            began = time.monotonic()
             keda.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
                      stdin=yaml.safe_dump_all(prometheus), timeout=150, check=False)
+            say(f"Prometheus removed in {time.monotonic() - began:.0f}s")
 
 
 def _hpa(scaled: Autoscaled) -> dict[str, Any]:
@@ -287,9 +296,11 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
     conditions = {c["type"]: _time(c["lastTransitionTime"]) for c in new["status"]["conditions"]}
     created = _time(new["metadata"]["creationTimestamp"])
     started = _time(new["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    # The pod's own timestamps (the API server's clock, this machine's) bound each part; the samples, a few
+    # seconds apart under load, only say when the queue first read above the target.
     parts = {
-        "KEDA and HPA reaction (queue above target -> 2 replicas desired)": desired[0] - queued[0],
-        "pod created and scheduled": conditions["PodScheduled"] - desired[0],
+        "KEDA and HPA reaction (queue above target -> pod created)": created - queued[0],
+        "pod scheduled": conditions["PodScheduled"] - created,
         "container started (image present)": started - conditions["PodScheduled"],
         "model loaded and readiness passed": conditions["Ready"] - started,
         "first call routed to it": routed - conditions["Ready"],
@@ -297,7 +308,7 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
     total = conditions["Ready"] - queued[0]
     report["scale-up"] = {**{k: f"{v:.0f}s" for k, v in parts.items()}, "queue above target -> Ready": f"{total:.0f}s",
                           "calls": len(load.statuses), "failed": len(load.failed())}
-    say(f"scale-up: {report['scale-up']} (created {created - desired[0]:.0f}s after desired)")
+    say(f"scale-up: {report['scale-up']}")
     log = installed.kube.run("logs", "-n", installed.namespace, installed.of(f"{MODEL}-router")[0]["metadata"]["name"]).stdout
     assert f"Adding pod: {name}" in log, log[-3000:]
     assert load.statuses and not load.failed(), f"{len(load.failed())} of {len(load.statuses)} calls failed"

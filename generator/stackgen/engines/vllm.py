@@ -254,7 +254,16 @@ class Vllm(ServedEngine):
         values: dict[str, Any] = {"vllm": flags, "shmSize": f"{shm}Gi"}
         if m.hfToken:
             values["hfTokenSecret"] = m.hfToken.model_dump()
-        env = {} if profile.gpu else {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_space_gib(m, profile))}
+        env: dict[str, str] = {}
+        if profile.gpu is None:
+            # vLLM's CPU backend binds its OpenMP threads to cores it picks among those the process may use
+            # (`auto`). A pod without cores of its own (no static CPU manager) may use every core of the node, so
+            # every vLLM pod of a node binds to the same first cores and they take turns on them: on the real
+            # node, a second replica beside a busy first did not finish loading in 10 minutes. Unbound threads,
+            # as many as the pod's CPU request (at least one), let the kernel spread the pods. Where pods get
+            # exclusive cores, the spec's env can set VLLM_CPU_OMP_THREADS_BIND back to auto.
+            env = {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_space_gib(m, profile)), "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                   "OMP_NUM_THREADS": str(max(1, int(capacity.quantity_cpu(profile.cpu))))}
         # The gateway asks for the spec's name: the chart starts vLLM with --served-model-name <name>.
         return Server(values, upstream=m.name, env=env)  # type: ignore[arg-type]
 
