@@ -89,11 +89,23 @@ def _featured(names: list[str]) -> dict[str, Any]:
 DRY_RUN = {"accepted": 0, "refused by validate": 0}
 
 
+@pytest.fixture(scope="module")
+def made_namespaces(cluster: Cluster) -> Iterator[set[str]]:
+    """Namespaces the dry runs needed and this module made: deleted at its end, so that a later test that
+    creates one of them (the README's `llm`) finds the cluster as it was."""
+    made: set[str] = set()
+    yield made
+    for name in sorted(made):
+        cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=120s",
+                        timeout=150, check=False)
+
+
 @settings(max_examples=100, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data(), names=st.lists(st.sampled_from(sorted(FEATURES)), unique=True, max_size=len(FEATURES)))
-def test_what_validate_accepts_the_api_server_accepts(cluster: Cluster, crds: None, tmp_path_factory: Any,
-                                                     data: st.DataObject, names: list[str]) -> None:
+def test_what_validate_accepts_the_api_server_accepts(cluster: Cluster, crds: None, made_namespaces: set[str],
+                                                     tmp_path_factory: Any, data: st.DataObject,
+                                                     names: list[str]) -> None:
     """Specs near the edges of every field (the front door's edits, here over a base with the features drawn),
     that `stackgen validate` accepts: every object `helm template` renders from them is accepted by the real API
     server (`kubectl apply --dry-run=server`), whose validation and admission see the CRDs of KEDA and the
@@ -113,7 +125,9 @@ def test_what_validate_accepts_the_api_server_accepts(cluster: Cluster, crds: No
     work = tmp_path_factory.mktemp("dry-run")
     (work / "values.yaml").write_text(values)
     rendered = manifests.render_chart(work / "values.yaml", stack.name, stack.namespace)
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": stack.namespace}})
+    if cluster.kubectl("get", "namespace", stack.namespace, check=False).returncode != 0:
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": stack.namespace}})
+        made_namespaces.add(stack.namespace)
     done = cluster.kubectl("apply", "--dry-run=server", "-n", stack.namespace, "-f", "-", stdin=rendered, check=False)
     assert done.returncode == 0, f"{names} {edits}:\n{yaml.safe_dump(spec)}\n{done.stderr}"
 
