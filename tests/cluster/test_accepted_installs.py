@@ -96,8 +96,7 @@ def made_namespaces(cluster: Cluster) -> Iterator[set[str]]:
     made: set[str] = set()
     yield made
     for name in sorted(made):
-        cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=120s",
-                        timeout=150, check=False)
+        cluster.delete_namespace(name)
 
 
 @settings(max_examples=100, deadline=None, derandomize=True, database=None,
