@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stackgen import agents, autogen, examples
+from stackgen import agents, examples
+from stackgen.agents import autogen
 from stackgen.agents.base import load_module
 from stackgen.cli import cli
 from stackgen.plan import plan
@@ -39,7 +40,10 @@ def test_selection_writes_only_the_selected_frameworks_and_leaves_the_rest_byte_
     classic = rendered(frameworks=("ag2-classic",))
     assert "autogen/model_clients.json" not in classic and "agents/README.md" not in classic
     assert classic["autogen/OAI_CONFIG_LIST"] == everything["autogen/OAI_CONFIG_LIST"]
-    assert classic["autogen/README.md"] == everything["autogen/README.md"]
+    # Its README is the full one without the unselected file's section.
+    head, sections = everything["autogen/README.md"].split("\n## ", 1)
+    assert classic["autogen/README.md"] == head + "\n## " + sections.split("\n## ")[0]
+    assert "model_clients.json" not in classic["autogen/README.md"]
 
 
 def test_rendering_is_deterministic() -> None:
@@ -90,6 +94,10 @@ def test_generated_module_builds_a_client_per_model_with_the_key_from_the_enviro
         assert factory(m.name) is not None
     with pytest.raises(KeyError, match="not a model of stack hybrid"):
         factory("nope")
+    # Code that holds the key hands it over without the environment, as `stackgen verify` does.
+    monkeypatch.delenv(env)
+    given = framework.load(tmp_path / "out", agents.Client("sk-handed-over"))
+    assert getattr(given, framework.function.split("(")[0])(plan(stack).models[0].name) is not None
 
 
 def test_capabilities_are_in_each_frameworks_terms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,11 +109,11 @@ def test_capabilities_are_in_each_frameworks_terms(tmp_path: Path, monkeypatch: 
     framework = load_module(tmp_path / "out" / agents.MODULES["agent-framework"].path)
     for m in resolved.models:
         profile = langchain.chat_model(m.name).profile
-        assert profile["tool_calling"] == bool(m.capabilities["function_calling"])
-        assert profile["image_inputs"] == bool(m.capabilities["vision"])
+        assert profile["tool_calling"] == m.capabilities.tools
+        assert profile["image_inputs"] == m.capabilities.vision
         assert profile.get("max_input_tokens") == m.context_length
         props = framework.client(m.name).additional_properties
-        assert props["tools"] == bool(m.capabilities["function_calling"]) and props["context_length"] == m.context_length
+        assert props["tools"] == m.capabilities.tools and props["context_length"] == m.context_length
 
 
 def test_agents_readme_shows_every_framework() -> None:

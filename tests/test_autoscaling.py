@@ -17,6 +17,7 @@ from stackgen.cli import cli
 from stackgen.engines import SERVED
 from stackgen.load import load_text
 from stackgen.plan import plan
+from stackgen.output import Target
 from stackgen.values import chart_values
 
 CPU_SPEC = """\
@@ -37,7 +38,7 @@ def spec(engine: str = "vllm", extra: str = ", autoscaling: {maxReplicas: 4}") -
 
 
 def model_values(text: str) -> dict[str, Any]:
-    values = chart_values(plan(load_text(text, "stack.yaml")), "http://x/v1")
+    values = chart_values(Target(plan(load_text(text, "stack.yaml")), "http://x/v1"))
     result: dict[str, Any] = values["models"]["qwen"]
     return result
 

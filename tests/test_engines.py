@@ -149,10 +149,10 @@ def test_reasoning_models_get_their_parser_and_family() -> None:
     text = text.replace("    toolCalling: true\n", "")
     resolved = plan(load_text(text))
     (m,) = resolved.served
-    assert m.values["vllm"]["reasoningParser"] == "deepseek_r1" and "toolCallParser" not in m.values["vllm"]
-    assert m.capabilities["family"] == "r1"  # AutoGen's own family for R1 models
+    assert m.settings.chart()["reasoningParser"] == "deepseek_r1" and "toolCallParser" not in m.settings.chart()
+    assert m.capabilities.family == "r1"  # AutoGen's own family for R1 models
     qwen3 = plan(load_text(spec("vllm", "nvidia").replace("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"))).served[0]
-    assert qwen3.values["vllm"]["reasoningParser"] == "qwen3" and qwen3.values["vllm"]["toolCallParser"] == "hermes"
+    assert qwen3.settings.chart()["reasoningParser"] == "qwen3" and qwen3.settings.chart()["toolCallParser"] == "hermes"
 
 
 def test_a_reasoning_parser_on_a_model_that_does_not_reason_is_refused(tmp_path: Path) -> None:

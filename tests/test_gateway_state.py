@@ -15,6 +15,7 @@ from stackgen.cli import cli
 from stackgen.gateway import REDIS_ENV, gateway_config
 from stackgen.load import load_text
 from stackgen.plan import plan
+from stackgen.output import Target
 from stackgen.values import chart_values
 
 BASE = """\
@@ -39,7 +40,7 @@ def test_one_process_needs_no_redis() -> None:
     p = resolved(spec("{replicas: 1}"))
     assert p.redis is None and p.notes == ()
     assert not set(REDIS_ENV) & set(gateway_config(p)["router_settings"])
-    assert "redis" not in chart_values(p, "http://x/v1")
+    assert "redis" not in chart_values(Target(p, "http://x/v1"))
 
 
 @pytest.mark.parametrize("gateway", ["{}", "{replicas: 1, numWorkers: 2}"])
@@ -47,7 +48,7 @@ def test_more_than_one_process_turns_redis_on_and_says_so(gateway: str) -> None:
     p = resolved(spec(gateway))
     router = gateway_config(p)["router_settings"]
     assert {router[k] for k in REDIS_ENV} == {f"os.environ/{v}" for v in REDIS_ENV.values()}
-    values = chart_values(p, "http://x/v1")
+    values = chart_values(Target(p, "http://x/v1"))
     assert values["redis"] == {"enabled": True, "port": 6379,
                                "passwordSecret": {"secretName": "team-redis-password", "key": "password"}}
     assert values["gateway"]["env"]["REDIS_HOST"] == "team-redis"
@@ -57,7 +58,7 @@ def test_more_than_one_process_turns_redis_on_and_says_so(gateway: str) -> None:
 
 def test_an_external_redis_is_used_and_not_deployed() -> None:
     p = resolved(spec("{redis: {host: redis.shared.svc, port: 6380, password: {secretName: r, key: k}}}"))
-    values = chart_values(p, "http://x/v1")
+    values = chart_values(Target(p, "http://x/v1"))
     assert "redis" not in values
     env = values["gateway"]["env"]
     assert (env["REDIS_HOST"], env["REDIS_PORT"]) == ("redis.shared.svc", "6380")

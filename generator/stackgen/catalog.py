@@ -7,6 +7,7 @@ what is needed (contextLength, toolCallParser, family).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,9 @@ class ModelFacts:
 
 
 def _m(hf_id: str, family: str, params_b: float, layers: int, hidden: int, kv_heads: int, head_dim: int,
-       context: int, parser: str | None, **kw: bool | int | str) -> ModelFacts:
-    return ModelFacts(hf_id, family, params_b, layers, hidden, kv_heads, head_dim, context, parser, **kw)  # type: ignore[arg-type]
+       context: int, parser: str | None, **kw: Any) -> ModelFacts:
+    """A catalog row; `kw` sets the optional facts by name (vision, chat_template, dtype_bytes, reasoning_parser)."""
+    return ModelFacts(hf_id, family, params_b, layers, hidden, kv_heads, head_dim, context, parser, **kw)
 
 
 _FACTS = [

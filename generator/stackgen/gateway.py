@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .output import Target
 from .plan import ModelPlan, Plan
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
@@ -32,6 +33,11 @@ def _entry(m: ModelPlan, timeout: int) -> dict[str, Any]:
     if m.context_length:
         info["max_input_tokens"] = m.context_length
     return {"model_name": m.name, "litellm_params": params, "model_info": info}
+
+
+def config_for(target: Target) -> dict[str, Any]:
+    """The render's gateway config, made once (the chart's values and litellm/config.yaml both carry it)."""
+    return target.once("gateway", lambda: gateway_config(target.plan))
 
 
 def gateway_config(plan: Plan) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 The plan says, for each model, what serves it and with what: object name, URL, the route the gateway
 takes, context length, GPUs, image, cache and start-up budget, the engine's own chart values, AutoGen
 capabilities. Engine knowledge comes from the model's engine module (engines/); the emitters (values,
-gateway, autogen) only translate the plan. None of them decides anything.
+gateway, agents) only translate the plan. None of them decides anything.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import capacity, routing
-from .engines import SERVED, ServedEngine, engine_of
+from .engines import SERVED, Capabilities, EngineValues, ServedEngine, engine_of
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
 from .engines.external import ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
@@ -38,7 +38,7 @@ class ModelPlan:
     api_key: SecretRef | None  # the provider key the gateway reads from a Secret
     api_key_env: str | None  # ... through this variable
     context_length: int | None  # what the server is started with (or serves)
-    capabilities: dict[str, Any]  # AutoGen model_info
+    capabilities: Capabilities
     in_cluster: bool
     label: str  # for reports: the engine, or external/<provider>
 
@@ -48,7 +48,7 @@ class ServedPlan(ModelPlan):
     """A model server that runs in the cluster."""
 
     spec: ServedModel
-    engine: ServedEngine = field(repr=False)
+    engine: ServedEngine[Any] = field(repr=False)
     profile: Profile
     gpus: int
     cache_size: str
@@ -56,7 +56,9 @@ class ServedPlan(ModelPlan):
     image: str | None  # None: the chart's default image for the engine
     surge: bool  # rolls out by starting a new pod before stopping an old one
     env: dict[str, str | SecretRef]
-    values: dict[str, Any]  # the engine's own keys in the chart's models.<name>
+    settings: EngineValues  # the engine's own section of the chart's models.<name>
+    shm_size: str | None
+    hf_token: SecretRef | None
     sizing: capacity.Sizing  # memory, context and concurrency at this size, and the verdict
     router: RouterPlan | None = None  # what the gateway calls instead of the Service, with several replicas
 
@@ -110,9 +112,9 @@ class Plan:
         return f"http://{self.gateway_service}.{self.stack.namespace}.svc.cluster.local:{GATEWAY_PORT}/v1"
 
 
-def _served_engine(m: ModelCommon) -> ServedEngine | None:
+def _served_engine(m: ModelCommon) -> ServedEngine[Any] | None:
     engine = engine_of(m)
-    return engine if engine.in_cluster else None  # type: ignore[return-value]
+    return engine if isinstance(engine, ServedEngine) else None
 
 
 def sizing(stack: Stack, m: ServedModel, at: str) -> capacity.Sizing:
@@ -160,15 +162,14 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
                                         f"name one of: {', '.join(names)}"))
             elif target == m.name:
                 problems.append(Problem(f"{at}.fallbacks[{j}]", "a model cannot fall back to itself", "remove it"))
-        engine = _served_engine(m)
-        if engine is None:
-            problems += ROUTED.check(m, at)  # type: ignore[arg-type]
+        if isinstance(m, ServedModel):
+            problems += _check_served(at, m, stack, with_capacity)
         else:
-            problems += _check_served(at, m, engine, stack, with_capacity)  # type: ignore[arg-type]
+            problems += engine_of(m).check(m, None, at)
     return problems
 
 
-def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine) -> list[Problem]:
+def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine[Any]) -> list[Problem]:
     scaling = m.autoscaling
     assert scaling is not None
     problems = []
@@ -193,7 +194,9 @@ def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine) -> list[Pr
     return problems
 
 
-def _check_served(at: str, m: ServedModel, engine: ServedEngine, stack: Stack, with_capacity: bool) -> list[Problem]:
+def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) -> list[Problem]:
+    engine = _served_engine(m)
+    assert engine is not None
     problems = []
     profile = stack.profiles.get(m.profile)
     if profile is None:
@@ -218,16 +221,17 @@ def _policy(m: ModelCommon) -> str | None:
     """The router policy of a model, or None where no router stands in front of it: one replica, an engine
     the router is not proven on, or `routing: service`."""
     engine = _served_engine(m)
-    if engine is None or not engine.routable:
+    if engine is None or not engine.routable or not isinstance(m, ServedModel):
         return None
-    served: ServedModel = m  # type: ignore[assignment]
-    if not routing.needs_router(served.replicas, served.autoscaling is not None):
+    if not routing.needs_router(m.replicas, m.autoscaling is not None):
         return None
-    policy = served.routing or routing.DEFAULT_POLICY
+    policy = m.routing or routing.DEFAULT_POLICY
     return None if policy == routing.NO_ROUTER else policy
 
 
-def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, at: str) -> ServedPlan:
+def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
+    engine = _served_engine(m)
+    assert engine is not None
     profile = stack.profiles[m.profile]
     # Capacity decides the served context (shrunk to fit when the spec sets none) and the GPUs per
     # replica (the smallest tensor parallel size that fits when the spec sets none).
@@ -240,7 +244,7 @@ def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, a
     policy = _policy(m)
     router = routing.router(fullname, m.name, policy) if policy else None
     return ServedPlan(
-        name=m.name, spec=m, engine_name=engine.name, route=f"{engine.provider}/{server.upstream}",
+        name=m.name, spec=m, engine_name=engine.name, route=engine.route(m),
         # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the
         # engine's port; the chart tests check that every such URL names a Service it renders.
         # With several replicas the gateway calls the model's router instead (stackgen.routing).
@@ -249,7 +253,8 @@ def _served(stack: Stack, fullname: str, m: ServedModel, engine: ServedEngine, a
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
-        image=engine.image(m, profile), env={**server.env, **m.env}, values=server.values, sizing=sized,
+        image=engine.image(m, profile), env={**server.env, **m.env}, settings=server.settings,
+        shm_size=server.shm_size, hf_token=server.hf_token, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
         # and the rollout would hang. CPU-only pods surge, so capacity never drops.
         surge=sized.gpus == 0, router=router,
@@ -277,11 +282,11 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
     master = stack.gateway.masterKey or SecretRef(secretName=f"{stack.name}-litellm-master-key", key="master-key")
     served, external = [], []
     for i, m in enumerate(stack.models):
-        engine = _served_engine(m)
-        if engine is None:
-            external.append(_external(m))  # type: ignore[arg-type]
+        if isinstance(m, ServedModel):
+            served.append(_served(stack, fullname, m, f"models[{i}]"))
         else:
-            served.append(_served(stack, fullname, m, engine, f"models[{i}]"))  # type: ignore[arg-type]
+            assert isinstance(m, ExternalModel)
+            external.append(_external(m))
     redis, notes = _redis(stack, fullname)
     notes += _spread_notes(stack) + _fallback_cycle_notes(stack)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
@@ -293,10 +298,10 @@ def _spread_notes(stack: Stack) -> tuple[str, ...]:
     notes = []
     for i, m in enumerate(stack.models):
         engine = _served_engine(m)
-        served: ServedModel = m  # type: ignore[assignment]
-        if engine is None or not routing.needs_router(served.replicas, served.autoscaling is not None) or _policy(m):
+        if (engine is None or not isinstance(m, ServedModel) or _policy(m)
+                or not routing.needs_router(m.replicas, m.autoscaling is not None)):
             continue
-        why = "routing: service" if served.routing == routing.NO_ROUTER else f"no router is proven on {engine.name}"
+        why = "routing: service" if m.routing == routing.NO_ROUTER else f"no router is proven on {engine.name}"
         notes.append(f"note: models[{i}]: the replicas of {m.name} share requests through their Service at random "
                      f"({why}): each replica's prompt cache sees only part of each conversation")
     return tuple(notes)

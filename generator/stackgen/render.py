@@ -6,35 +6,19 @@ output directory is swapped in whole or not at all.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from . import agents, manifests
 from .errors import Problem, StackgenError
-from .gateway import gateway_config
-from .plan import Plan, plan
+from .gateway import config_for
+from .output import Target, dump_yaml
+from .plan import plan
 from .spec import Stack
 from .values import chart_values
 
 MARKER = "values.yaml"
-# libyaml's emitter is ~10x faster than PyYAML's pure-Python one (a 1,000-model stack renders in a fraction
-# of a second instead of seconds) and writes the same text; the golden tests would show any difference.
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-def dump_yaml(data: Any, header: str = "") -> str:
-    body = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=10_000,
-                     allow_unicode=True)
-    return header + body
-
-
-def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def _header(stack: Stack, what: str) -> str:
@@ -44,13 +28,12 @@ def _header(stack: Stack, what: str) -> str:
 def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: bool = True,
                  frameworks: tuple[str, ...] = agents.NAMES) -> dict[str, str]:
     """Every output file, by path relative to OUT; agent configs only for these frameworks (agents.NAMES)."""
-    resolved: Plan = plan(stack)
-    url = gateway_url or resolved.default_gateway_url()
-    values = chart_values(resolved, url)
+    resolved = plan(stack)
+    target = Target(resolved, gateway_url or resolved.default_gateway_url())
     files = {
-        "values.yaml": dump_yaml(values, _header(stack, "Values of charts/inference-stack")),
-        "litellm/config.yaml": dump_yaml(gateway_config(resolved), _header(stack, "LiteLLM proxy config")),
-        **agents.files(resolved, url, frameworks),
+        "values.yaml": dump_yaml(chart_values(target), _header(stack, "Values of charts/inference-stack")),
+        "litellm/config.yaml": dump_yaml(config_for(target), _header(stack, "LiteLLM proxy config")),
+        **agents.files(target, frameworks),
     }
     if with_manifests:
         files.update(_manifest_files(stack, files["values.yaml"]))

@@ -18,7 +18,7 @@ rather than kept prefixes when measured, and is not offered (docs/operations.md,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 VERSION = "0.1.17"  # versions.yaml: vllm-router (the release the tests run; the chart's image is `latest`)
 
@@ -28,7 +28,7 @@ VERSION = "0.1.17"  # versions.yaml: vllm-router (the release the tests run; the
 #   round_robin          no affinity (a baseline for measurements)
 #   service              no router: the Service's random spread
 Policy = Literal["consistent_hash", "sticky_least_loaded", "round_robin", "service"]
-POLICIES: tuple[str, ...] = Policy.__args__  # type: ignore[attr-defined]
+POLICIES: tuple[str, ...] = get_args(Policy)
 DEFAULT_POLICY = "consistent_hash"
 NO_ROUTER = "service"
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import autogen, monitoring
-from .gateway import gateway_config, gateway_env, secret_env
+from . import monitoring
+from .agents import autogen
+from .gateway import config_for, gateway_env, secret_env
+from .output import Target
 from .plan import GATEWAY_PORT, Plan, ServedPlan
 from .spec import Profile, SecretRef, Stack
 
@@ -106,7 +108,11 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
         values["env"] = plain
     if secret:
         values["secretEnv"] = secret
-    values.update(m.values)
+    values[m.engine_name] = m.settings.chart()
+    if m.shm_size:
+        values["shmSize"] = m.shm_size
+    if m.hf_token:
+        values["hfTokenSecret"] = m.hf_token.model_dump()
     if m.gpus and m.profile.gpu:
         values["gpu"] = {"resource": m.profile.gpu.resource, "count": m.gpus}
     memory = m.profile.memory
@@ -125,7 +131,8 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
     return values
 
 
-def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
+def chart_values(target: Target) -> dict[str, Any]:
+    plan = target.plan
     stack = plan.stack
     gw = stack.gateway
     gateway: dict[str, Any] = {
@@ -138,7 +145,7 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
             "limits": {"memory": _double(gw.resources.memory)},
         },
         "env": gateway_env(plan),
-        "config": gateway_config(plan),
+        "config": config_for(target),
     }
     if gw.image:
         gateway["image"] = _image(gw.image)
@@ -158,10 +165,7 @@ def chart_values(plan: Plan, gateway_url: str) -> dict[str, Any]:
         "fullnameOverride": plan.fullname,
         "gateway": gateway,
         "models": {m.name: _model_values(m, stack) for m in plan.served},
-        "autogen": {
-            "oaiConfigList": autogen.oai_config_list(plan, gateway_url),
-            "modelClients": autogen.model_clients(plan, gateway_url),
-        },
+        "autogen": {f.values_key: f.config(target) for f in (autogen.CLASSIC, autogen.COMPONENTS)},
     }
     if stack.router.image and any(m.router for m in plan.served):
         values["images"] = {"router": _image(stack.router.image)}

@@ -5,18 +5,17 @@ get a reply. Used after `helm install` (kind tests, users) and against the local
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable
+from typing import Callable
 
 import httpx
 
+from .agents.base import Client
 from .plan import Plan, ServedPlan
 from .routing import SESSION_HEADER
 
@@ -117,8 +116,7 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
         checks += [_timed(m.name, m.label, "autoscaling", partial(autoscaler, kubectl, plan, m))
                    for m in plan.served if m.spec.autoscaling]
     if autogen_dir is not None:
-        client = _ClientSettings(api_key, timeout, autogen_base_url)
-        checks += _autogen_checks(plan, autogen_dir, client)
+        checks += _autogen_checks(plan, autogen_dir, Client(api_key, timeout, autogen_base_url))
     if frameworks:
         checks += framework_checks(plan, base, api_key, frameworks, timeout)
     return checks
@@ -126,55 +124,32 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
 
 def framework_checks(plan: Plan, gateway_url: str, api_key: str, frameworks: tuple[str, ...],
                      timeout: float = 120.0) -> list[Check]:
-    """Renders the frameworks' configs for ``gateway_url`` and runs each as an agent's code would: a chat
-    reply per model (check `<framework>`) and, for tool-calling models, a tool round trip (`<framework>-tools`).
-    The generated modules read the key from the spec's autogen.apiKeyEnv, set here for the run."""
-    import os
+    """Renders the frameworks' files for ``gateway_url`` and runs each as an agent's code would: a chat reply per
+    model (check `<framework>`) and, for tool-calling models, a tool round trip where the framework has one
+    (`<framework>-tools`). The key reaches them as an agent's own code would hand it over."""
     import tempfile
 
     from . import agents
-    from .render import render_files
+    from .render import render_files, write_tree
 
-    env = plan.stack.autogen.apiKeyEnv
     checks: list[Check] = []
-    saved = os.environ.get(env)
-    os.environ[env] = api_key
-    try:
-        with tempfile.TemporaryDirectory(prefix="stackgen-frameworks-") as tmp:
-            files = render_files(plan.stack, gateway_url, with_manifests=False, frameworks=frameworks)
-            for rel, text in files.items():
-                (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
-                (Path(tmp) / rel).write_text(text, encoding="utf-8")
-            client = _ClientSettings(api_key, timeout, None)
-            for name in frameworks:
-                for m in plan.models:
-                    engine = _engine(plan, m.name)
-                    if name == "ag2-classic":
-                        probe = partial(_classic_reply, Path(tmp) / "autogen/OAI_CONFIG_LIST", m.name, client)
-                        checks.append(_timed(m.name, engine, name, probe))
-                    elif name == "autogen-0.4":
-                        probe = partial(_component_reply, Path(tmp) / "autogen/model_clients.json", m.name, client)
-                        checks.append(_timed(m.name, engine, name, probe))
-                    else:
-                        framework = agents.MODULES[name]
-                        path = Path(tmp) / framework.path
-                        checks.append(_timed(m.name, engine, name, partial(_through, framework.reply, path, m.name)))
-                        if m.spec.toolCalling:
-                            checks.append(_timed(m.name, engine, f"{name}-tools",
-                                                 partial(_through, framework.tool_round_trip, path, m.name)))
-    finally:
-        if saved is None:
-            os.environ.pop(env, None)
-        else:
-            os.environ[env] = saved
+    client = agents.Client(api_key, timeout)
+    with tempfile.TemporaryDirectory(prefix="stackgen-frameworks-") as tmp:
+        out = Path(tmp) / "out"
+        write_tree(out, render_files(plan.stack, gateway_url, with_manifests=False, frameworks=frameworks))
+        for name in frameworks:
+            framework = agents.FRAMEWORKS[name]
+            for m in plan.models:
+                engine = _engine(plan, m.name)
+                checks.append(_timed(m.name, engine, name, partial(_short_of, framework.reply, out, m.name, client)))
+                if m.spec.toolCalling and framework.probes_tools:
+                    checks.append(_timed(m.name, engine, f"{name}-tools",
+                                         partial(_short_of, framework.tool_round_trip, out, m.name, client)))
     return checks
 
 
-def _through(run: Callable[[ModuleType, str], str], module: Path, model: str) -> str:
-    """One check through a framework: load its rendered module and run `run` on one model."""
-    from .agents.base import load_module
-
-    return _short(run(load_module(module), model))
+def _short_of(run: Callable[[Path, str, Client], str], out: Path, model: str, client: Client) -> str:
+    return _short(run(out, model, client))
 
 
 def _short(text: str) -> str:
@@ -249,64 +224,17 @@ def prefix_cache(http: httpx.Client, base: str, model: str) -> str:
     return f"hit rate {cached / prompted:.2f} over {CONVERSATIONS * (TURNS - 1)} follow-up turns"
 
 
-@dataclass(frozen=True)
-class _ClientSettings:
-    """What the AutoGen checks add to the files: the key, a time limit, and perhaps another URL."""
+def _autogen_checks(plan: Plan, autogen_dir: Path, client: Client) -> list[Check]:
+    """Both AutoGen files in a directory the user rendered (`stackgen verify --autogen-dir`)."""
+    from .agents.autogen import CLASSIC, COMPONENTS
 
-    api_key: str
-    timeout: float
-    base_url: str | None
-
-    def apply(self, config: dict[str, Any]) -> dict[str, Any]:
-        extra = {"api_key": self.api_key, "timeout": self.timeout}
-        return {**config, **extra, **({"base_url": self.base_url} if self.base_url else {})}
-
-
-def _autogen_checks(plan: Plan, autogen_dir: Path, client: _ClientSettings) -> list[Check]:
     checks = []
     for m in plan.models:
         engine = _engine(plan, m.name)
-        checks.append(_timed(m.name, engine, "autogen-0.2",
-                             partial(_classic_reply, autogen_dir / "OAI_CONFIG_LIST", m.name, client)))
-        checks.append(_timed(m.name, engine, "autogen-0.4",
-                             partial(_component_reply, autogen_dir / "model_clients.json", m.name, client)))
+        for check, framework in (("autogen-0.2", CLASSIC), ("autogen-0.4", COMPONENTS)):
+            checks.append(_timed(m.name, engine, check,
+                                 partial(framework.reply_from, autogen_dir / framework.file, m.name, client)))
     return checks
-
-
-def _classic_reply(path: Path, model: str, client: _ClientSettings) -> str:
-    from autogen import ConversableAgent, LLMConfig  # optional: pip install 'stackgen[autogen]'
-
-    entries = [client.apply(e) for e in json.loads(path.read_text()) if e["model"] == model]
-    if not entries:
-        raise LookupError(f"{path.name} has no entry for {model}")
-    agent = ConversableAgent("verify", llm_config=LLMConfig(*entries), human_input_mode="NEVER")
-    reply = agent.generate_reply(messages=[{"role": "user", "content": PROMPT[0]["content"]}])
-    if reply is None:
-        raise ValueError("the agent produced no reply")
-    # Usage is kept per model name as the gateway reported it; its absence means no reply came back.
-    usage = (agent.get_total_usage() or {}).get(model)
-    if not isinstance(usage, dict):
-        raise ValueError(f"no usage recorded for {model}")
-    return f"{usage['total_tokens']} tokens"
-
-
-def _component_reply(path: Path, model: str, client: _ClientSettings) -> str:
-    from autogen_core.models import ChatCompletionClient, UserMessage  # optional: pip install 'stackgen[autogen]'
-
-    components: dict[str, Any] = json.loads(path.read_text())
-    if model not in components:
-        raise LookupError(f"{path.name} has no entry for {model}")
-    component = components[model]
-    loaded = ChatCompletionClient.load_component({**component, "config": client.apply(component["config"])})
-
-    async def ask() -> str:
-        try:
-            result = await loaded.create([UserMessage(content=PROMPT[0]["content"], source="verify")])
-        finally:
-            await loaded.close()
-        return f"{result.usage.prompt_tokens + result.usage.completion_tokens} tokens"
-
-    return asyncio.run(ask())
 
 
 def _quantity(text: str) -> float:

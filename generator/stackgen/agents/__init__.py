@@ -1,22 +1,23 @@
-"""The agent frameworks stackgen writes configs for, by the name `--frameworks` takes.
+"""The agent frameworks stackgen writes configs for, by the name `--frameworks` takes, one module each.
 
-`ag2-classic` and `autogen-0.4` are the data files of autogen.py (OUT/autogen/); every other framework gets a
-Python module in OUT/agents/ that builds a client per model name (modules of this package).
+AutoGen's two data files (autogen.py, OUT/autogen/) and the generated client modules of the others
+(OUT/agents/) are written through the same hook (`Framework.files`), and probed through the same two
+(`reply`, `tool_round_trip`). A new framework is a module with its `Framework`, listed in FRAMEWORKS.
 """
 
 from __future__ import annotations
 
-from .. import autogen
 from ..errors import Problem, StackgenError
-from ..plan import Plan
-from . import ag2, agent_framework, langchain, openai_agents
-from .base import Framework, pip_install
+from ..output import Target
+from . import ag2, agent_framework, autogen, langchain, openai_agents
+from .base import Client, Framework, ModuleFramework
 
-# Data files of autogen.py, by framework name; OUT/autogen/README.md comes with either.
-AUTOGEN_FILES = {"ag2-classic": "autogen/OAI_CONFIG_LIST", "autogen-0.4": "autogen/model_clients.json"}
-MODULES: dict[str, Framework] = {f.name: f for f in (ag2.FRAMEWORK, agent_framework.FRAMEWORK, langchain.FRAMEWORK,
-                                                     openai_agents.FRAMEWORK)}
-NAMES: tuple[str, ...] = (*AUTOGEN_FILES, *MODULES)
+# In the order --frameworks lists them and the READMEs present them.
+FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (autogen.CLASSIC, autogen.COMPONENTS, ag2.FRAMEWORK,
+                                                         agent_framework.FRAMEWORK, langchain.FRAMEWORK,
+                                                         openai_agents.FRAMEWORK)}
+NAMES: tuple[str, ...] = tuple(FRAMEWORKS)
+MODULES: dict[str, ModuleFramework] = {n: f for n, f in FRAMEWORKS.items() if isinstance(f, ModuleFramework)}
 
 
 def parse(text: str | None) -> tuple[str, ...]:
@@ -31,46 +32,17 @@ def parse(text: str | None) -> tuple[str, ...]:
     return tuple(name for name in NAMES if name in asked)
 
 
-def files(plan: Plan, url: str, selected: tuple[str, ...] = NAMES) -> dict[str, str]:
-    """Every agent config file of the selected frameworks, by path relative to OUT."""
-    from ..render import dump_json
-
+def files(target: Target, selected: tuple[str, ...] = NAMES) -> dict[str, str]:
+    """Every file of the selected frameworks, by path relative to OUT, with a README in each directory."""
     out: dict[str, str] = {}
-    if "ag2-classic" in selected:
-        out[AUTOGEN_FILES["ag2-classic"]] = dump_json(autogen.oai_config_list(plan, url))
-    if "autogen-0.4" in selected:
-        out[AUTOGEN_FILES["autogen-0.4"]] = dump_json(autogen.model_clients(plan, url))
-    if out:
-        out["autogen/README.md"] = autogen.usage_readme(plan, url)
-    chosen = [MODULES[name] for name in selected if name in MODULES]
-    for framework in chosen:
-        out[framework.path] = framework.source(plan, url)
-    if chosen:
-        out["agents/README.md"] = readme(plan, url, chosen)
+    chosen = [FRAMEWORKS[name] for name in NAMES if name in selected]
+    for directory in dict.fromkeys(f.directory for f in chosen):
+        group = [f for f in chosen if f.directory == directory]
+        for framework in group:
+            out.update(framework.files(target))
+        readme = group[0].readme_head(target, group) + "".join(f.section(target) for f in group)
+        out[f"{directory}/README.md"] = readme
     return out
 
 
-def readme(plan: Plan, url: str, chosen: list[Framework]) -> str:
-    env = plan.stack.autogen.apiKeyEnv
-    parts = [f"""# Agent framework clients for stack `{plan.stack.name}`
-
-Each module here builds a client of any model of the stack, by name, through the gateway at `{url}`.
-None holds a key: each reads `{env}` (a LiteLLM virtual key or the master key) when it makes a client.
-Put this directory on `PYTHONPATH` (or copy a module into your project). The AutoGen data files are in
-`../autogen/`.
-
-| Framework | Install | Module | Per model |
-|---|---|---|---|
-"""]
-    parts += [f"| {f.title} | `{pip_install(f.requirement)}` | `{f.module}.py` | `{f.function}` |\n" for f in chosen]
-    for f in chosen:
-        parts.append(f"\n## {f.title} (`{f.module}.py`)\n\nInstall: `{pip_install(f.requirement)}`\n\n"
-                     f"```python\n{_dedent(f.usage(plan))}```\n")
-    return "".join(parts)
-
-
-def _dedent(text: str) -> str:
-    return "".join(line[4:] if line.startswith("    ") else line for line in text.splitlines(keepends=True))
-
-
-__all__ = ["Framework", "MODULES", "NAMES", "files", "parse"]
+__all__ = ["Client", "FRAMEWORKS", "Framework", "MODULES", "NAMES", "files", "parse"]

@@ -6,7 +6,7 @@ import asyncio
 from types import ModuleType
 
 from ..plan import Plan
-from .base import (PROMPT, TOOL_PROMPT, Framework, capabilities, counted_tool, expect_reply, expect_tool_result,
+from .base import (PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result,
                    module_text)
 
 MODULE = "ag2_models"
@@ -28,7 +28,7 @@ def source(plan: Plan, url: str) -> str:
     body = '''def config(model: str, conversation: str | None = None, **overrides: Any) -> OpenAIConfig:
     """The OpenAIConfig of one model of the stack for one conversation (extra OpenAIConfig fields as keyword
     arguments)."""
-    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=_api_key(),
                         default_headers=_conversation(conversation), **overrides)
 '''
     return module_text(plan, url, "AG2 1.x", usage(plan), "from ag2.config import OpenAIConfig",
@@ -60,5 +60,5 @@ def tool_round_trip(module: ModuleType, model: str) -> str:
 
 
 # `OpenAIConfig` needs the `openai` extra: plain `ag2` imports, then fails at the first config.
-FRAMEWORK = Framework("ag2", "AG2 1.x", "ag2[openai]==1.2.1", MODULE, "config(model) -> OpenAIConfig", usage,
-                      source, reply, tool_round_trip)
+FRAMEWORK = ModuleFramework("ag2", "AG2 1.x", "ag2[openai]==1.2.1", MODULE, "config(model) -> OpenAIConfig", usage,
+                            source, reply, tool_round_trip)

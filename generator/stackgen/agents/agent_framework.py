@@ -7,7 +7,7 @@ import asyncio
 from types import ModuleType
 
 from ..plan import Plan
-from .base import (PROMPT, TOOL_PROMPT, Framework, capabilities, counted_tool, expect_reply, expect_tool_result,
+from .base import (PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result,
                    module_text)
 
 MODULE = "agent_framework_models"
@@ -29,7 +29,7 @@ def source(plan: Plan, url: str) -> str:
     body = '''def client(model: str, conversation: str | None = None) -> OpenAIChatCompletionClient:
     """A Chat Completions client of one model of the stack for one conversation; its abilities ride in
     additional_properties."""
-    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=_api_key(),
                                         default_headers=_conversation(conversation))
     client.additional_properties.update(MODELS[model])
     return client
@@ -62,6 +62,6 @@ def tool_round_trip(module: ModuleType, model: str) -> str:
     return expect_tool_result(asyncio.run(ask()), calls)
 
 
-FRAMEWORK = Framework("agent-framework", "Microsoft Agent Framework",
-                      "agent-framework-core==1.23.0 agent-framework-openai==1.17.0", MODULE,
-                      "client(model) -> OpenAIChatCompletionClient", usage, source, reply, tool_round_trip)
+FRAMEWORK = ModuleFramework("agent-framework", "Microsoft Agent Framework",
+                            "agent-framework-core==1.23.0 agent-framework-openai==1.17.0", MODULE,
+                            "client(model) -> OpenAIChatCompletionClient", usage, source, reply, tool_round_trip)

@@ -1,5 +1,7 @@
-"""What every agent framework's emitter shares: the generated module's frame, the capability table, and
-the probes (a chat reply, a tool round trip) that the tests and `stackgen verify` run through the module.
+"""What every agent framework answers (`Framework`): the files it writes for a render, its part of the README
+beside them, and the probes (a chat reply, a tool round trip) that the tests and `stackgen verify` run through
+those files as an agent would. `ModuleFramework` is the shape of the frameworks that get a generated Python
+module in OUT/agents/ (the generated module's frame and capability table are here too).
 """
 
 from __future__ import annotations
@@ -7,11 +9,13 @@ from __future__ import annotations
 import importlib.util
 import shlex
 import textwrap
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+from ..output import Target
 from ..plan import ModelPlan, Plan
 from ..routing import SESSION_HEADER
 
@@ -40,32 +44,114 @@ def pip_install(requirements: str) -> str:
 
 
 @dataclass(frozen=True)
-class Framework:
-    """One agent framework stackgen writes a client module for, in OUT/agents/."""
+class Client:
+    """What a probe adds to a framework's files, as an agent's code would: the key, a time limit, and perhaps
+    another gateway URL than the one written in them."""
+
+    api_key: str
+    timeout: float = 120.0
+    base_url: str | None = None
+
+
+class Framework(ABC):
+    """One agent framework stackgen writes configs for. Its files go to OUT/<directory>/, whose README.md is the
+    head the frameworks of that directory share, then each chosen one's section."""
 
     name: str  # what --frameworks takes
     title: str
-    requirement: str  # the pinned package its users install (also in pyproject's `frameworks` extra)
+    requirement: str  # the pinned packages its users install (a test runs the line in an empty venv)
+    directory: str
+    probes_tools: bool = False  # whether `tool_round_trip` runs a tool through its files
+
+    @abstractmethod
+    def files(self, target: Target) -> dict[str, str]:
+        """Its files, by path relative to OUT."""
+
+    @abstractmethod
+    def readme_head(self, target: Target, chosen: list[Framework]) -> str:
+        """The start of OUT/<directory>/README.md, for the chosen frameworks of that directory."""
+
+    @abstractmethod
+    def section(self, target: Target) -> str:
+        """Its part of that README: how an agent installs it and loads the files (tests run the snippet)."""
+
+    @abstractmethod
+    def reply(self, out: Path, model: str, client: Client) -> str:
+        """A chat reply from `model` through the framework's files in OUT; returns a short detail."""
+
+    def tool_round_trip(self, out: Path, model: str, client: Client) -> str:
+        """The model calls get_time, gets its result and answers with it (frameworks that `probes_tools`)."""
+        raise NotImplementedError(f"{self.name} has no tool probe")
+
+
+def capabilities(m: ModelPlan) -> dict[str, Any]:
+    """The abilities a framework module's table lists for a model, under stackgen's names (each module renames
+    them into its framework's terms where the framework has some)."""
+    return {
+        "tools": m.capabilities.tools,
+        "vision": m.capabilities.vision,
+        "json_output": m.capabilities.json_output,
+        "context_length": m.context_length,
+    }
+
+
+@dataclass(frozen=True)
+class ModuleFramework(Framework):
+    """A framework whose users get a generated Python module in OUT/agents/ that builds a client per model name."""
+
+    name: str
+    title: str
+    requirement: str
     module: str  # OUT/agents/<module>.py
     function: str  # what the module offers per model name
     usage: Callable[[Plan], str]  # a few lines for OUT/agents/README.md
     source: Callable[[Plan, str], str]  # the module's text, for a gateway URL
-    reply: Callable[[ModuleType, str], str]  # a chat reply through the module; returns the text
-    tool_round_trip: Callable[[ModuleType, str], str]  # the model calls get_time, gets its result, answers
+    ask: Callable[[ModuleType, str], str]  # a chat reply through the loaded module; returns the text
+    ask_with_tool: Callable[[ModuleType, str], str]  # the model calls get_time, gets its result, answers
+    directory: str = "agents"
+    probes_tools: bool = True
 
     @property
     def path(self) -> str:
-        return f"agents/{self.module}.py"
+        return f"{self.directory}/{self.module}.py"
 
+    def files(self, target: Target) -> dict[str, str]:
+        return {self.path: self.source(target.plan, target.url)}
 
-def capabilities(m: ModelPlan) -> dict[str, Any]:
-    """The model's abilities in neutral terms; each framework renames them."""
-    return {
-        "tools": bool(m.capabilities.get("function_calling")),
-        "vision": bool(m.capabilities.get("vision")),
-        "json_output": bool(m.capabilities.get("json_output")),
-        "context_length": m.context_length,
-    }
+    def readme_head(self, target: Target, chosen: list[Framework]) -> str:
+        env = target.plan.stack.autogen.apiKeyEnv
+        rows = "".join(f"| {f.title} | `{pip_install(f.requirement)}` | `{f.module}.py` | `{f.function}` |\n"
+                       for f in chosen if isinstance(f, ModuleFramework))
+        return f"""# Agent framework clients for stack `{target.plan.stack.name}`
+
+Each module here builds a client of any model of the stack, by name, through the gateway at `{target.url}`.
+None holds a key: each reads `{env}` (a LiteLLM virtual key or the master key) when it makes a client.
+Put this directory on `PYTHONPATH` (or copy a module into your project). The AutoGen data files are in
+`../autogen/`.
+
+| Framework | Install | Module | Per model |
+|---|---|---|---|
+{rows}"""
+
+    def section(self, target: Target) -> str:
+        usage = "".join(line[4:] if line.startswith("    ") else line
+                        for line in self.usage(target.plan).splitlines(keepends=True))
+        return (f"\n## {self.title} (`{self.module}.py`)\n\nInstall: `{pip_install(self.requirement)}`\n\n"
+                f"```python\n{usage}```\n")
+
+    def load(self, out: Path, client: Client) -> ModuleType:
+        """The generated module in OUT, loaded as an agent's code would, with the probe's key (and URL)."""
+        module = load_module(out / self.path)
+        setattr(module, "API_KEY", client.api_key)
+        if client.base_url:
+            setattr(module, "GATEWAY_URL", client.base_url)
+        return module
+
+    def reply(self, out: Path, model: str, client: Client) -> str:
+        return self.ask(self.load(out, client), model)
+
+    def tool_round_trip(self, out: Path, model: str, client: Client) -> str:
+        return self.ask_with_tool(self.load(out, client), model)
 
 
 def literal(table: dict[str, dict[str, Any]]) -> str:
@@ -94,11 +180,17 @@ from typing import Any
 
 GATEWAY_URL = {url!r}
 API_KEY_ENV = {stack.autogen.apiKeyEnv!r}
+# Set by code that holds the key itself; unset, each client reads the variable above.
+API_KEY: str | None = None
 # Every client sends one conversation id in this header (a new one per client unless given): a model with
 # several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
 SESSION_HEADER = {SESSION_HEADER!r}
 {comment(table_doc)}
 {table_name}: {table_type} = {literal(table)}
+
+
+def _api_key() -> str:
+    return API_KEY or os.environ[API_KEY_ENV]
 
 
 def _known(model: str) -> str:

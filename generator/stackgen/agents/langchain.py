@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from ..plan import ModelPlan, Plan
-from .base import (PROMPT, TOOL_PROMPT, Framework, capabilities, counted_tool, expect_reply, expect_tool_result,
+from .base import (PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result,
                    module_text)
 
 MODULE = "langchain_models"
@@ -35,7 +35,7 @@ def source(plan: Plan, url: str) -> str:
     body = '''def chat_model(model: str, conversation: str | None = None, **kwargs: Any) -> ChatOpenAI:
     """A ChatOpenAI of one model of the stack for one conversation (extra ChatOpenAI fields as keyword
     arguments)."""
-    return ChatOpenAI(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    return ChatOpenAI(model=_known(model), base_url=GATEWAY_URL, api_key=_api_key(),
                       profile=ModelProfile(**PROFILES[model]), default_headers=_conversation(conversation), **kwargs)
 '''
     return module_text(plan, url, "LangChain", usage(plan),
@@ -58,10 +58,10 @@ def tool_round_trip(module: ModuleType, model: str) -> str:
     messages: list[BaseMessage] = [HumanMessage(TOOL_PROMPT)]
     asked = llm.invoke(messages)
     messages.append(asked)
-    for call in asked.tool_calls:  # type: ignore[attr-defined]
+    for call in asked.tool_calls:
         messages.append(ToolMessage(str(tool.invoke(call["args"])), tool_call_id=call["id"]))
     return expect_tool_result(llm.invoke(messages).content, calls)
 
 
-FRAMEWORK = Framework("langchain", "LangChain", "langchain-openai==1.7.4", MODULE,
-                      "chat_model(model) -> ChatOpenAI", usage, source, reply, tool_round_trip)
+FRAMEWORK = ModuleFramework("langchain", "LangChain", "langchain-openai==1.7.4", MODULE,
+                            "chat_model(model) -> ChatOpenAI", usage, source, reply, tool_round_trip)

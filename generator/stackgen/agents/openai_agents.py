@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from types import ModuleType
+from typing import Any
 
 from ..plan import Plan
-from .base import (PROMPT, TOOL_PROMPT, Framework, capabilities, counted_tool, expect_reply, expect_tool_result,
+from .base import (PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result,
                    module_text)
 
 MODULE = "openai_agents_models"
@@ -27,7 +28,7 @@ def source(plan: Plan, url: str) -> str:
     table = {m.name: capabilities(m) for m in plan.models}
     body = '''def model(name: str, conversation: str | None = None) -> OpenAIChatCompletionsModel:
     """One model of the stack for one conversation, for Agent(model=...)."""
-    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=_api_key(),
                          default_headers=_conversation(conversation))
     return OpenAIChatCompletionsModel(model=_known(name), openai_client=client)
 '''
@@ -40,10 +41,10 @@ def source(plan: Plan, url: str) -> str:
                        "MODELS", "dict[str, dict[str, Any]]", table, body)
 
 
-def _run(agent: object, prompt: str) -> object:
+def _run(agent: Any, prompt: str) -> object:
     from agents import Runner
 
-    return asyncio.run(Runner.run(agent, prompt)).final_output  # type: ignore[arg-type]
+    return asyncio.run(Runner.run(agent, prompt)).final_output
 
 
 def reply(module: ModuleType, model: str) -> str:
@@ -61,5 +62,5 @@ def tool_round_trip(module: ModuleType, model: str) -> str:
     return expect_tool_result(_run(agent, TOOL_PROMPT), calls)
 
 
-FRAMEWORK = Framework("openai-agents", "OpenAI Agents SDK", "openai-agents==0.24.0", MODULE,
-                      "model(name) -> OpenAIChatCompletionsModel", usage, source, reply, tool_round_trip)
+FRAMEWORK = ModuleFramework("openai-agents", "OpenAI Agents SDK", "openai-agents==0.24.0", MODULE,
+                            "model(name) -> OpenAIChatCompletionsModel", usage, source, reply, tool_round_trip)

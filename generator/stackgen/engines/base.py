@@ -1,14 +1,18 @@
-"""What every engine answers, so that the stages (plan, values, gateway, autogen) never ask which engine
-they hold.
+"""What every engine answers, so that the stages (plan, values, gateway, agents) never ask which engine they
+hold.
 
-An in-cluster engine (`ServedEngine`) runs a model server in a pod of the chart: it knows its spec fields,
-its checks, its image for each accelerator, its memory model, the chart values its template reads
-(`charts/inference-stack/templates/_engine-<name>.tpl` turns them into command, args, env, port and
-probes), the model id the gateway sends it and the capabilities it reports to AutoGen. A routed engine
-(`external`) only knows the route the gateway takes to a server outside the cluster.
+Every engine, in the cluster or not, answers one interface (`Engine`): its spec model, its checks, the route
+the gateway takes to it and what the model can do (`Capabilities`). An in-cluster engine (`ServedEngine`) runs
+a model server in a pod of the chart and also knows its image for each accelerator, its memory model, and its
+own section of the chart's values, a typed model (`EngineValues`) that `charts/inference-stack/templates/
+_engine-<name>.tpl` turns into command, args, env, port and probes. That model and the engine's default image
+generate the chart's values.schema.json engine sections and values.yaml's image defaults (stackgen.chartgen,
+`make chart`); a test fails if the chart's files differ from what they generate.
 
-Adding an engine: a module here with one of these classes and its spec model, listed in `ENGINES`
-(engines/__init__.py), one `_engine-<name>.tpl` in the chart, and one row in tests/test_engines.py.
+Adding an engine is four files: its module here (its spec model, its class, `ENGINE`), listed in `ENGINES`
+(engines/__init__.py); its `_engine-<name>.tpl` in the chart; its row in tests/test_engines.py; and, if the
+tests run it for real, its installer under scripts/engines/ with its pin in versions.yaml. Then `make chart`
+writes its schema section and image default, and `make manifests` the golden output.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from .. import capacity, catalog
 from ..capacity import Capacity, MemoryModel, Sizing
@@ -36,19 +42,41 @@ def accelerator(profile: Profile) -> str | None:
     return GPU_VENDORS.get(profile.gpu.resource.split("/", 1)[0])
 
 
+class EngineValues(BaseModel):
+    """An engine's own section of `models.<name>` in the chart's values (`models.<name>.<engine>`). Each field's
+    type, bounds and description are the chart's schema for it (stackgen.chartgen); unset fields are left out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def chart(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 @dataclass(frozen=True)
 class Server:
     """What an engine decides for one in-cluster model, beyond what every model server shares."""
 
-    values: dict[str, Any]  # its keys in the chart's models.<name>: its own section, shmSize, ...
-    upstream: str  # the model id the gateway sends it
-    env: dict[str, str | SecretRef] = field(default_factory=dict)  # defaults; the spec's env goes over them
+    settings: EngineValues  # the chart's models.<name>.<engine>
+    env: Mapping[str, str | SecretRef] = field(default_factory=dict)  # defaults; the spec's env goes over them
+    shm_size: str | None = None  # models.<name>.shmSize: a memory-backed /dev/shm
+    hf_token: SecretRef | None = None  # models.<name>.hfTokenSecret: the Hugging Face token of a gated model
 
 
-def capabilities(m: ModelCommon, family: str, vision: bool, json_output: bool, structured: bool) -> dict[str, Any]:
-    """AutoGen's model_info, in its key order."""
-    return {"vision": vision, "function_calling": m.toolCalling, "json_output": json_output, "family": family,
-            "structured_output": structured}
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, in no framework's terms; each agent framework writes it in its own words. Family
+    names follow AutoGen's ModelFamily (qwen, llama, r1, mistral, unknown, ...), the one framework that asks."""
+
+    family: str
+    tools: bool  # function calling
+    vision: bool  # image input
+    json_output: bool  # response_format json_object is honoured
+    structured_output: bool  # response_format json_schema is honoured
+
+
+def capabilities(m: ModelCommon, family: str, vision: bool, json_output: bool, structured: bool) -> Capabilities:
+    return Capabilities(family=family, tools=m.toolCalling, vision=vision, json_output=json_output,
+                        structured_output=structured)
 
 
 def described(m: ServedModel, facts: catalog.ModelFacts | None) -> tuple[str, bool]:
@@ -73,19 +101,41 @@ class EngineMetrics:
     prefix_cache_queries: str  # counter of prompt tokens looked up in it
 
 
-class Engine(ABC):
-    """One kind of model endpoint. Subclasses set the class attributes."""
+M = TypeVar("M", bound=ModelCommon)
+S = TypeVar("S", bound=ServedModel)
+
+
+class Engine(ABC, Generic[M]):
+    """One kind of model endpoint, for models of its spec model `M` (`spec`). Subclasses set the class
+    attributes. The stages reach an engine through `engine_of(model)`, which only ever pairs a model with its
+    own engine."""
 
     name: ClassVar[str]
     spec: ClassVar[type[ModelCommon]]
     in_cluster: ClassVar[bool]
 
+    @abstractmethod
+    def check(self, m: M, profile: Profile | None, at: str) -> list[Problem]:
+        """Every problem of the model: `profile` is its profile for an in-cluster engine (None: it has none, or
+        names one that does not exist), and None for every model outside the cluster."""
 
-class ServedEngine(Engine):
+    @abstractmethod
+    def route(self, m: M) -> str:
+        """The LiteLLM model the gateway calls: a provider prefix and the model id the server knows."""
+
+    @abstractmethod
+    def capabilities(self, m: M) -> Capabilities:
+        """What the model can do on this engine."""
+
+
+class ServedEngine(Engine[S]):
     """A model server the chart runs. `images` maps an accelerator to the image for it; None means the
-    chart's default image for the engine (`images.<name>` in values.yaml)."""
+    chart's default image for the engine (`images.<name>` in values.yaml, which is `default_image`)."""
 
     in_cluster = True
+    values: ClassVar[type[EngineValues]]  # its section of the chart's models.<name>
+    default_image: ClassVar[str | None]  # the chart's images.<name>; None: the spec always names the image
+    image_doc: ClassVar[str] = ""  # what values.yaml and the schema say of that default image
     images: ClassVar[Mapping[str, str | None]]
     # The LiteLLM provider prefix the gateway speaks to the server with.
     provider: ClassVar[str] = "openai"
@@ -96,17 +146,16 @@ class ServedEngine(Engine):
     # (its health and model endpoints), and is proven only on that.
     routable: ClassVar[bool] = False
 
-    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+    def facts(self, m: S) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""
         return None
 
-    def weights_gib(self, m: ServedModel) -> float | None:
+    def weights_gib(self, m: S) -> float | None:
         """What is downloaded and loaded, for the cache volume and the start-up budget."""
         facts = self.facts(m)
         return facts.weight_gib if facts else None
 
-    def check(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
-        """Every problem of the model on its profile (None: the profile does not exist)."""
+    def check(self, m: S, profile: Profile | None, at: str) -> list[Problem]:
         problems = []
         if profile is not None and not m.image:
             where = accelerator(profile)
@@ -118,27 +167,31 @@ class ServedEngine(Engine):
                     f"{' or '.join(sorted(r for r, v in GPU_VENDORS.items() if v in self.images))} GPUs"))
         return problems + self.check_model(m, profile, at)
 
-    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+    def check_model(self, m: S, profile: Profile | None, at: str) -> list[Problem]:
         return []
 
-    def image(self, m: ServedModel, profile: Profile) -> str | None:
+    def image(self, m: S, profile: Profile) -> str | None:
         """The image to run (None: the chart's default); `check` has refused an unknown accelerator."""
         return m.image or self.images.get(accelerator(profile) or "")
 
     @abstractmethod
-    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+    def sizing(self, m: S, profile: Profile, at: str) -> Sizing:
         """Memory, context and GPUs of one replica on the profile, and why it does (not) fit."""
 
     @abstractmethod
-    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
-        """The engine's values, env and upstream model id."""
+    def server(self, m: S, profile: Profile, sized: Sizing) -> Server:
+        """The engine's values and env."""
 
-    @abstractmethod
-    def capabilities(self, m: ServedModel) -> dict[str, Any]:
-        """AutoGen's model_info for this model on this engine."""
+    def route(self, m: S) -> str:
+        return f"{self.provider}/{self.upstream(m)}"
+
+    def upstream(self, m: S) -> str:
+        """The model id the gateway sends the server: the spec's name, which the chart makes the server answer
+        to, unless the engine says otherwise."""
+        return m.name
 
 
-class PreallocatingEngine(ServedEngine):
+class PreallocatingEngine(ServedEngine[S]):
     """A server that allocates the KV cache of every slot for the whole context when it starts (Ollama,
     llama.cpp): it serves at most `default_context` unless the spec asks for more, since a model's full
     128K would not fit a small pod."""
@@ -147,13 +200,13 @@ class PreallocatingEngine(ServedEngine):
     overhead_gib: ClassVar[float]  # an estimate: the runtime beside weights and KV cache
     runtime: ClassVar[str]  # its name in refusals
 
-    def slots(self, m: ServedModel) -> int:
+    def slots(self, m: S) -> int:
         return 1
 
-    def kv_bytes(self, m: ServedModel) -> float:
+    def kv_bytes(self, m: S) -> float:
         return 2.0
 
-    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+    def sizing(self, m: S, profile: Profile, at: str) -> Sizing:
         gpu, facts, weights = profile.gpu, self.facts(m), self.weights_gib(m)
         native = facts.context_length if facts else None
         default = min(native or self.default_context, self.default_context)
@@ -174,6 +227,6 @@ class PreallocatingEngine(ServedEngine):
             native=native, default_context=default, requested=m.contextLength, context_key="contextLength",
             refusal=refusal, gpus_per_replica=gpus))
 
-    def served_name(self, m: ServedModel) -> str:
+    def served_name(self, m: S) -> str:
         """The model as refusals name it."""
         return m.model

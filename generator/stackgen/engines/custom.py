@@ -6,7 +6,7 @@ chart's template is `_engine-custom.tpl`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,7 +14,8 @@ from .. import capacity
 from ..capacity import Sizing
 from ..errors import Problem
 from ..specbase import URL_PATH, Profile, ServedModel
-from .base import Server, ServedEngine, capabilities
+from .base import Capabilities, EngineValues, Server, ServedEngine, capabilities
+
 
 class CustomModel(ServedModel):
     engine: Literal["custom"]
@@ -26,13 +27,22 @@ class CustomModel(ServedModel):
     structuredOutput: bool = Field(default=False, description="The server honours response_format json_schema.")
 
 
-class Custom(ServedEngine):
+class CustomValues(EngineValues):
+    """A server the user brings: how to start and probe it."""
+
+    port: int = Field(ge=1, le=65535, description="Port the server listens on.")
+    healthPath: str = Field(pattern="^/", description="HTTP path answering 200 once the server can serve; used by every probe.")
+    command: list[str] | None = Field(default=None, description="The container's command; unset keeps the image's entrypoint.")
+
+
+class Custom(ServedEngine[CustomModel]):
     name = "custom"
     spec = CustomModel
+    values = CustomValues
+    default_image = None
     images: ClassVar[Mapping[str, str | None]] = {}  # only the image the spec names
 
-    def check(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
-        assert isinstance(m, CustomModel)
+    def check(self, m: CustomModel, profile: Profile | None, at: str) -> list[Problem]:
         problems = []
         if not m.image:
             problems.append(Problem(f"{at}.image", "a custom server runs the image the spec names, and none is named",
@@ -45,19 +55,19 @@ class Custom(ServedEngine):
                                     "server can serve", "set healthPath, e.g. /health or /v1/models"))
         return problems
 
-    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
+    def sizing(self, m: CustomModel, profile: Profile, at: str) -> Sizing:
         # One GPU per replica on a GPU profile: stackgen does not know how the server spreads over more.
         return capacity.unknown("a custom server's memory is not modelled", 1 if profile.gpu else 0, m.contextLength)
 
-    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
-        assert isinstance(m, CustomModel)
-        settings: dict[str, Any] = {"port": m.port, "healthPath": m.healthPath}
-        if m.command:
-            settings["command"] = list(m.command)
-        return Server({"custom": settings}, upstream=m.model)
+    def server(self, m: CustomModel, profile: Profile, sized: Sizing) -> Server:
+        assert m.port is not None and m.healthPath is not None  # `check` refused a model without them
+        return Server(CustomValues(port=m.port, healthPath=m.healthPath, command=list(m.command) or None))
 
-    def capabilities(self, m: ServedModel) -> dict[str, Any]:
-        assert isinstance(m, CustomModel)
+    def upstream(self, m: CustomModel) -> str:
+        """The id the spec says the server answers to."""
+        return m.model
+
+    def capabilities(self, m: CustomModel) -> Capabilities:
         return capabilities(m, m.family or "unknown", bool(m.vision), json_output=m.jsonOutput,
                             structured=m.structuredOutput)
 

@@ -3,13 +3,13 @@ through the gateway with their provider's LiteLLM route and a key read from a Se
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from ..errors import Problem
-from ..specbase import HTTP_URL, ModelCommon, OptionalSecret
-from .base import Engine, capabilities
+from ..specbase import HTTP_URL, ModelCommon, OptionalSecret, Profile
+from .base import Capabilities, Engine, capabilities
 
 # The spec's provider names -> LiteLLM's route prefixes.
 PROVIDER_PREFIX = {"openai": "openai", "mistral": "mistral", "together": "together_ai", "openai-compatible": "openai"}
@@ -35,12 +35,12 @@ def api_key_env_name(model_name: str) -> str:
     return model_name.upper().replace("-", "_") + "_API_KEY"
 
 
-class External(Engine):
+class External(Engine[ExternalModel]):
     name = "external"
     spec = ExternalModel
     in_cluster = False
 
-    def check(self, m: ExternalModel, at: str) -> list[Problem]:
+    def check(self, m: ExternalModel, profile: Profile | None, at: str) -> list[Problem]:
         problems = []
         if m.provider in (None, "openai-compatible") and not m.baseUrl:
             problems.append(Problem(f"{at}.baseUrl", "an external model needs a provider or a baseUrl",
@@ -60,7 +60,7 @@ class External(Engine):
         """The LiteLLM model the gateway calls: the provider's prefix and its model id."""
         return f"{PROVIDER_PREFIX[self.provider(m)]}/{m.model or m.name}"
 
-    def capabilities(self, m: ExternalModel) -> dict[str, Any]:
+    def capabilities(self, m: ExternalModel) -> Capabilities:
         provider = self.provider(m)
         family = m.family or ("mistral" if provider == "mistral" else "unknown")
         # Hosted providers honour response_format json_object; an arbitrary OpenAI-compatible server may not.

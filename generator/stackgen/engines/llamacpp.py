@@ -5,7 +5,7 @@ volume. The chart's template is `_engine-llamacpp.tpl`."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -13,7 +13,7 @@ from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
 from ..specbase import GGUF_FILE, OptionalSecret, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, PreallocatingEngine, Server, capabilities, described
+from .base import AMD, CPU, NVIDIA, Capabilities, EngineValues, PreallocatingEngine, Server, capabilities, described
 
 BUILD = "b11549"  # versions.yaml: xllamacpp, whose version ends in the llama.cpp build it carries
 # The official images of that build, per accelerator; the CPU one is the chart's default.
@@ -37,6 +37,16 @@ class LlamacppModel(ServedModel):
         return checked(value, grammars.hf_repo(value), "a Hugging Face repository", "Qwen/Qwen2.5-0.5B-Instruct-GGUF")
 
 
+class LlamacppValues(EngineValues):
+    """llama.cpp server settings."""
+
+    file: str = Field(pattern=GGUF_FILE, description="--hf-file: the GGUF in the repository named by model.")
+    parallel: int | None = Field(default=None, ge=1, description="--parallel: requests served at once.")
+    ctxSize: int | None = Field(default=None, ge=1, description="--ctx-size: context of all slots together.")
+    gpuLayers: int | None = Field(default=None, ge=0, description="--n-gpu-layers: layers on the GPU (0 on CPU nodes).")
+    jinja: bool | None = Field(default=None, description="--jinja: the model's own chat template, needed for tool calls.")
+
+
 def base_model(repo: str) -> catalog.ModelFacts | None:
     """The catalogued model a GGUF repository quantises: `<org>/<Name>-GGUF` holds `<Name>`."""
     name = re.sub(r"-gguf$", "", repo.rsplit("/", 1)[-1], flags=re.IGNORECASE).lower()
@@ -48,53 +58,50 @@ def quant_bits(file: str) -> float | None:
     return next((bits for q, bits in sorted(QUANT_BITS.items(), key=lambda kv: -len(kv[0])) if stem.endswith(q)), None)
 
 
-class Llamacpp(PreallocatingEngine):
+class Llamacpp(PreallocatingEngine[LlamacppModel]):
     name = "llamacpp"
     spec = LlamacppModel
+    values = LlamacppValues
+    default_image = f"{IMAGE}:server-{BUILD}"
+    image_doc = ("llama.cpp's server (llama-server), for CPU nodes (stackgen sets the -cuda and -rocm builds of the "
+                 "same release per model on GPU profiles).")
     runtime = "llama.cpp"
     overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
 
-    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+    def facts(self, m: LlamacppModel) -> catalog.ModelFacts | None:
         return base_model(m.model)
 
-    def weights_gib(self, m: ServedModel) -> float | None:
-        assert isinstance(m, LlamacppModel)
+    def weights_gib(self, m: LlamacppModel) -> float | None:
         facts, bits = self.facts(m), quant_bits(m.file)
         return facts.params_b * 1e9 * bits / 8 / GIB if facts and bits else None
 
-    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
+    def check_model(self, m: LlamacppModel, profile: Profile | None, at: str) -> list[Problem]:
         facts = self.facts(m)
         if m.toolCalling and facts and not facts.tool_parser:
             return [Problem(f"{at}.toolCalling", f"{facts.hf_id} has no tool-call format in its chat template",
                             "remove toolCalling or pick a model with tools (Qwen 2.5/3, Llama 3.x, Mistral)")]
         return []
 
-    def slots(self, m: ServedModel) -> int:
-        assert isinstance(m, LlamacppModel)
+    def slots(self, m: LlamacppModel) -> int:
         return m.parallel
 
-    def served_name(self, m: ServedModel) -> str:
-        assert isinstance(m, LlamacppModel)
+    def served_name(self, m: LlamacppModel) -> str:
         return f"{m.model}/{m.file}"
 
-    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
-        assert isinstance(m, LlamacppModel)
-        settings: dict[str, Any] = {"file": m.file, "parallel": m.parallel}
-        if sized.context:
+    def server(self, m: LlamacppModel, profile: Profile, sized: Sizing) -> Server:
+        settings = LlamacppValues(
+            file=m.file, parallel=m.parallel,
             # llama-server splits --ctx-size among its slots: each slot gets the whole context.
-            settings["ctxSize"] = sized.context * m.parallel
-        # Every layer on the GPU when there is one; none on a CPU node.
-        settings["gpuLayers"] = 999 if profile.gpu else 0
-        if m.toolCalling:
-            settings["jinja"] = True  # tool calls are parsed through the model's own chat template
-        values: dict[str, Any] = {"llamacpp": settings}
-        if m.hfToken:
-            values["hfTokenSecret"] = m.hfToken.model_dump()
-        # The chart starts llama-server with --alias <name>, the id the gateway asks for.
-        return Server(values, upstream=m.name)
+            ctxSize=sized.context * m.parallel if sized.context else None,
+            # Every layer on the GPU when there is one; none on a CPU node.
+            gpuLayers=999 if profile.gpu else 0,
+            # Tool calls are parsed through the model's own chat template.
+            jinja=True if m.toolCalling else None)
+        # The chart starts llama-server with --alias <name>, the id the gateway asks for (`upstream`).
+        return Server(settings, hf_token=m.hfToken)
 
-    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+    def capabilities(self, m: LlamacppModel) -> Capabilities:
         family, _ = described(m, self.facts(m))
         vision = bool(m.vision)  # a vision GGUF needs its projector file too, which stackgen does not fetch
         # response_format json_object and json_schema are enforced with a grammar.

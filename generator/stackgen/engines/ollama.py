@@ -4,7 +4,7 @@ server starts, on NVIDIA, AMD or CPU nodes. The chart's template is `_engine-oll
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -12,7 +12,7 @@ from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
 from ..specbase import Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, PreallocatingEngine, Server, capabilities, described
+from .base import AMD, CPU, NVIDIA, Capabilities, EngineValues, PreallocatingEngine, Server, capabilities, described
 
 VERSION = "0.17.4"  # versions.yaml: ollama
 # Ollama's ROCm build is the same image with a -rocm tag; the default image serves NVIDIA and CPU.
@@ -53,28 +53,41 @@ class OllamaModel(ServedModel):
         return value
 
 
+class OllamaValues(EngineValues):
+    """Ollama server settings."""
+
+    contextLength: int | None = Field(default=None, ge=1, description="OLLAMA_CONTEXT_LENGTH: context length in tokens.")
+    keepAlive: str | int | None = Field(
+        default=None, description="OLLAMA_KEEP_ALIVE: how long a model stays loaded (duration like 30m, or -1 for ever).")
+    insecure: bool | None = Field(
+        default=None, description="Pull the model over plain HTTP (`ollama pull --insecure`), from a registry mirror "
+        "without TLS named in `model`.")
+
+
 def _env_str(m: ServedModel, name: str) -> str | None:
     value = m.env.get(name)
     return value if isinstance(value, str) else None
 
 
-class Ollama(PreallocatingEngine):
+class Ollama(PreallocatingEngine[OllamaModel]):
     name = "ollama"
     spec = OllamaModel
+    values = OllamaValues
+    default_image = f"ollama/ollama:{VERSION}"
+    image_doc = "Ollama's server, for NVIDIA GPUs and CPU nodes (stackgen sets the ROCm image per model)."
     runtime = "Ollama"
     overhead_gib = OVERHEAD_GIB
     images = {NVIDIA: None, CPU: None, AMD: ROCM_IMAGE}
 
-    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+    def facts(self, m: OllamaModel) -> catalog.ModelFacts | None:
         return catalog.ollama_model(m.model)
 
-    def weights_gib(self, m: ServedModel) -> float | None:
+    def weights_gib(self, m: OllamaModel) -> float | None:
         """The library's quantised download, not the architecture's bf16 size."""
         tag = catalog.ollama_tag(m.model)
         return tag.size_gb * 1e9 / GIB if tag else None
 
-    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
-        assert isinstance(m, OllamaModel)
+    def check_model(self, m: OllamaModel, profile: Profile | None, at: str) -> list[Problem]:
         problems = []
         tag = catalog.ollama_tag(m.model)
         if m.toolCalling and tag and not tag.tools:
@@ -89,25 +102,22 @@ class Ollama(PreallocatingEngine):
                                     "use cache.type: emptyDir, or replicas: 1"))
         return problems
 
-    def kv_bytes(self, m: ServedModel) -> float:
+    def kv_bytes(self, m: OllamaModel) -> float:
         return KV_BYTES.get(_env_str(m, "OLLAMA_KV_CACHE_TYPE") or "f16", 2.0)
 
-    def slots(self, m: ServedModel) -> int:
+    def slots(self, m: OllamaModel) -> int:
         parallel = _env_str(m, "OLLAMA_NUM_PARALLEL") or "1"
         return int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
 
-    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
-        assert isinstance(m, OllamaModel)
-        settings: dict[str, Any] = {}
-        if sized.context:
-            settings["contextLength"] = sized.context
-        settings["keepAlive"] = m.keepAlive or KEEP_ALIVE
-        if m.insecureRegistry:
-            settings["insecure"] = True
-        # The gateway sends the Ollama name itself: Ollama serves models by the name they were pulled as.
-        return Server({"ollama": settings}, upstream=m.model)
+    def server(self, m: OllamaModel, profile: Profile, sized: Sizing) -> Server:
+        return Server(OllamaValues(contextLength=sized.context or None, keepAlive=m.keepAlive or KEEP_ALIVE,
+                                   insecure=m.insecureRegistry or None))
 
-    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+    def upstream(self, m: OllamaModel) -> str:
+        """The Ollama name itself: Ollama serves models by the name they were pulled as."""
+        return m.model
+
+    def capabilities(self, m: OllamaModel) -> Capabilities:
         family, vision = described(m, self.facts(m))
         # Ollama honours response_format json_object; json_schema is not guaranteed through its /v1 API.
         return capabilities(m, family, vision, json_output=True, structured=False)

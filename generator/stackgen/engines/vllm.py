@@ -4,7 +4,8 @@ and reasoning parsers. The chart's template is `_engine-vllm.tpl`."""
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from functools import partial
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -12,7 +13,7 @@ from .. import capacity, catalog, grammars
 from ..capacity import GIB, Capacity, MemoryModel, Sizing
 from ..errors import Problem
 from ..specbase import PARSER_NAME, OptionalSecret, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, EngineMetrics, Server, ServedEngine, capabilities, described
+from .base import AMD, CPU, NVIDIA, Capabilities, EngineMetrics, EngineValues, Server, ServedEngine, capabilities, described
 
 VERSION = "0.32.0"  # versions.yaml: vllm
 # vLLM's own images of that release: CPU (x86 with AVX-512) and ROCm; NVIDIA is the chart's default.
@@ -52,6 +53,21 @@ class VllmModel(ServedModel):
         return checked(value, problem, "a Hugging Face id or an absolute path", grammars.HF_EXAMPLE)
 
 
+class VllmValues(EngineValues):
+    """vLLM server flags, resolved by stackgen."""
+
+    maxModelLen: int | None = Field(default=None, ge=1, description="--max-model-len: context length in tokens.")
+    tensorParallelSize: int | None = Field(default=None, ge=1, description="--tensor-parallel-size: GPUs one model instance spans.")
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None = Field(
+        default=None, description="--dtype of weights and activations.")
+    gpuMemoryUtilization: float | None = Field(
+        default=None, gt=0, le=1, description="--gpu-memory-utilization: fraction of GPU memory vLLM may use.")
+    toolCallParser: str | None = Field(
+        default=None, min_length=1, description="Tool-call parser; set adds --enable-auto-tool-choice --tool-call-parser <it>.")
+    reasoningParser: str | None = Field(
+        default=None, min_length=1, description="--reasoning-parser: returns a reasoning model's thinking apart from its answer.")
+
+
 def overhead_gib(tp: int) -> float:
     return GPU_OVERHEAD_GIB + (TP_OVERHEAD_GIB if tp > 1 else 0.0)
 
@@ -88,9 +104,12 @@ def _arg(args: list[str], flag: str) -> str | None:
     return None
 
 
-class Vllm(ServedEngine):
+class Vllm(ServedEngine[VllmModel]):
     name = "vllm"
     spec = VllmModel
+    values = VllmValues
+    default_image = f"vllm/vllm-openai:v{VERSION}"
+    image_doc = "vLLM's OpenAI-compatible server, for NVIDIA GPUs (stackgen sets the CPU and ROCm images per model)."
     images = {NVIDIA: None, CPU: CPU_IMAGE, AMD: ROCM_IMAGE}
     provider = "hosted_vllm"
     # vLLM's /metrics on the serving port (vllm/v1/metrics/loggers.py of the pinned release).
@@ -101,7 +120,7 @@ class Vllm(ServedEngine):
         prefix_cache_hits="vllm:prefix_cache_hits_total", prefix_cache_queries="vllm:prefix_cache_queries_total")
     routable = True
 
-    def facts(self, m: ServedModel) -> catalog.ModelFacts | None:
+    def facts(self, m: VllmModel) -> catalog.ModelFacts | None:
         return catalog.hf_model(m.model)
 
     def _native(self, m: VllmModel) -> int | None:
@@ -117,8 +136,7 @@ class Vllm(ServedEngine):
         facts = self.facts(m)
         return m.reasoningParser or (facts.reasoning_parser if facts else None)
 
-    def check_model(self, m: ServedModel, profile: Profile | None, at: str) -> list[Problem]:
-        assert isinstance(m, VllmModel)
+    def check_model(self, m: VllmModel, profile: Profile | None, at: str) -> list[Problem]:
         problems = []
         facts = self.facts(m)
         if m.toolCalling and not self.tool_parser(m):
@@ -149,15 +167,14 @@ class Vllm(ServedEngine):
                                         f"set tensorParallelSize to at most {profile.gpu.count} or use a profile with more GPUs"))
         return problems
 
-    def kv_space_gib(self, m: ServedModel, profile: Profile) -> int:
+    def kv_space_gib(self, m: VllmModel, profile: Profile) -> int:
         """On CPU: VLLM_CPU_KVCACHE_SPACE GiB, a quarter of the pod's memory unless the spec's env sets it."""
         given = m.env.get("VLLM_CPU_KVCACHE_SPACE")
         if isinstance(given, str) and given.isdigit():
             return int(given)
         return max(1, int(capacity.quantity_gib(profile.memory) // 4))
 
-    def sizing(self, m: ServedModel, profile: Profile, at: str) -> Sizing:
-        assert isinstance(m, VllmModel)
+    def sizing(self, m: VllmModel, profile: Profile, at: str) -> Sizing:
         gpu, facts, native = profile.gpu, self.facts(m), self._native(m)
         fallback_gpus = (m.tensorParallelSize or 1) if gpu else 0
         if facts is None or native is None:
@@ -173,13 +190,12 @@ class Vllm(ServedEngine):
         def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
             return self._refusal(m, profile, cap, longest, min_tp, at)
 
-        common = dict(native=native, default_context=native, requested=m.maxModelLen, context_key="maxModelLen",
-                      refusal=refusal)
+        model = partial(MemoryModel, native=native, default_context=native, requested=m.maxModelLen,
+                        context_key="maxModelLen", refusal=refusal)
         if gpu is None:
             space = self.kv_space_gib(m, profile)
-            return capacity.size(MemoryModel(
-                at=lambda tp, ctx: on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx), gpus_per_replica=0,
-                **common))  # type: ignore[arg-type]
+            return capacity.size(model(
+                at=lambda tp, ctx: on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx), gpus_per_replica=0))
         memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or DEFAULT_UTILIZATION
         sizes = [t for t in capacity.TP_SIZES if capacity.tp_compatible(facts, t)]
         tp_problem = None
@@ -187,10 +203,9 @@ class Vllm(ServedEngine):
             valid = " or ".join(str(t) for t in sizes if t <= gpu.count)
             tp_problem = Problem(f"{at}.tensorParallelSize", f"{m.tensorParallelSize} GPUs cannot share the model's "
                                  f"{facts.kv_heads} KV heads evenly", f"set tensorParallelSize to {valid}")
-        return capacity.size(MemoryModel(
+        return capacity.size(model(
             at=lambda tp, ctx: on_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx), gpus_per_replica=1,
-            shard_sizes=sizes, gpu_count=gpu.count, fixed_tp=m.tensorParallelSize, tp_problem=tp_problem,
-            **common))  # type: ignore[arg-type]
+            shard_sizes=sizes, gpu_count=gpu.count, fixed_tp=m.tensorParallelSize, tp_problem=tp_problem))
 
     def _refusal(self, m: VllmModel, profile: Profile, cap: Capacity, longest: int, min_tp: int | None,
                  at: str) -> Problem:
@@ -231,29 +246,15 @@ class Vllm(ServedEngine):
         fixes.append(f"use GPUs with at least {math.ceil(need)} GiB each")
         return Problem(where, message, ", or ".join(fixes))
 
-    def server(self, m: ServedModel, profile: Profile, sized: Sizing) -> Server:
-        assert isinstance(m, VllmModel)
-        flags: dict[str, Any] = {}
-        if sized.context:
-            flags["maxModelLen"] = sized.context
-        if sized.gpus > 1:
-            flags["tensorParallelSize"] = sized.gpus
-        if m.dtype:
-            flags["dtype"] = m.dtype
-        if m.gpuMemoryUtilization:
-            flags["gpuMemoryUtilization"] = m.gpuMemoryUtilization
-        if m.toolCalling:
-            flags["toolCallParser"] = self.tool_parser(m)
-        reasoning = self.reasoning_parser(m)
-        if reasoning:
-            flags["reasoningParser"] = reasoning
+    def server(self, m: VllmModel, profile: Profile, sized: Sizing) -> Server:
+        flags = VllmValues(maxModelLen=sized.context or None, tensorParallelSize=sized.gpus if sized.gpus > 1 else None,
+                           dtype=m.dtype, gpuMemoryUtilization=m.gpuMemoryUtilization or None,
+                           toolCallParser=self.tool_parser(m) if m.toolCalling else None,
+                           reasoningParser=self.reasoning_parser(m) or None)
         # PyTorch puts tensor-parallel traffic through /dev/shm; it is memory-backed and counts against the
         # pod's memory limit, so size it with the GPU count and cap it at a quarter of the pod's memory.
         memory_gib = capacity.quantity_gib(profile.memory)
         shm = max(1, min(2 * max(sized.gpus, 1), int(memory_gib // 4)))
-        values: dict[str, Any] = {"vllm": flags, "shmSize": f"{shm}Gi"}
-        if m.hfToken:
-            values["hfTokenSecret"] = m.hfToken.model_dump()
         env: dict[str, str] = {}
         if profile.gpu is None:
             # vLLM's CPU backend binds its OpenMP threads to cores it picks among those the process may use
@@ -264,10 +265,10 @@ class Vllm(ServedEngine):
             # exclusive cores, the spec's env can set VLLM_CPU_OMP_THREADS_BIND back to auto.
             env = {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_space_gib(m, profile)), "VLLM_CPU_OMP_THREADS_BIND": "nobind",
                    "OMP_NUM_THREADS": str(max(1, int(capacity.quantity_cpu(profile.cpu))))}
-        # The gateway asks for the spec's name: the chart starts vLLM with --served-model-name <name>.
-        return Server(values, upstream=m.name, env=env)  # type: ignore[arg-type]
+        # The gateway asks for the spec's name (`upstream`): the chart starts vLLM with --served-model-name <name>.
+        return Server(flags, env=env, shm_size=f"{shm}Gi", hf_token=m.hfToken)
 
-    def capabilities(self, m: ServedModel) -> dict[str, Any]:
+    def capabilities(self, m: VllmModel) -> Capabilities:
         family, vision = described(m, self.facts(m))
         # response_format json_object and json_schema (guided decoding) both work on vLLM.
         return capabilities(m, family, vision, json_output=True, structured=True)

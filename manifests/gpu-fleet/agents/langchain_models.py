@@ -20,6 +20,8 @@ from langchain_openai import ChatOpenAI
 
 GATEWAY_URL = 'https://llm.example.com/v1'
 API_KEY_ENV = 'OPENAI_API_KEY'
+# Set by code that holds the key itself; unset, each client reads the variable above.
+API_KEY: str | None = None
 # Every client sends one conversation id in this header (a new one per client unless given): a model with
 # several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
 SESSION_HEADER = 'x-session-id'
@@ -30,6 +32,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     'mistral-7b': {'tool_calling': False, 'image_inputs': False, 'structured_output': True, 'max_input_tokens': 16384},
     'gemma-ollama': {'tool_calling': False, 'image_inputs': True, 'structured_output': True, 'max_input_tokens': 8192},
 }
+
+
+def _api_key() -> str:
+    return API_KEY or os.environ[API_KEY_ENV]
 
 
 def _known(model: str) -> str:
@@ -46,5 +52,5 @@ def _conversation(conversation: str | None) -> dict[str, str]:
 def chat_model(model: str, conversation: str | None = None, **kwargs: Any) -> ChatOpenAI:
     """A ChatOpenAI of one model of the stack for one conversation (extra ChatOpenAI fields as keyword
     arguments)."""
-    return ChatOpenAI(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    return ChatOpenAI(model=_known(model), base_url=GATEWAY_URL, api_key=_api_key(),
                       profile=ModelProfile(**PROFILES[model]), default_headers=_conversation(conversation), **kwargs)

@@ -24,6 +24,8 @@ set_tracing_disabled(True)
 
 GATEWAY_URL = 'https://llm.example.com/v1'
 API_KEY_ENV = 'OPENAI_API_KEY'
+# Set by code that holds the key itself; unset, each client reads the variable above.
+API_KEY: str | None = None
 # Every client sends one conversation id in this header (a new one per client unless given): a model with
 # several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
 SESSION_HEADER = 'x-session-id'
@@ -35,6 +37,10 @@ MODELS: dict[str, dict[str, Any]] = {
     'mistral-7b': {'tools': False, 'vision': False, 'json_output': True, 'context_length': 16384},
     'gemma-ollama': {'tools': False, 'vision': True, 'json_output': True, 'context_length': 8192},
 }
+
+
+def _api_key() -> str:
+    return API_KEY or os.environ[API_KEY_ENV]
 
 
 def _known(model: str) -> str:
@@ -50,6 +56,6 @@ def _conversation(conversation: str | None) -> dict[str, str]:
 
 def model(name: str, conversation: str | None = None) -> OpenAIChatCompletionsModel:
     """One model of the stack for one conversation, for Agent(model=...)."""
-    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=_api_key(),
                          default_headers=_conversation(conversation))
     return OpenAIChatCompletionsModel(model=_known(name), openai_client=client)

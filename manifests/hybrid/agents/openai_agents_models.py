@@ -24,6 +24,8 @@ set_tracing_disabled(True)
 
 GATEWAY_URL = 'http://hybrid-gateway.agents.svc.cluster.local:4000/v1'
 API_KEY_ENV = 'STACK_GATEWAY_KEY'
+# Set by code that holds the key itself; unset, each client reads the variable above.
+API_KEY: str | None = None
 # Every client sends one conversation id in this header (a new one per client unless given): a model with
 # several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
 SESSION_HEADER = 'x-session-id'
@@ -36,6 +38,10 @@ MODELS: dict[str, dict[str, Any]] = {
     'mistral-large': {'tools': True, 'vision': False, 'json_output': True, 'context_length': None},
     'lm-studio': {'tools': False, 'vision': False, 'json_output': False, 'context_length': None},
 }
+
+
+def _api_key() -> str:
+    return API_KEY or os.environ[API_KEY_ENV]
 
 
 def _known(model: str) -> str:
@@ -51,6 +57,6 @@ def _conversation(conversation: str | None) -> dict[str, str]:
 
 def model(name: str, conversation: str | None = None) -> OpenAIChatCompletionsModel:
     """One model of the stack for one conversation, for Agent(model=...)."""
-    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=_api_key(),
                          default_headers=_conversation(conversation))
     return OpenAIChatCompletionsModel(model=_known(name), openai_client=client)

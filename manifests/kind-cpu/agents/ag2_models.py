@@ -21,6 +21,8 @@ from ag2.config import OpenAIConfig
 
 GATEWAY_URL = 'http://kind-cpu-gateway.stackgen.svc.cluster.local:4000/v1'
 API_KEY_ENV = 'OPENAI_API_KEY'
+# Set by code that holds the key itself; unset, each client reads the variable above.
+API_KEY: str | None = None
 # Every client sends one conversation id in this header (a new one per client unless given): a model with
 # several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
 SESSION_HEADER = 'x-session-id'
@@ -30,6 +32,10 @@ MODELS: dict[str, dict[str, Any]] = {
     'ollama-small': {'tools': True, 'vision': False, 'json_output': True, 'context_length': 8192},
     'vllm-small': {'tools': False, 'vision': False, 'json_output': True, 'context_length': 4096},
 }
+
+
+def _api_key() -> str:
+    return API_KEY or os.environ[API_KEY_ENV]
 
 
 def _known(model: str) -> str:
@@ -46,5 +52,5 @@ def _conversation(conversation: str | None) -> dict[str, str]:
 def config(model: str, conversation: str | None = None, **overrides: Any) -> OpenAIConfig:
     """The OpenAIConfig of one model of the stack for one conversation (extra OpenAIConfig fields as keyword
     arguments)."""
-    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    return OpenAIConfig(model=_known(model), base_url=GATEWAY_URL, api_key=_api_key(),
                         default_headers=_conversation(conversation), **overrides)

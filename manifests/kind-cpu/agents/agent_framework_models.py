@@ -21,6 +21,8 @@ from agent_framework.openai import OpenAIChatCompletionClient
 
 GATEWAY_URL = 'http://kind-cpu-gateway.stackgen.svc.cluster.local:4000/v1'
 API_KEY_ENV = 'OPENAI_API_KEY'
+# Set by code that holds the key itself; unset, each client reads the variable above.
+API_KEY: str | None = None
 # Every client sends one conversation id in this header (a new one per client unless given): a model with
 # several replicas keeps the conversation on one of them, whose prefix cache then holds all of it.
 SESSION_HEADER = 'x-session-id'
@@ -30,6 +32,10 @@ MODELS: dict[str, dict[str, Any]] = {
     'ollama-small': {'tools': True, 'vision': False, 'json_output': True, 'context_length': 8192},
     'vllm-small': {'tools': False, 'vision': False, 'json_output': True, 'context_length': 4096},
 }
+
+
+def _api_key() -> str:
+    return API_KEY or os.environ[API_KEY_ENV]
 
 
 def _known(model: str) -> str:
@@ -46,7 +52,7 @@ def _conversation(conversation: str | None) -> dict[str, str]:
 def client(model: str, conversation: str | None = None) -> OpenAIChatCompletionClient:
     """A Chat Completions client of one model of the stack for one conversation; its abilities ride in
     additional_properties."""
-    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=os.environ[API_KEY_ENV],
+    client = OpenAIChatCompletionClient(model=_known(model), base_url=GATEWAY_URL, api_key=_api_key(),
                                         default_headers=_conversation(conversation))
     client.additional_properties.update(MODELS[model])
     return client
