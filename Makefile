@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test unit manifests lint-shell e2e-kind debs controlplane engines keda node bench clean
+.PHONY: setup setup-test render test unit chart manifests lint-shell e2e-kind debs controlplane engines keda node bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ e2e-kind: setup-test
 ## manifests: rewrite the golden output under manifests/ after an intended change
 manifests: setup
 	$(PY) -m stackgen.golden manifests
+
+## chart: rewrite the chart's engine sections (values.schema.json, values.yaml images, README rows) from
+## generator/stackgen/engines/ after a change there; tests/chart/test_chart_contract.py fails until you do
+chart: setup
+	$(PY) -m stackgen.chartgen charts/inference-stack
 
 ## bench: gateway cost, vLLM serving flags and render scaling, written to bench/RESULTS.md
 bench: setup-test engines

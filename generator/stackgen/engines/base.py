@@ -9,10 +9,9 @@ _engine-<name>.tpl` turns into command, args, env, port and probes. That model a
 generate the chart's values.schema.json engine sections and values.yaml's image defaults (stackgen.chartgen,
 `make chart`); a test fails if the chart's files differ from what they generate.
 
-Adding an engine is four files: its module here (its spec model, its class, `ENGINE`), listed in `ENGINES`
-(engines/__init__.py); its `_engine-<name>.tpl` in the chart; its row in tests/test_engines.py; and, if the
-tests run it for real, its installer under scripts/engines/ with its pin in versions.yaml. Then `make chart`
-writes its schema section and image default, and `make manifests` the golden output.
+Adding an engine: its module here, listed in `ENGINES` (engines/__init__.py); its `_engine-<name>.tpl` in the
+chart; its row in tests/test_engines.py; then `make chart` and `make manifests`. An engine the tests run for
+real also needs its installer under scripts/engines/ and its pin in versions.yaml (docs/testing.md).
 """
 
 from __future__ import annotations

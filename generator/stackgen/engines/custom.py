@@ -28,11 +28,12 @@ class CustomModel(ServedModel):
 
 
 class CustomValues(EngineValues):
-    """A server the user brings: how to start and probe it."""
+    """A server you bring, from `models.<name>.image`, started with `args`."""
 
-    port: int = Field(ge=1, le=65535, description="Port the server listens on.")
-    healthPath: str = Field(pattern="^/", description="HTTP path answering 200 once the server can serve; used by every probe.")
-    command: list[str] | None = Field(default=None, description="The container's command; unset keeps the image's entrypoint.")
+    port: int = Field(ge=1, le=65535, description="Port it listens on.")
+    healthPath: str = Field(pattern="^/", description="Path every probe asks; 200 once it can serve.")
+    command: list[str] | None = Field(default=None, json_schema_extra={"chartDefault": "the image's"},
+                                      description="The container's command.")
 
 
 class Custom(ServedEngine[CustomModel]):

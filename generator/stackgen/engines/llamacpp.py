@@ -38,13 +38,18 @@ class LlamacppModel(ServedModel):
 
 
 class LlamacppValues(EngineValues):
-    """llama.cpp server settings."""
+    """llama.cpp settings; the GGUF is downloaded from the Hugging Face repository `model` into the cache volume
+    at start."""
 
-    file: str = Field(pattern=GGUF_FILE, description="--hf-file: the GGUF in the repository named by model.")
-    parallel: int | None = Field(default=None, ge=1, description="--parallel: requests served at once.")
-    ctxSize: int | None = Field(default=None, ge=1, description="--ctx-size: context of all slots together.")
-    gpuLayers: int | None = Field(default=None, ge=0, description="--n-gpu-layers: layers on the GPU (0 on CPU nodes).")
-    jinja: bool | None = Field(default=None, description="--jinja: the model's own chat template, needed for tool calls.")
+    file: str = Field(pattern=GGUF_FILE, description="`--hf-file`: the GGUF in that repository.")
+    parallel: int | None = Field(default=None, ge=1, json_schema_extra={"chartDefault": "`1`"},
+                                 description="`--parallel`: requests served at once.")
+    ctxSize: int | None = Field(default=None, ge=1, json_schema_extra={"chartDefault": "llama.cpp's"},
+                                description="`--ctx-size`: the context of all slots together.")
+    gpuLayers: int | None = Field(default=None, ge=0, json_schema_extra={"chartDefault": "`0`"},
+                                  description="`--n-gpu-layers`: layers on the GPU.")
+    jinja: bool | None = Field(default=None, json_schema_extra={"chartDefault": "`false`"},
+                               description="`--jinja`: the model's own chat template, which tool calls need.")
 
 
 def base_model(repo: str) -> catalog.ModelFacts | None:

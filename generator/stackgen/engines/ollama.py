@@ -54,14 +54,15 @@ class OllamaModel(ServedModel):
 
 
 class OllamaValues(EngineValues):
-    """Ollama server settings."""
+    """Ollama settings; unset ones keep Ollama's defaults."""
 
-    contextLength: int | None = Field(default=None, ge=1, description="OLLAMA_CONTEXT_LENGTH: context length in tokens.")
+    contextLength: int | None = Field(default=None, ge=1, description="`OLLAMA_CONTEXT_LENGTH`: context length in tokens.")
     keepAlive: str | int | None = Field(
-        default=None, description="OLLAMA_KEEP_ALIVE: how long a model stays loaded (duration like 30m, or -1 for ever).")
+        default=None, description="`OLLAMA_KEEP_ALIVE`: how long the model stays loaded, e.g. `30m`, or `-1` for ever.")
     insecure: bool | None = Field(
-        default=None, description="Pull the model over plain HTTP (`ollama pull --insecure`), from a registry mirror "
-        "without TLS named in `model`.")
+        default=None, json_schema_extra={"chartDefault": "`false`"},
+        description="Pull with `ollama pull --insecure`: plain HTTP, for a registry mirror without TLS named in `model` "
+        "(`host:port/library/qwen2.5:0.5b`).")
 
 
 def _env_str(m: ServedModel, name: str) -> str | None:

@@ -54,18 +54,20 @@ class VllmModel(ServedModel):
 
 
 class VllmValues(EngineValues):
-    """vLLM server flags, resolved by stackgen."""
+    """vLLM flags, resolved by stackgen; unset flags are not passed."""
 
-    maxModelLen: int | None = Field(default=None, ge=1, description="--max-model-len: context length in tokens.")
-    tensorParallelSize: int | None = Field(default=None, ge=1, description="--tensor-parallel-size: GPUs one model instance spans.")
+    maxModelLen: int | None = Field(default=None, ge=1, description="`--max-model-len`: context length in tokens.")
+    tensorParallelSize: int | None = Field(
+        default=None, ge=1, description="`--tensor-parallel-size`: GPUs one model instance spans (matches `gpu.count`).")
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None = Field(
-        default=None, description="--dtype of weights and activations.")
+        default=None, description="`--dtype` of weights and activations.")
     gpuMemoryUtilization: float | None = Field(
-        default=None, gt=0, le=1, description="--gpu-memory-utilization: fraction of GPU memory vLLM may use.")
+        default=None, gt=0, le=1, description="`--gpu-memory-utilization`: the share of each GPU's memory vLLM may use.")
     toolCallParser: str | None = Field(
-        default=None, min_length=1, description="Tool-call parser; set adds --enable-auto-tool-choice --tool-call-parser <it>.")
+        default=None, min_length=1, description="Set: `--enable-auto-tool-choice --tool-call-parser <it>`.")
     reasoningParser: str | None = Field(
-        default=None, min_length=1, description="--reasoning-parser: returns a reasoning model's thinking apart from its answer.")
+        default=None, min_length=1, description="Set: `--reasoning-parser <it>` (`deepseek_r1`, `qwen3`, ...): the "
+        "thinking of a reasoning model comes back apart from its answer.")
 
 
 def overhead_gib(tp: int) -> float:
