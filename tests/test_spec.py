@@ -8,6 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from stackgen.cli import cli
+from stackgen.engines import ENGINES
+
+# The engines in the order refusals list them (a new engine joins it without an edit here).
+ENGINE_LIST = ", ".join(ENGINES)
 
 GOOD = """\
 name: team
@@ -62,7 +66,7 @@ BAD_CASES = {
     "literal secret in env": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    env: {HF_TOKEN: hf_abc}\n"),
                               ["stack.yaml:17: models[1].env: HF_TOKEN looks like a credential but is given as a literal value"]),
     "bad engine": (GOOD.replace("engine: ollama", "engine: llamafile"),
-                   ["stack.yaml:13: models[1]: engine must be one of: vllm, ollama, llamacpp, custom, external"]),
+                   [f"stack.yaml:13: models[1]: engine must be one of: {ENGINE_LIST}"]),
     "missing field": (GOOD.replace("    model: qwen2.5:0.5b\n", ""),
                       ["models[1].model: required field is missing (add model)"]),
     "keep-alive Ollama cannot read": (GOOD.replace("    profile: cpu\n", "    profile: cpu\n    keepAlive: forever\n"),
@@ -81,7 +85,7 @@ BAD_CASES = {
                                 ["models[2].provider: Input should be 'openai', 'mistral', 'together' or 'openai-compatible' "
                                  "(did you mean 'together'?)"]),
     "engine spelt like the project": (GOOD.replace("engine: ollama", "engine: llama.cpp"),
-                                      ["stack.yaml:13: models[1]: engine must be one of: vllm, ollama, llamacpp, custom, external "
+                                      [f"stack.yaml:13: models[1]: engine must be one of: {ENGINE_LIST} "
                                        "(did you mean 'llamacpp'?)"]),
     "gpu named by vendor": (GOOD.replace("resource: nvidia.com/gpu", "resource: nvidia"),
                             ["stack.yaml:4: profiles.l4.gpu.resource: 'nvidia' is not a device plugin's resource name", "(did you mean 'nvidia.com/gpu'?)"]),

@@ -64,7 +64,7 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
         # The Prometheus callback serves /metrics on the proxy's port (stackgen.monitoring reads it).
         **({"callbacks": ["prometheus"]} if plan.stack.monitoring.enabled else {}),
     }
-    routed = [m.name for m in plan.served if m.router]
+    routed = [m.name for m in plan.models if m.in_cluster and plan.served_by(m).router]
     if routed:
         # A routed model's router keeps a conversation on one replica by the client's x-session-id; LiteLLM
         # forwards a client's x- headers only to the model groups named here (the rest never see them).

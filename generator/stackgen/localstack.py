@@ -87,7 +87,9 @@ def rewire(config: Mapping[str, Any], plan: Plan, backends: Mapping[str, str]) -
                  for name, url in backends.items() if not url.rstrip("/").endswith("/v1")]
     if problems:
         raise StackgenError(problems)
-    return point_at_local(config, backends)
+    # An adapter is served by its base model's server.
+    adapters = {a.name: backends[a.base] for a in plan.adapters if a.base in backends}
+    return point_at_local(config, {**adapters, **backends})
 
 
 def free_port() -> int:

@@ -64,6 +64,14 @@ class ServedPlan(ModelPlan):
 
 
 @dataclass(frozen=True)
+class AdapterPlan(ModelPlan):
+    """A LoRA adapter: a model name of its own, served by its base model's server (every replica loads every
+    adapter, so the base's route, router and affinity serve it unchanged), with the base's abilities."""
+
+    base: str
+
+
+@dataclass(frozen=True)
 class ExternalPlan(ModelPlan):
     spec: ExternalModel
     provider: str
@@ -87,6 +95,7 @@ class Plan:
     master_key: SecretRef
     served: tuple[ServedPlan, ...]
     external: tuple[ExternalPlan, ...]
+    adapters: tuple[AdapterPlan, ...] = ()
     redis: RedisPlan | None = None
     # Decisions the user should hear about (a default turned on, a risky choice kept): validate and
     # render print them.
@@ -100,9 +109,16 @@ class Plan:
 
     @property
     def models(self) -> tuple[ModelPlan, ...]:
-        """Every model in spec order."""
+        """Every model name agents can ask for, in spec order, each model's adapters right after it."""
         order = {m.name: i for i, m in enumerate(self.stack.models)}
-        return tuple(sorted((*self.served, *self.external), key=lambda m: order[m.name]))
+        adapters = {a.name: (order[a.base], j + 1) for j, a in enumerate(self.adapters)}
+        return tuple(sorted((*self.served, *self.external, *self.adapters),
+                            key=lambda m: adapters.get(m.name, (order.get(m.name, 0), 0))))
+
+    def served_by(self, m: ModelPlan) -> ServedPlan:
+        """The in-cluster server of a model name: its own, or its base model's for an adapter."""
+        name = m.base if isinstance(m, AdapterPlan) else m.name
+        return next(s for s in self.served if s.name == name)
 
     def default_gateway_url(self) -> str:
         ingress = self.stack.gateway.ingress
@@ -124,18 +140,31 @@ def sizing(stack: Stack, m: ServedModel, at: str) -> capacity.Sizing:
     return engine.sizing(m, stack.profiles[m.profile], at)
 
 
+def _names(stack: Stack) -> list[tuple[str, str]]:
+    """Every name agents can ask for, and its path in the spec: the models', then the adapters'."""
+    models = [(m.name, f"models[{i}].name") for i, m in enumerate(stack.models)]
+    adapters = [(a.name, f"models[{i}].adapters[{j}].name") for i, m in enumerate(stack.models)
+                if isinstance(m, ServedModel) for j, a in enumerate(m.adapters)]
+    return models + adapters
+
+
 def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
     """Cross-field rules; every violation is collected so the user sees them all at once.
 
     `with_capacity` adds the refusals of models that do not fit their profile's memory."""
     problems: list[Problem] = []
-    names: dict[str, int] = {}
+    seen: dict[str, str] = {}  # every name agents can ask for, models' and adapters', and where it is
+    for name, where in _names(stack):
+        if name in seen:
+            either = "model and adapter" if "adapters" in where + seen[name] else "model"
+            problems.append(Problem(where, f"duplicate model name {name!r} (also {seen[name].removesuffix('.name')})",
+                                    f"give every {either} a unique name"))
+        seen.setdefault(name, where)
+    names: dict[str, int] = {}  # the models' own names, which also name objects
+    for i, m in enumerate(stack.models):
+        names.setdefault(m.name, i)
     for i, m in enumerate(stack.models):
         at = f"models[{i}]"
-        if m.name in names:
-            problems.append(Problem(f"{at}.name", f"duplicate model name {m.name!r} (also models[{names[m.name]}])",
-                                    "give every model a unique name"))
-        names.setdefault(m.name, i)
         if m.name in RESERVED_COMPONENTS:
             problems.append(Problem(f"{at}.name", f"{m.name!r} is reserved for the stack's own objects",
                                     f"pick another name than {', '.join(sorted(RESERVED_COMPONENTS))}"))
@@ -157,9 +186,9 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if m.limits and m.limits.rpm is None and m.limits.tpm is None:
             problems.append(Problem(f"{at}.limits", "neither rpm nor tpm is set", "set rpm, tpm or both, or remove limits"))
         for j, target in enumerate(m.fallbacks):
-            if target not in names:
+            if target not in seen:
                 problems.append(Problem(f"{at}.fallbacks[{j}]", f"no model named {target!r}",
-                                        f"name one of: {', '.join(names)}"))
+                                        f"name one of: {', '.join(seen)}"))
             elif target == m.name:
                 problems.append(Problem(f"{at}.fallbacks[{j}]", "a model cannot fall back to itself", "remove it"))
         if isinstance(m, ServedModel):
@@ -204,6 +233,10 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
         problems.append(Problem(f"{at}.profile", f"no profile named {m.profile!r} (profiles: {known})",
                                 "add it under profiles or use an existing one"))
     problems += engine.check(m, profile, at)
+    if m.adapters and engine.no_adapters:
+        serving = ", ".join(n for n, e in SERVED.items() if not e.no_adapters)
+        problems.append(Problem(f"{at}.adapters", f"{engine.name} cannot serve LoRA adapters here: {engine.no_adapters}",
+                                f"serve the base model with {serving}, or remove adapters"))
     if m.autoscaling:
         problems += _check_autoscaling(at, m, engine)
     # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
@@ -261,6 +294,17 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
     )
 
 
+def _adapters(base: ServedPlan) -> list[AdapterPlan]:
+    """The base model's adapters: its route with the adapter's name (the server lists each adapter as a model),
+    its address and abilities; the adapter's own tags, or the base's."""
+    return [AdapterPlan(
+        name=a.name, spec=ModelCommon(name=a.name, tags=list(base.spec.tags if a.tags is None else a.tags),
+                                      toolCalling=base.spec.toolCalling),
+        engine_name=base.engine_name, route=f"{base.engine.provider}/{a.name}", api_base=base.api_base, api_key=None,
+        api_key_env=None, context_length=base.context_length, capabilities=base.capabilities, in_cluster=True,
+        label=base.label, base=base.name) for a in base.spec.adapters]
+
+
 def _external(m: ExternalModel) -> ExternalPlan:
     engine = ROUTED
     provider = engine.provider(m)
@@ -280,17 +324,18 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
         raise StackgenError(problems)
     fullname = stack.name
     master = stack.gateway.masterKey or SecretRef(secretName=f"{stack.name}-litellm-master-key", key="master-key")
-    served, external = [], []
+    served, external, adapters = [], [], []
     for i, m in enumerate(stack.models):
         if isinstance(m, ServedModel):
             served.append(_served(stack, fullname, m, f"models[{i}]"))
+            adapters += _adapters(served[-1])
         else:
             assert isinstance(m, ExternalModel)
             external.append(_external(m))
     redis, notes = _redis(stack, fullname)
     notes += _spread_notes(stack) + _fallback_cycle_notes(stack)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
-                served=tuple(served), external=tuple(external), redis=redis, notes=notes)
+                served=tuple(served), external=tuple(external), adapters=tuple(adapters), redis=redis, notes=notes)
 
 
 def _spread_notes(stack: Stack) -> tuple[str, ...]:

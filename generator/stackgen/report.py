@@ -66,6 +66,9 @@ def as_json(plan: Plan, placement: Placement | None) -> str:
     rows = {m.name: _row(m) for m in plan.served}
     rows.update({m.name: {"name": m.name, "engine": m.engine_name, "provider": m.provider, "verdict": "external"}
                  for m in plan.external})
+    # An adapter's memory is in its base model's overhead (maxLoras slots of maxLoraRank).
+    rows.update({m.name: {"name": m.name, "engine": m.engine_name, "adapterOf": m.base, "verdict": "adapter"}
+                 for m in plan.adapters})
     for m in plan.models:
         models.append(rows[m.name])
     found = problems(plan, placement)
@@ -90,9 +93,11 @@ def table(plan: Plan, placement: Placement | None) -> str:
               "OVERHEAD", "KV CACHE", "FREE", "KV/TOKEN", "MAX CONTEXT", "SEQS", "VERDICT"]
     rows, notes = [], []
     served = {m.name: m for m in plan.served}
+    adapters = {m.name: m.base for m in plan.adapters}
     for planned in plan.models:
         if planned.name not in served:
-            rows.append([planned.name, planned.engine_name, *["-"] * 14, "external"])
+            what = f"adapter of {adapters[planned.name]}" if planned.name in adapters else "external"
+            rows.append([planned.name, planned.engine_name, *["-"] * 14, what])
             continue
         m = served[planned.name]
         r = _row(m)

@@ -257,6 +257,27 @@ class Router(Base):
     image: ImageRef = Field(default=None, description="Image override, repository:tag; default the chart's images.router.")
 
 
+class Adapter(Base):
+    """A LoRA adapter the model's server loads beside the base weights; agents ask for it by its name, as for a
+    model, and get the base model's abilities."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=50,
+                      description="The name agents ask for; unique among the stack's models and adapters.")
+    source: str = Field(
+        min_length=1,
+        description="A Hugging Face id (namespace/name), downloaded into the model's cache when the server starts, "
+        "or the absolute path of an adapter directory inside the model's cache volume.")
+    rank: int = Field(ge=1, le=512, description="The adapter's LoRA rank (`r` in its adapter_config.json); it sizes "
+                      "the server's largest rank and the adapters' memory.")
+    tags: list[str] | None = Field(default=None, description="AutoGen filter tags; default the base model's.")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        problem = None if value.startswith("/") else grammars.hf_repo(value)
+        return checked(value, problem, "a Hugging Face id or an absolute path", "my-org/sql-agent-lora")
+
+
 class ServedModel(ModelCommon):
     """Fields shared by model servers that run in the cluster."""
 
@@ -281,6 +302,9 @@ class ServedModel(ModelCommon):
     )
     family: str | None = Field(default=None, description="AutoGen model family, for uncatalogued models.")
     vision: bool | None = Field(default=None, description="Whether the model takes images (uncatalogued models).")
+    adapters: list[Adapter] = Field(
+        default_factory=list,
+        description="LoRA adapters served beside the base model, each a model name of its own (vLLM).")
 
     @field_validator("env")
     @classmethod

@@ -33,7 +33,7 @@ profiles:                # where model servers run
 
 models:
   - name: small          # the name agents ask for
-    engine: ollama       # vllm | ollama | llamacpp | custom | external
+    engine: ollama       # one of the engines docs/spec.md lists (vllm, ollama, external, ...)
     model: qwen2.5:0.5b
     profile: cpu
     toolCalling: true

@@ -95,7 +95,7 @@ BAD_VALUES = [
     pytest.param(["gateway.masterKey.secretName=null"], "secretName", id="missing-master-key-secret"),
     pytest.param(["models.Bad_Name.engine=vllm", "models.Bad_Name.model=x"], "Bad_Name", id="bad-model-key"),
     pytest.param(["models.gateway.engine=vllm", "models.gateway.model=x"], "gateway", id="reserved-model-key"),
-    pytest.param(["models.qwen.engine=tgi"], "engine", id="unknown-engine"),
+    pytest.param(["models.qwen.engine=no-such-engine"], "engine", id="unknown-engine"),
     pytest.param(["models.qwen.gpu.count=1.5"], "count", id="fractional-gpus"),
     pytest.param(["models.qwen.vllm.gpuMemoryUtilization=1.5"], "gpuMemoryUtilization", id="utilisation-over-1"),
     pytest.param(["models.qwen.cache.type=hostPath"], "type", id="unknown-cache-type"),

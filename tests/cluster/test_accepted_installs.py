@@ -68,6 +68,8 @@ FEATURES: dict[str, Any] = {
                                        "tolerations": [{"key": "dedicated", "value": "llm", "effect": "NoSchedule"}]}}},
     "cache": {"models": {2: {"cache": {"size": "20Gi"}}}},
     "env": {"models": {1: {"env": {"OLLAMA_KEEP_ALIVE": "1h", "TOKEN": {"secretName": "tokens", "key": "ollama"}}}}},
+    "adapters": {"models": {0: {"adapters": [{"name": "sql-agent", "source": "my-org/sql-lora", "rank": 16},
+                                             {"name": "support", "source": "/root/.cache/huggingface/support", "rank": 64}]}}},
 }
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from tests.pins import pin
+
 from .pods import (Container, Server, base_env, container, deployment, free_port, launch, rehome, replace_flag,
                    run_to_completion)
 
@@ -63,6 +65,35 @@ def tiny_qwen(venv: Path) -> Path:
         partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
         subprocess.run([str(venv / "bin" / "python"), str(TINY_QWEN), str(partial)], check=True,
                        capture_output=True, text=True)
+        partial.rename(out)
+    return out
+
+
+TINY_LORA = Path(__file__).with_name("tinylora.py")
+
+
+def peft_path(venv: Path) -> Path:
+    """peft and accelerate at their pins (versions.yaml), installed without their dependencies for the vLLM
+    virtualenv, which has the rest (torch, transformers, safetensors): a directory for its PYTHONPATH."""
+    wanted = ["peft==" + pin("peft"), "accelerate==" + pin("accelerate")]
+    out = cache_root() / "peft" / "-".join(w.replace("==", "-") for w in wanted)
+    if not (out / ".installed").is_file():
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                        str(out), *wanted], check=True, capture_output=True, text=True)
+        (out / ".installed").touch()
+    return out
+
+
+def tiny_lora(venv: Path, base: Path, source: str, target: str) -> Path:
+    """An adapter of the tiny Qwen2 that writes `target` where the base model writes `source` (tinylora.py),
+    built with peft once per builder and base."""
+    key = hashlib.sha256(TINY_LORA.read_bytes() + TINY_QWEN.read_bytes()).hexdigest()[:12]
+    out = cache_root() / "models" / f"tinylora-{key}-{ord(source)}-{ord(target)}"
+    if not (out / "adapter_config.json").is_file():
+        partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+        env = {**os.environ, "PYTHONPATH": str(peft_path(venv))}
+        subprocess.run([str(venv / "bin" / "python"), str(TINY_LORA), str(base), str(partial), source, target],
+                       check=True, capture_output=True, text=True, env=env)
         partial.rename(out)
     return out
 

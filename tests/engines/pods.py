@@ -37,6 +37,7 @@ class Container:
     port: int | None  # the `http` port
     probes: dict[str, str]  # startupProbe/readinessProbe/livenessProbe -> HTTP path
     startup_exec: list[str] | None  # a startup probe that runs a command instead
+    readiness_exec: list[str] | None  # a readiness probe that runs a command instead
     probe_budget: float  # seconds the startup probe allows: period x failure threshold
     mounts: dict[str, str]  # volume name -> mount path
 
@@ -67,10 +68,11 @@ def container(pod_spec: Mapping[str, Any], name: str, init: bool = False) -> Con
               if kind in found and "httpGet" in found[kind]}
     startup = found.get("startupProbe") or {}
     startup_exec = startup.get("exec", {}).get("command")
+    readiness_exec = (found.get("readinessProbe") or {}).get("exec", {}).get("command")
     budget = float(startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3))
     mounts = {m["name"]: m["mountPath"] for m in found.get("volumeMounts") or []}
     return Container(name, list(found.get("command") or []), [str(a) for a in found.get("args") or []], env, port,
-                     probes, startup_exec, budget, mounts)
+                     probes, startup_exec, readiness_exec, budget, mounts)
 
 
 def replace_flag(args: list[str], flag: str, value: str) -> list[str]:
@@ -154,7 +156,16 @@ def wait_for_probes(server: Server, budget_cap: float, exec_argv: list[str] | No
                                f"{time.monotonic() - start:.0f}s:\n{server.process.log_tail(60)}")
         time.sleep(1.0)
     server.started_seconds = time.monotonic() - start
-    for kind in ("readinessProbe", "livenessProbe"):
+    ready = server.container.readiness_exec
+    if ready:
+        # The command asks the container's own port; here the server listens on the test's.
+        local = [arg.replace(f"127.0.0.1:{server.container.port}/", f"{server.url.removeprefix('http://')}/")
+                 for arg in ready]
+        done = subprocess.run(local, env=dict(exec_env or os.environ), capture_output=True, text=True, timeout=60,
+                              check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"{server.name}: readiness command failed: {done.stdout}{done.stderr[-2000:]}")
+    for kind in ("livenessProbe", *(() if ready else ("readinessProbe",))):
         status = _status(server.url + probes[kind])
         if status != 200:
             raise AssertionError(f"{server.name}: {kind} {probes[kind]} answered {status}")

@@ -2,11 +2,14 @@
 gateway: a chat reply from every model of a mixed spec, and a full tool round trip (the model calls the tool,
 the agent runs it, the model answers with its result) from every tool-calling model.
 
-One vLLM and one Ollama serve the module; the external endpoint is the vLLM server under another name.
+One vLLM and one Ollama serve the module; the external endpoint is the vLLM server under another name. The
+vLLM model serves two LoRA adapters made with peft (tinylora.py), each a model name of its own that changes one
+letter of the greeting: every framework, AutoGen's two included, gets each name's own reply.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -15,21 +18,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from stackgen import agents
-from stackgen.agents.base import TOOL_RESULT, load_module
+from stackgen.agents.base import TOOL_RESULT
 from stackgen.cli import cli
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.load import load_text
-from stackgen.localstack import Gateway, point_at_local, start_gateway
+from stackgen.localstack import Gateway, rewire, start_gateway
 from stackgen.plan import Plan, plan
 from stackgen.render import render_files, write_tree
 from stackgen.verify import verify
 
 from .conftest import LocalEngines
+from .engines import tiny_lora
 from .fresh_venv import fresh_venv
 from .registry import mirrored
 from .test_real_engines import _start_engines
@@ -49,6 +54,9 @@ models:
     profile: cpu
     maxModelLen: 4096
     toolCalling: true
+    adapters:
+      - {{name: coder-q, source: ADAPTER_Q, rank: 8}}
+      - {{name: coder-w, source: ADAPTER_W, rank: 8, tags: [shouty]}}
   - name: helper
     engine: ollama
     model: qwen2.5:0.5b
@@ -60,8 +68,12 @@ models:
     baseUrl: http://192.168.1.20:1234/v1
     model: coder
 """
-MODELS = ["coder", "helper", "desk"]
-TOOL_MODELS = ["coder", "helper"]
+# What each model name answers: the base greeting, or an adapter's with its letter swapped.
+GREETINGS = {"coder": "Hi, tinyqwen.", "coder-q": "Hi, tinyQwen.", "coder-w": "Hi, tinyqWen.",
+             "helper": "Hi, tinyqwen.", "desk": "Hi, tinyqwen."}
+ADAPTERS = {"ADAPTER_Q": ("q", "Q"), "ADAPTER_W": ("w", "W")}
+MODELS = list(GREETINGS)
+TOOL_MODELS = ["coder", "coder-q", "helper"]
 
 
 @dataclass
@@ -77,13 +89,16 @@ class Running:
 def stack(local: LocalEngines, ollama_model: str, engines_workdir: Path) -> Iterator[Running]:
     workdir = engines_workdir / "frameworks"
     workdir.mkdir()
-    text = yaml.safe_dump(mirrored(yaml.safe_load(SPEC), ollama_model), sort_keys=False)
+    spec = SPEC
+    for placeholder, (source, target) in ADAPTERS.items():
+        spec = spec.replace(placeholder, str(tiny_lora(local.vllm.venv, local.tiny_qwen, source, target)))
+    text = yaml.safe_dump(mirrored(yaml.safe_load(spec), ollama_model), sort_keys=False)
     resolved = plan(load_text(text, str(workdir / "stack.yaml")))
     files = render_files(resolved.stack)
     servers, _ = _start_engines(resolved, files, local, workdir)
     urls = {name: server.api_base for name, server in servers.items()}
     urls["desk"] = servers["coder"].api_base
-    config = point_at_local(yaml.safe_load(files["litellm/config.yaml"]), urls)
+    config = rewire(yaml.safe_load(files["litellm/config.yaml"]), resolved, urls)
     key = f"sk-test-{secrets.token_hex(8)}"
     saved = os.environ.get(KEY_ENV)
     try:
@@ -105,20 +120,28 @@ def stack(local: LocalEngines, ollama_model: str, engines_workdir: Path) -> Iter
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("name", list(agents.MODULES))
-def test_every_framework_gets_a_reply_from_every_model(stack: Running, name: str, model: str) -> None:
-    framework = agents.MODULES[name]
-    module = load_module(stack.out / framework.path)
-    assert "Hi, tinyqwen." in framework.reply(module, model)
+@pytest.mark.parametrize("name", agents.NAMES)
+def test_every_framework_gets_each_names_own_reply(stack: Running, name: str, model: str) -> None:
+    """The base model's greeting when an agent names the base model, an adapter's when it names the adapter."""
+    reply = agents.FRAMEWORKS[name].reply(stack.out, model, agents.Client(stack.key))
+    assert GREETINGS[model] in reply, reply
 
 
 @pytest.mark.parametrize("model", TOOL_MODELS)
 @pytest.mark.parametrize("name", list(agents.MODULES))
 def test_every_framework_completes_a_tool_round_trip(stack: Running, name: str, model: str) -> None:
-    framework = agents.MODULES[name]
-    module = load_module(stack.out / framework.path)
-    answer = framework.tool_round_trip(module, model)
+    answer = agents.MODULES[name].tool_round_trip(stack.out, model, agents.Client(stack.key))
     assert answer.startswith("The tool returned:") and TOOL_RESULT in answer
+
+
+def test_the_server_lists_its_adapters_and_the_gateway_routes_them_to_it(stack: Running) -> None:
+    listed = httpx.get(f"{stack.gateway.api_base}/models", headers={"Authorization": f"Bearer {stack.key}"}).json()
+    assert set(MODELS) <= {m["id"] for m in listed["data"]}
+    served = {m.name: m.api_base for m in stack.plan.models}
+    assert served["coder-q"] == served["coder-w"] == served["coder"]
+    assert [m.name for m in stack.plan.models] == ["coder", "coder-q", "coder-w", "helper", "desk"]
+    entries = json.loads((stack.out / "autogen" / "OAI_CONFIG_LIST").read_text())
+    assert {e["model"]: e["tags"] for e in entries}["coder-w"] == ["shouty"]
 
 
 # What each AutoGen snippet, which only builds an agent or a client, is followed by to ask the model something.

@@ -20,6 +20,11 @@ vLLM: `vllm serve <model>` with the flags stackgen resolved (models.<key>.vllm).
 {{- with dig "gpuMemoryUtilization" 0 $v }}{{ $args = concat $args (list "--gpu-memory-utilization" (toString .)) }}{{ end -}}
 {{- with dig "toolCallParser" "" $v }}{{ $args = concat $args (list "--enable-auto-tool-choice" "--tool-call-parser" .) }}{{ end -}}
 {{- with dig "reasoningParser" "" $v }}{{ $args = concat $args (list "--reasoning-parser" .) }}{{ end -}}
+{{- with dig "loraModules" list $v }}
+{{- $args = concat $args (list "--enable-lora" "--lora-modules") . -}}
+{{- $args = concat $args (list "--max-loras" (dig "maxLoras" (len .) $v | int | toString)) -}}
+{{- with dig "maxLoraRank" 0 $v }}{{ $args = concat $args (list "--max-lora-rank" (int . | toString)) }}{{ end -}}
+{{- end -}}
 {{- range dig "args" list .model }}{{ $args = append $args (toString .) }}{{ end -}}
 {{- toYaml $args -}}
 {{- end -}}
@@ -33,7 +38,30 @@ env:
   # The model cache volume is mounted here, so downloads survive container restarts.
   - name: HF_HOME
     value: /root/.cache/huggingface
-probes: {startup: /health, readiness: /health, liveness: /health}
+probes:
+  startup: /health
+  readiness: /health
+  liveness: /health
+  {{- with dig "vllm" "loraModules" list .model }}
+  # Ready only while the server lists every adapter: one it failed to load, or lost, keeps the pod out of
+  # the Service (vLLM answers /health all the same). The names follow the script.
+  readinessExec:
+    - python3
+    - -c
+    - {{ include "inference-stack.vllm.listsAll" $ | quote }}
+    {{- range . }}
+    - {{ index (splitList "=" .) 0 | quote }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/* A probe script: exit 0 when the server's /v1/models lists every name given after it. */}}
+{{- define "inference-stack.vllm.listsAll" -}}
+import json, sys, urllib.request
+listed = {m["id"] for m in json.load(urllib.request.urlopen("http://127.0.0.1:{{ include "inference-stack.vllm.port" . }}/v1/models", timeout=4))["data"]}
+missing = sorted(set(sys.argv[1:]) - listed)
+print("not listed:", *missing) if missing else None
+sys.exit(1 if missing else 0)
 {{- end -}}
 
 {{- define "inference-stack.vllm.mounts" -}}

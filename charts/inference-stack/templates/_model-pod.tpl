@@ -6,7 +6,8 @@ empty), so every optional key is read with `dig`, which also keeps `helm lint --
 What runs comes from the engine's own file, _engine-<engine>.tpl, which defines five templates:
   inference-stack.<engine>.port            the port the server listens on
   inference-stack.<engine>.container       YAML {name, command, args, env, probes: {startup, readiness, liveness}}
-                                           (probes.startupExec, a command, replaces the startup path)
+                                           (probes.startupExec and probes.readinessExec, commands,
+                                           replace the startup and readiness paths)
   inference-stack.<engine>.mounts          YAML list of {name, path}, where the cache volume is mounted among them
   inference-stack.<engine>.initContainers  containers to run first (may be empty)
   inference-stack.<engine>.volumes         volumes besides the cache (may be empty)
@@ -130,9 +131,14 @@ containers:
     startupProbe:
       {{- include "inference-stack.modelStartupProbe" (dict "model" .model "path" $c.probes.startup "exec" $c.probes.startupExec) | nindent 6 }}
     readinessProbe:
+      {{- if $c.probes.readinessExec }}
+      exec:
+        command: {{ toJson $c.probes.readinessExec }}
+      {{- else }}
       httpGet:
         path: {{ $c.probes.readiness }}
         port: http
+      {{- end }}
       periodSeconds: 10
       timeoutSeconds: 5
       failureThreshold: 3

@@ -17,7 +17,7 @@ from typing import Any
 from ..engines import Capabilities
 from ..output import Target, dump_json
 from ..routing import SESSION_HEADER
-from .base import PROMPT, Client, Framework, pip_install
+from .base import PROMPT, Client, Framework, expect_reply, pip_install
 
 CLIENT_PROVIDER = "autogen_ext.models.openai.OpenAIChatCompletionClient"
 # What a user installs to load each file (pyproject's `autogen` extra pins the same releases; a test checks).
@@ -137,13 +137,11 @@ agent = AssistantAgent("assistant", llm_config=llm_config)
             raise LookupError(f"{path.name} has no entry for {model}")
         agent = ConversableAgent("verify", llm_config=LLMConfig(*entries), human_input_mode="NEVER")
         reply = agent.generate_reply(messages=[{"role": "user", "content": PROMPT}])
-        if reply is None:
-            raise ValueError("the agent produced no reply")
         # Usage is kept per model name as the gateway reported it; its absence means no reply came back.
         usage = (agent.get_total_usage() or {}).get(model)
-        if not isinstance(usage, dict):
-            raise ValueError(f"no usage recorded for {model}")
-        return f"{usage['total_tokens']} tokens"
+        if reply is None or not isinstance(usage, dict):
+            raise ValueError(f"no reply, or no usage recorded for {model}")
+        return expect_reply(reply.get("content") if isinstance(reply, dict) else reply)
 
 
 class Components(AutogenFramework):
@@ -193,14 +191,14 @@ client = ChatCompletionClient.load_component({{**component, "config": {{**compon
         component = components[model]
         loaded = ChatCompletionClient.load_component({**component, "config": _apply(client, component["config"])})
 
-        async def ask() -> str:
+        async def ask() -> object:
             try:
                 result = await loaded.create([UserMessage(content=PROMPT, source="verify")])
             finally:
                 await loaded.close()
-            return f"{result.usage.prompt_tokens + result.usage.completion_tokens} tokens"
+            return result.content
 
-        return asyncio.run(ask())
+        return expect_reply(asyncio.run(ask()))
 
 
 CLASSIC = Classic()

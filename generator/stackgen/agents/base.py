@@ -77,7 +77,7 @@ class Framework(ABC):
 
     @abstractmethod
     def reply(self, out: Path, model: str, client: Client) -> str:
-        """A chat reply from `model` through the framework's files in OUT; returns a short detail."""
+        """A chat reply from `model` through the framework's files in OUT; returns its text."""
 
     def tool_round_trip(self, out: Path, model: str, client: Client) -> str:
         """The model calls get_time, gets its result and answers with it (frameworks that `probes_tools`)."""

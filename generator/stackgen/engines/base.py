@@ -144,6 +144,8 @@ class ServedEngine(Engine[S]):
     # Whether its replicas can sit behind the router (stackgen.routing): the router speaks to them as to vLLM
     # (its health and model endpoints), and is proven only on that.
     routable: ClassVar[bool] = False
+    # Why the engine does not serve LoRA adapters (`adapters` in the spec); None: it does.
+    no_adapters: ClassVar[str | None] = "stackgen does not load adapters into it"
 
     def facts(self, m: S) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""

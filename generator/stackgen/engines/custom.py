@@ -42,6 +42,8 @@ class Custom(ServedEngine[CustomModel]):
     values = CustomValues
     default_image = None
     images: ClassVar[Mapping[str, str | None]] = {}  # only the image the spec names
+    no_adapters = ("stackgen cannot know how a server it does not know loads them: start it with them in `args` "
+                   "and add each name the server answers to as a model of its own")
 
     def check(self, m: CustomModel, profile: Profile | None, at: str) -> list[Problem]:
         problems = []

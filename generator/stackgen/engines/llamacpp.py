@@ -73,6 +73,8 @@ class Llamacpp(PreallocatingEngine[LlamacppModel]):
     runtime = "llama.cpp"
     overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
+    no_adapters = ("llama-server takes GGUF adapters with --lora, which the chart does not render, and no adapter has "
+                   "been proven on the pinned build")
 
     def facts(self, m: LlamacppModel) -> catalog.ModelFacts | None:
         return base_model(m.model)

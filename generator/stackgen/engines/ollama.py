@@ -79,6 +79,8 @@ class Ollama(PreallocatingEngine[OllamaModel]):
     runtime = "Ollama"
     overhead_gib = OVERHEAD_GIB
     images = {NVIDIA: None, CPU: None, AMD: ROCM_IMAGE}
+    no_adapters = ("Ollama takes an adapter only through `ollama create` with a Modelfile ADAPTER line, which the "
+                   "chart does not run, and no adapter has been proven on the pinned Ollama")
 
     def facts(self, m: OllamaModel) -> catalog.ModelFacts | None:
         return catalog.ollama_model(m.model)

@@ -44,6 +44,10 @@ class VllmModel(ServedModel):
         description="--reasoning-parser, for a reasoning model the catalog does not know (deepseek_r1, qwen3, ...).",
     )
     hfToken: OptionalSecret = Field(default=None, description="Hugging Face token for gated models.")
+    maxLoras: int | None = Field(default=None, ge=1, le=64, description="--max-loras: adapters one batch may mix; "
+                                 "default every adapter, so each is always at hand.")
+    maxLoraRank: Literal[8, 16, 32, 64, 128, 256, 320, 512] | None = Field(
+        default=None, description="--max-lora-rank; default the smallest vLLM accepts that holds every adapter's rank.")
 
     @field_validator("model")
     @classmethod
@@ -68,18 +72,36 @@ class VllmValues(EngineValues):
     reasoningParser: str | None = Field(
         default=None, min_length=1, description="Set: `--reasoning-parser <it>` (`deepseek_r1`, `qwen3`, ...): the "
         "thinking of a reasoning model comes back apart from its answer.")
+    loraModules: list[str] | None = Field(
+        default=None, description="Set: `--enable-lora --lora-modules <name>=<source> ...`, the LoRA adapters served "
+        "beside the model, each a model name of its own; the pod is Ready only while `/v1/models` lists them all.")
+    maxLoras: int | None = Field(default=None, ge=1, description="`--max-loras`: adapters one batch may mix.")
+    maxLoraRank: int | None = Field(default=None, ge=1, description="`--max-lora-rank`: the largest adapter rank.")
 
 
 def overhead_gib(tp: int) -> float:
     return GPU_OVERHEAD_GIB + (TP_OVERHEAD_GIB if tp > 1 else 0.0)
 
 
+def lora_gib(facts: catalog.ModelFacts, loras: int, rank: int, dtype_bytes: float) -> float:
+    """What vLLM sets aside for adapters: `loras` slots of `rank` for every projection it can adapt (q/k/v, o,
+    gate/up, down) in every layer, whichever ones an adapter targets. An estimate: the catalog does not hold the
+    MLP's width, so it is taken from the parameter count (embeddings included, which overstates it)."""
+    if not loras:
+        return 0.0
+    kv = 2 * facts.kv_heads * facts.head_dim
+    attention = facts.hidden * (facts.hidden + kv) + facts.hidden * facts.hidden
+    mlp = max(facts.hidden, (facts.params_b * 1e9 / facts.layers - attention) / (3 * facts.hidden))
+    per_rank = (facts.hidden + facts.hidden + kv) + 2 * facts.hidden + (facts.hidden + 2 * mlp) + (mlp + facts.hidden)
+    return loras * rank * facts.layers * per_rank * dtype_bytes / GIB
+
+
 def on_gpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, gpu_gib: float, utilization: float,
-           tp: int, context: int) -> Capacity:
+           tp: int, context: int, adapters_gib: float = 0.0) -> Capacity:
     """vLLM takes `utilization` of each GPU and gives the KV cache all that weights and overhead leave."""
     per_gpu = capacity.kv_bytes_per_token(facts, tp, kv_bytes)
     budget = gpu_gib * utilization
-    weights, overhead = capacity.weight_gib(facts, weight_bytes) / tp, overhead_gib(tp)
+    weights, overhead = capacity.weight_gib(facts, weight_bytes) / tp, overhead_gib(tp) + adapters_gib / tp
     kv = budget - weights - overhead
     tokens = capacity.blocks(kv, per_gpu)
     return Capacity("gpu", tp, context, gpu_gib, budget, weights, overhead, kv, context * per_gpu / GIB,
@@ -87,14 +109,24 @@ def on_gpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, gpu_
 
 
 def on_cpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, pod_gib: float, kv_space_gib: float,
-           context: int) -> Capacity:
+           context: int, adapters_gib: float = 0.0) -> Capacity:
     """vLLM's CPU backend takes a fixed KV cache (VLLM_CPU_KVCACHE_SPACE) from the pod's memory."""
     per_token = capacity.kv_bytes_per_token(facts, 1, kv_bytes)
     weights = capacity.weight_gib(facts, weight_bytes)
-    room = weights + CPU_OVERHEAD_GIB + kv_space_gib <= pod_gib
+    overhead = CPU_OVERHEAD_GIB + adapters_gib
+    room = weights + overhead + kv_space_gib <= pod_gib
     tokens = capacity.blocks(kv_space_gib, per_token) if room else 0
-    return Capacity("cpu", 1, context, pod_gib, pod_gib, weights, CPU_OVERHEAD_GIB, kv_space_gib,
+    return Capacity("cpu", 1, context, pod_gib, pod_gib, weights, overhead, kv_space_gib,
                     context * per_token / GIB, per_token, tokens, tokens / context, room and tokens >= context)
+
+
+# The --max-lora-rank values vLLM accepts (vllm/config/lora.py of the pinned release).
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank(rank: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds an adapter of this rank."""
+    return next(r for r in LORA_RANKS if r >= rank)
 
 
 def _arg(args: list[str], flag: str) -> str | None:
@@ -121,6 +153,7 @@ class Vllm(ServedEngine[VllmModel]):
         generation_tokens="vllm:generation_tokens_total", requests="vllm:request_success_total",
         prefix_cache_hits="vllm:prefix_cache_hits_total", prefix_cache_queries="vllm:prefix_cache_queries_total")
     routable = True
+    no_adapters = None
 
     def facts(self, m: VllmModel) -> catalog.ModelFacts | None:
         return catalog.hf_model(m.model)
@@ -167,7 +200,40 @@ class Vllm(ServedEngine[VllmModel]):
                 problems.append(Problem(f"{at}.tensorParallelSize",
                                         f"{tp} is larger than the {profile.gpu.count} GPU(s) of profile {m.profile!r}",
                                         f"set tensorParallelSize to at most {profile.gpu.count} or use a profile with more GPUs"))
+        problems += self._check_adapters(m, at)
         return problems
+
+    def _check_adapters(self, m: VllmModel, at: str) -> list[Problem]:
+        problems = []
+        if not m.adapters:
+            for field in ("maxLoras", "maxLoraRank"):
+                if field in m.model_fields_set:
+                    problems.append(Problem(f"{at}.{field}", "the model has no adapters", f"remove {field}"))
+            return problems
+        for j, adapter in enumerate(m.adapters):
+            if m.maxLoraRank and adapter.rank > m.maxLoraRank:
+                problems.append(Problem(f"{at}.adapters[{j}].rank", f"adapter {adapter.name} has rank {adapter.rank}, "
+                                        f"above maxLoraRank {m.maxLoraRank}: vLLM would refuse it when it starts",
+                                        f"raise maxLoraRank to {lora_rank(adapter.rank)} or more, or remove maxLoraRank"))
+        if m.maxLoras and m.maxLoras > len(m.adapters):
+            problems.append(Problem(f"{at}.maxLoras", f"{m.maxLoras} is more than the {len(m.adapters)} adapter(s)",
+                                    f"set maxLoras to at most {len(m.adapters)}, or remove it"))
+        return problems
+
+    def _adapters_part(self, m: VllmModel) -> str:
+        """What the overhead holds for adapters, for a refusal."""
+        loras, rank = self.lora(m)
+        facts = self.facts(m)
+        if not loras or facts is None:
+            return ""
+        gib = lora_gib(facts, loras, rank, float(facts.dtype_bytes))
+        return f" (with {gib:.2f} GiB for {loras} adapter slot(s) of rank {rank}: maxLoras, maxLoraRank)"
+
+    def lora(self, m: VllmModel) -> tuple[int, int]:
+        """(max loras, max lora rank) the server is started with; (0, 0) without adapters."""
+        if not m.adapters:
+            return 0, 0
+        return m.maxLoras or len(m.adapters), m.maxLoraRank or lora_rank(max(a.rank for a in m.adapters))
 
     def kv_space_gib(self, m: VllmModel, profile: Profile) -> int:
         """On CPU: VLLM_CPU_KVCACHE_SPACE GiB, a quarter of the pod's memory unless the spec's env sets it."""
@@ -187,6 +253,7 @@ class Vllm(ServedEngine[VllmModel]):
         kv_bytes = 1.0 if kv_flag.startswith("fp8") else float(facts.dtype_bytes)
         fp8 = (_arg(m.args, "--quantization") or "") == "fp8"  # vLLM can quantise bf16 weights to fp8 as it loads
         weight_bytes = 1.0 if fp8 else capacity.DTYPE_BYTES.get(m.dtype or "auto", float(facts.dtype_bytes))
+        adapters = lora_gib(facts, *self.lora(m), weight_bytes)
         pod_gib = capacity.quantity_gib(profile.memory)
 
         def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
@@ -197,7 +264,7 @@ class Vllm(ServedEngine[VllmModel]):
         if gpu is None:
             space = self.kv_space_gib(m, profile)
             return capacity.size(model(
-                at=lambda tp, ctx: on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx), gpus_per_replica=0))
+                at=lambda tp, ctx: on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx, adapters), gpus_per_replica=0))
         memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or DEFAULT_UTILIZATION
         sizes = [t for t in capacity.TP_SIZES if capacity.tp_compatible(facts, t)]
         tp_problem = None
@@ -206,7 +273,7 @@ class Vllm(ServedEngine[VllmModel]):
             tp_problem = Problem(f"{at}.tensorParallelSize", f"{m.tensorParallelSize} GPUs cannot share the model's "
                                  f"{facts.kv_heads} KV heads evenly", f"set tensorParallelSize to {valid}")
         return capacity.size(model(
-            at=lambda tp, ctx: on_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx), gpus_per_replica=1,
+            at=lambda tp, ctx: on_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx, adapters), gpus_per_replica=1,
             shard_sizes=sizes, gpu_count=gpu.count, fixed_tp=m.tensorParallelSize, tp_problem=tp_problem))
 
     def _refusal(self, m: VllmModel, profile: Profile, cap: Capacity, longest: int, min_tp: int | None,
@@ -220,8 +287,9 @@ class Vllm(ServedEngine[VllmModel]):
             need = cap.weights + cap.overhead + cap.kv
             if need > cap.total:
                 message = (f"{cap.weights:.1f} GiB of weights + {cap.kv:g} GiB of KV cache (VLLM_CPU_KVCACHE_SPACE) + "
-                           f"{cap.overhead:.1f} GiB of vLLM overhead is over the pod's {profile.memory}")
-                return Problem(f"{at}.profile", message, f"use a profile with memory of at least {math.ceil(need)}Gi")
+                           f"{cap.overhead:.1f} GiB of vLLM overhead{self._adapters_part(m)} is over the pod's {profile.memory}")
+                fix = f"use a profile with memory of at least {math.ceil(need)}Gi"
+                return Problem(f"{at}.profile", message, fix + (", or lower maxLoras" if m.adapters else ""))
             message = (f"{cap.context} tokens of context need {cap.kv_needed:.2f} GiB of KV cache ({kib}) but "
                        f"VLLM_CPU_KVCACHE_SPACE is {cap.kv:g} GiB: {longest} tokens fit")
             fixes.append(f"raise env VLLM_CPU_KVCACHE_SPACE to {math.ceil(cap.kv_needed)} with memory of at least "
@@ -232,12 +300,14 @@ class Vllm(ServedEngine[VllmModel]):
         if cap.weights + cap.overhead > cap.budget:
             where = f"{at}.tensorParallelSize" if m.tensorParallelSize else f"{at}.profile"
             message = (f"{m.model} does not fit {gpus}: {cap.weights:.1f} GiB of weights per GPU + {cap.overhead:.1f} GiB "
-                       f"of vLLM overhead is over the {cap.budget:.1f} GiB vLLM may use (gpuMemoryUtilization {util:g})")
+                       f"of vLLM overhead{self._adapters_part(m)} is over the {cap.budget:.1f} GiB vLLM may use "
+                       f"(gpuMemoryUtilization {util:g})")
             fixes = []
         else:
             message = (f"{cap.context} tokens of context need {cap.kv_needed * cap.tp:.2f} GiB of KV cache ({kib}) but "
                        f"{max(cap.kv, 0) * cap.tp:.2f} GiB is left on {gpus} after {cap.weights * cap.tp:.1f} GiB of weights "
-                       f"and {cap.overhead:.1f} GiB of vLLM overhead per GPU (gpuMemoryUtilization {util:g}): "
+                       f"and {cap.overhead:.1f} GiB of vLLM overhead{self._adapters_part(m)} per GPU "
+                       f"(gpuMemoryUtilization {util:g}): "
                        f"{longest} tokens fit")
         count = profile.gpu.count if profile.gpu else 1
         if min_tp and min_tp <= count and min_tp != cap.tp:
@@ -245,14 +315,19 @@ class Vllm(ServedEngine[VllmModel]):
         elif min_tp and min_tp > count:
             fixes.append(f"use a profile with {min_tp} GPUs (tensorParallelSize: {min_tp})")
         need = (cap.weights + cap.overhead + cap.kv_needed) / util
+        if m.adapters:
+            fixes.append("lower maxLoras (the adapters one batch may mix) or maxLoraRank")
         fixes.append(f"use GPUs with at least {math.ceil(need)} GiB each")
         return Problem(where, message, ", or ".join(fixes))
 
     def server(self, m: VllmModel, profile: Profile, sized: Sizing) -> Server:
+        loras, rank = self.lora(m)
         flags = VllmValues(maxModelLen=sized.context or None, tensorParallelSize=sized.gpus if sized.gpus > 1 else None,
                            dtype=m.dtype, gpuMemoryUtilization=m.gpuMemoryUtilization or None,
                            toolCallParser=self.tool_parser(m) if m.toolCalling else None,
-                           reasoningParser=self.reasoning_parser(m) or None)
+                           reasoningParser=self.reasoning_parser(m) or None,
+                           loraModules=[f"{a.name}={a.source}" for a in m.adapters] or None,
+                           maxLoras=loras or None, maxLoraRank=rank or None)
         # PyTorch puts tensor-parallel traffic through /dev/shm; it is memory-backed and counts against the
         # pod's memory limit, so size it with the GPU count and cap it at a quarter of the pod's memory.
         memory_gib = capacity.quantity_gib(profile.memory)
