@@ -106,9 +106,16 @@ def ready(pod: dict[str, Any]) -> bool:
     return pod["status"].get("phase") == "Running" and bool(statuses) and all(s["ready"] for s in statuses)
 
 
+# Where a seeded cache volume holds adapters (`adapters` of install), as the pod sees it: under HF_HOME.
+ADAPTERS_IN_POD = "/root/.cache/huggingface/adapters"
+
+
 @contextlib.contextmanager
-def install(cluster: NodeCluster, spec: dict[str, Any], work: Path) -> Iterator[Installed]:
-    """Render `spec` with stackgen, install it with Helm 3, wait for every rollout; uninstall at the end."""
+def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
+            adapters: dict[str, Path] | None = None) -> Iterator[Installed]:
+    """Render `spec` with stackgen, install it with Helm 3, wait for every rollout; uninstall at the end.
+    `adapters` (directory name -> adapter) are copied into every vLLM model's seeded cache, under
+    ADAPTERS_IN_POD in its pods."""
     spec_file = specs.write_spec(spec, work / "spec.yaml")
     out = specs.render(STACKGEN, spec_file, work / "out")
     values = specs.load_yaml(out / "values.yaml")
@@ -120,6 +127,8 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path) -> Iterator[
         if model["engine"] == "vllm":
             name = f"seeded-{model['name']}"
             root = seed_hf_cache(work / name, model["model"], cluster.tiny_qwen)
+            for directory, adapter in (adapters or {}).items():
+                shutil.copytree(adapter, root / "adapters" / directory)
             kube.apply(seeded_volume(name, root, namespace, f"{stack.release}-{model['name']}"))
             seeded.append(name)
     try:

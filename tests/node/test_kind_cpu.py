@@ -5,7 +5,9 @@ The spec is kind-cpu with what this machine needs, and nothing else:
 - Ollama's model comes from the local registry mirror (no machine here reaches ollama.com);
 - vLLM's model comes from a pre-seeded Hugging Face cache volume with HF_HUB_OFFLINE (none reaches the
   Hub): the tiny Qwen2 of the real-engine tier, under kind-cpu's model id;
-- the profiles request less CPU: kind-cpu asks 3.25 CPUs for a laptop, the node here has 2.
+- the profiles request less CPU: kind-cpu asks 3.25 CPUs for a laptop, the node here has 2;
+- the vLLM model serves two LoRA adapters from its cache volume (made with peft by tests/engines/tinylora.py),
+  so that `verify` lists and exercises all three names on the real node.
 
 Several replicas, the router in front of them and pods that come and go under load are test_autoscaling.py's:
 there KEDA adds and removes the second vLLM replica.
@@ -28,20 +30,27 @@ from tests.cluster.pki import NODE_NAME
 from tests.e2e import specs
 from tests.e2e.kube import port_forward, say
 
+from tests.engines.engines import tiny_lora, vllm_venv
+
 from .conftest import NodeCluster
 from .network import POD_CIDR
-from .stacks import STACKGEN, Installed, install, node_spec, ready
+from .stacks import ADAPTERS_IN_POD, STACKGEN, Installed, install, node_spec, ready
 
 EXAMPLE = "kind-cpu"
 ADDED_MODEL = "ollama-extra"
 # CPU requests that fit 2 cores with room for a rolling gateway pod, an added model and CoreDNS.
 PROFILE_CPU = {"cpu-small": "200m", "cpu-vllm": "350m"}
+# The vLLM model's adapters: name -> (the letter of the greeting each swaps, for which).
+ADAPTERS = {"vllm-small-q": ("q", "Q"), "vllm-small-w": ("w", "W")}
 
 
 @pytest.fixture(scope="module")
 def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    spec = node_spec(specs.example_spec(STACKGEN, EXAMPLE), node_cluster.ollama_model, PROFILE_CPU, {})
-    with install(node_cluster, spec, tmp_path_factory.mktemp("kind-cpu")) as done:
+    adapters = [{"name": name, "source": f"{ADAPTERS_IN_POD}/{name}", "rank": 8} for name in ADAPTERS]
+    spec = node_spec(specs.example_spec(STACKGEN, EXAMPLE), node_cluster.ollama_model, PROFILE_CPU,
+                     {"adapters": adapters})
+    built = {name: tiny_lora(vllm_venv(), node_cluster.tiny_qwen, *swap) for name, swap in ADAPTERS.items()}
+    with install(node_cluster, spec, tmp_path_factory.mktemp("kind-cpu"), built) as done:
         yield done
 
 
@@ -115,6 +124,20 @@ def test_helm_test_passes_in_its_pod(installed: Installed) -> None:
 def test_verify_through_port_forward_with_both_autogen_configs(installed: Installed) -> None:
     svc, port = installed.gateway()
     installed.stack.verify(installed.spec_file, installed.out, svc, port)
+
+
+def test_each_adapter_answers_as_itself_through_the_gateway(installed: Installed) -> None:
+    """The base model and each adapter, by name, through the gateway Service: each its own greeting."""
+    svc, port = installed.gateway()
+    replies = {}
+    with port_forward(installed.kube, installed.namespace, svc, port) as url:
+        for name in ["vllm-small", *ADAPTERS]:
+            reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,
+                               headers={"Authorization": f"Bearer {installed.stack.master_key}"},
+                               json={"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16})
+            assert reply.status_code == 200, reply.text
+            replies[name] = reply.json()["choices"][0]["message"]["content"]
+    assert replies == {"vllm-small": "Hi, tinyqwen.", "vllm-small-q": "Hi, tinyQwen.", "vllm-small-w": "Hi, tinyqWen."}
 
 
 def test_a_deleted_model_pod_is_replaced_and_served_again(installed: Installed) -> None:
