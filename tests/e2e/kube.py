@@ -25,6 +25,16 @@ def say(message: str) -> None:
     print(f"e2e: {message}", flush=True)
 
 
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    """Says how long the block took: `<what> in <N>s` (teardowns, which no test times otherwise)."""
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        say(f"{what} in {time.monotonic() - began:.0f}s")
+
+
 @dataclass(frozen=True)
 class Kube:
     context: str

@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.e2e import specs
-from tests.e2e.kube import Kube, say
+from tests.e2e.kube import Kube, timed
 from tests.e2e.stack import Stack
 from tests.engines.registry import mirrored
 
@@ -137,8 +136,7 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
         deployments = stack.wait(out)
         yield Installed(cluster, stack, spec, spec_file, out, values, deployments, secret, seeded)
     finally:
-        began = time.monotonic()
-        stack.teardown()
-        say(f"{stack.release} uninstalled and its namespace deleted in {time.monotonic() - began:.0f}s")
+        with timed(f"{stack.release} uninstalled and its namespace deleted"):
+            stack.teardown()
         for name in seeded:
             kube.run("delete", "persistentvolume", name, "--ignore-not-found", check=False)

@@ -36,7 +36,7 @@ import yaml
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.routing import SESSION_HEADER
 from tests.e2e import specs
-from tests.e2e.kube import Kube, poll, port_forward, say
+from tests.e2e.kube import Kube, poll, port_forward, say, timed
 
 from .autoscaler import (KEDA_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_PORT, SCRAPE_SECONDS, keda_objects,
                          prometheus_objects)
@@ -190,10 +190,9 @@ def keda(node_cluster: NodeCluster) -> Iterator[Kube]:
         report["KEDA Ready"] = f"{time.monotonic() - start:.0f}s"
         yield kube
     finally:
-        began = time.monotonic()
-        kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
-                 stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
-        say(f"KEDA removed in {time.monotonic() - began:.0f}s")
+        with timed("KEDA removed"):
+            kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
+                     stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +209,9 @@ def scaled(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempP
             pod = keda.items("pods", "-n", PROMETHEUS_NAMESPACE, "-l", "app.kubernetes.io/name=prometheus")[0]
             yield Autoscaled(installed, f"http://{pod['status']['podIP']}:{PROMETHEUS_PORT}")
         finally:
-            began = time.monotonic()
-            keda.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
-                     stdin=yaml.safe_dump_all(prometheus), timeout=150, check=False)
-            say(f"Prometheus removed in {time.monotonic() - began:.0f}s")
+            with timed("Prometheus removed"):
+                keda.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
+                         stdin=yaml.safe_dump_all(prometheus), timeout=150, check=False)
 
 
 def _hpa(scaled: Autoscaled) -> dict[str, Any]:
