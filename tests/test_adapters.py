@@ -14,17 +14,14 @@ from stackgen.errors import StackgenError
 from stackgen.load import load_text
 from stackgen.plan import AdapterPlan, plan
 from stackgen.render import render_files
+from tests.support import CPU_PROFILE, VLLM_CODER
 
-SPEC = """\
+SPEC = ("""\
 name: lora
 profiles:
-  cpu: {cpu: "2", memory: 6Gi}
+""" + CPU_PROFILE + """\
 models:
-  - name: coder
-    engine: vllm
-    model: Qwen/Qwen2.5-0.5B-Instruct
-    profile: cpu
-    maxModelLen: 4096
+""" + VLLM_CODER + """\
     toolCalling: true
     tags: [local]
     adapters:
@@ -34,7 +31,7 @@ models:
     engine: external
     baseUrl: http://192.168.1.20:1234/v1
     fallbacks: [support]
-"""
+""")
 ADAPTERS = ["sql-agent", "support"]
 # The same stack with no adapters (and no fallback to one).
 NO_ADAPTERS = SPEC.split("    adapters:")[0] + SPEC.split("rank: 20, tags: [support]}\n")[1].replace("    fallbacks: [support]\n", "")

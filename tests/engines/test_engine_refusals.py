@@ -11,26 +11,23 @@ import pytest
 
 from stackgen.load import load_text
 from stackgen.render import render_files
+from tests.support import CPU_PROFILE, VLLM_CODER
 
 from .engines import Ollama, Vllm
 
-SPEC = """\
+SPEC = ("""\
 name: neg
 profiles:
-  cpu: {cpu: "2", memory: 6Gi}
+""" + CPU_PROFILE + """\
 models:
-  - name: coder
-    engine: vllm
-    model: Qwen/Qwen2.5-0.5B-Instruct
-    profile: cpu
-    maxModelLen: 4096
+""" + VLLM_CODER + """\
     args: [--no-such-flag]
   - name: helper
     engine: ollama
     model: MODEL_REF
     insecureRegistry: true
     profile: cpu
-"""
+""")
 
 
 def test_a_flag_vllm_does_not_know_fails_with_vllms_own_error(vllm: Vllm, tiny_qwen: Path, tmp_path: Path) -> None:

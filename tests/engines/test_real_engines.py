@@ -32,24 +32,21 @@ from stackgen.localstack import Gateway, point_at_local, start_gateway
 from stackgen.plan import Plan, plan
 from stackgen.render import render_files, write_tree
 from stackgen.verify import verify
+from tests.support import CPU_PROFILE, VLLM_CODER
 
 from .conftest import LocalEngines
 from .pods import Server
 from .registry import mirrored
 
-MIXED_SPEC = """\
+MIXED_SPEC = ("""\
 name: mixed
 namespace: agents
 autogen: {apiKeyEnv: MIXED_GATEWAY_KEY}
 profiles:
-  cpu: {cpu: "2", memory: 6Gi}
+""" + CPU_PROFILE + """\
   small: {cpu: "1", memory: 2Gi}
 models:
-  - name: coder
-    engine: vllm
-    model: Qwen/Qwen2.5-0.5B-Instruct
-    profile: cpu
-    maxModelLen: 4096
+""" + VLLM_CODER + """\
     toolCalling: true
     tags: [local, tools]
     fallbacks: [helper]
@@ -83,7 +80,7 @@ models:
     jsonOutput: true
     contextLength: 4096
     tags: [byo]
-"""
+""")
 # Where the custom server's args name its model: the test's tiny GGUF stands in for that file.
 CUSTOM_MODEL_PATH = "/models/tiny.gguf"
 # The external endpoint's stand-in is a real server of another make: the vLLM started for `coder`, asked

@@ -15,6 +15,7 @@ from stackgen.load import load_text
 from stackgen.plan import Plan, plan
 from stackgen.render import render_files
 from stackgen.verify import verify
+from tests.support import CPU_PROFILE, VLLM_CODER
 
 from .conftest import EXAMPLES, ExamplePool, StartModelServer, served_alias
 
@@ -26,18 +27,14 @@ STAND_IN_LIMITS = {("hybrid", "mistral-large", "tools"): "Invalid tool_choice: a
 # A spec of its own beside the examples: vLLM and Ollama in the cluster, a keyed hosted provider and a
 # keyless OpenAI-compatible endpoint outside it. No model of a provider that renames tool_choice has
 # toolCalling, so every check can pass here.
-MIXED_SPEC = """\
+MIXED_SPEC = ("""\
 name: mixed
 namespace: agents
 autogen: {apiKeyEnv: MIXED_GATEWAY_KEY}
 profiles:
-  cpu: {cpu: "2", memory: 6Gi}
+""" + CPU_PROFILE + """\
 models:
-  - name: coder
-    engine: vllm
-    model: Qwen/Qwen2.5-0.5B-Instruct
-    profile: cpu
-    maxModelLen: 4096
+""" + VLLM_CODER + """\
     toolCalling: true
     tags: [local, tools]
     fallbacks: [helper]
@@ -58,7 +55,7 @@ models:
     baseUrl: http://192.168.1.20:1234/v1
     model: qwen2.5-7b-instruct
     tags: [desk]
-"""
+""")
 
 
 def expected_rows(resolved: Plan, autogen: bool) -> list[list[str]]:
