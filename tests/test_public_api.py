@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import stackgen
 
 EXPECTED = ["Plan", "Problem", "Stack", "StackgenError", "load_spec", "load_text", "plan", "render_files", "write_tree"]
@@ -19,3 +21,11 @@ def test_library_use_without_the_cli() -> None:
     files = stackgen.render_files(stack, with_manifests=False)
     assert resolved.models[0].name == "desk"
     assert '"model": "desk"' in files["autogen/OAI_CONFIG_LIST"]
+
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+def test_load_spec_has_no_silent_default(empty: str | None) -> None:
+    """The CLI's commands that document a default pass it; the library refuses an empty SPEC."""
+    with pytest.raises(stackgen.StackgenError, match="no spec was given.*kind-cpu"):
+        stackgen.load_spec(empty)  # type: ignore[arg-type]

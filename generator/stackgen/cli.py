@@ -61,7 +61,7 @@ def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: b
 
     def go() -> tuple[int, tuple[str, ...]]:
         selected = agent_frameworks.parse(frameworks)
-        loaded = examples.resolve(spec)
+        loaded = examples.resolve(spec or examples.DEFAULT)
         notes = _located(loaded, lambda: resolve_plan(loaded.stack)).notes
         files = _located(loaded, lambda: render_files(loaded.stack, gateway_url, with_manifests=not no_manifests,
                                                       frameworks=selected))
@@ -112,7 +112,7 @@ def plan_command(spec: str | None, cluster: str | None, fmt: str, png_path: Path
     Exits 2, after the report, when a model or its replicas do not fit."""
     from . import inventory, report
 
-    loaded = _run(lambda: examples.resolve(spec))
+    loaded = _run(lambda: examples.resolve(spec or examples.DEFAULT))
     resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack, enforce_capacity=False)))
     placement = None
     if cluster:
@@ -215,7 +215,7 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
     if local and kube_context:
         usage("--kube-context only applies with --gateway; --local runs no cluster")
     selected = _run(lambda: agent_frameworks.parse(frameworks)) if frameworks is not None else ()
-    loaded = _run(lambda: examples.resolve(spec))
+    loaded = _run(lambda: examples.resolve(spec or examples.DEFAULT))
     resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack)))
     if autogen_dir is not None and not (autogen_dir / "OAI_CONFIG_LIST").is_file():
         usage(f"--autogen-dir: {autogen_dir} has no OAI_CONFIG_LIST (point it at OUT/autogen)")

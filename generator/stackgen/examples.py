@@ -54,9 +54,13 @@ def decode(raw: bytes, source: str) -> str:
                                      "files are read in", "save the file as UTF-8", line)], source) from None
 
 
-def resolve(spec: str | None) -> Loaded:
-    """A SPEC argument (a file path or an example name) -> the loaded spec; raises StackgenError."""
-    spec = spec or DEFAULT
+def resolve(spec: str) -> Loaded:
+    """A SPEC argument (a file path or an example name) -> the loaded spec; raises StackgenError.
+
+    There is no silent default here: a command that has one (`stackgen render` with no SPEC) passes DEFAULT itself."""
+    if not spec:
+        raise StackgenError([Problem("SPEC", "no spec was given",
+                                     f"give a path to a stack.yaml or one of: {', '.join(names())}")])
     path = Path(spec)
     if path.is_file():
         text, source = decode(path.read_bytes(), str(path)), str(path)
