@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.kube import Kubectl
+
 from . import pki as pki_mod
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,14 +145,10 @@ class ControlPlane:
     def _is_ok(self, url: str, context: ssl.SSLContext | None = None) -> bool:
         return self._get(url, context) == "ok"
 
-    def kubectl(self, *args: str, timeout: float = 60, stdin: str | None = None,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([self.binary("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-                              input=stdin, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-        if check and done.returncode != 0:
-            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
-        return done
+    @property
+    def client(self) -> Kubectl:
+        """kubectl against this control plane, as its admin."""
+        return Kubectl(kubectl=self.binary("kubectl"), kubeconfig=str(self.kubeconfig))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -248,7 +246,7 @@ class ControlPlane:
         self._wait("kwok healthy", functools.partial(self._is_ok, f"http://127.0.0.1:{kwok_port}/healthz"),
                    kwok)
         # The controller-manager's token controller must have run before pods can be admitted.
-        self._wait("default service account", lambda: self.kubectl(
+        self._wait("default service account", lambda: self.client.run(
             "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0, None)
         self.timings["control plane up"] = round(time.monotonic() - t0, 1)
 

@@ -127,7 +127,7 @@ class FakeProvisioner:
                 self.errors.append(str(err))
 
     def sync(self) -> None:
-        listing = json.loads(self.cp.kubectl("get", "pvc,pv", "-A", "-o", "json").stdout)
+        listing = json.loads(self.cp.client.run("get", "pvc,pv", "-A", "-o", "json").stdout)
         pvs = [o for o in listing["items"] if o["kind"] == "PersistentVolume"]
         claimed = {pv["spec"].get("claimRef", {}).get("uid") for pv in pvs}
         for pvc in listing["items"]:
@@ -138,12 +138,12 @@ class FakeProvisioner:
                     and not pvc["spec"].get("volumeName")
                     and pvc["metadata"]["uid"] not in claimed
                     and "deletionTimestamp" not in pvc["metadata"]):
-                self.cp.kubectl("create", "-f", "-", stdin=json.dumps(self._volume_for(pvc)))
+                self.cp.client.run("create", "-f", "-", stdin=json.dumps(self._volume_for(pvc)))
         for pv in pvs:
             ann = pv["metadata"].get("annotations", {})
             if (ann.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
                     and pv.get("status", {}).get("phase") == "Released"):
-                self.cp.kubectl("delete", "pv", pv["metadata"]["name"], "--wait=false",
+                self.cp.client.run("delete", "pv", pv["metadata"]["name"], "--wait=false",
                                 "--ignore-not-found")
 
     @staticmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -53,18 +52,16 @@ class Cluster:
 
     def kubectl(self, *args: str, timeout: float = 60, stdin: str | None = None,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.cp.kubectl(*args, timeout=timeout, stdin=stdin, check=check)
+        return self.cp.client.run(*args, timeout=timeout, stdin=stdin, check=check)
 
     def get(self, *args: str) -> dict[str, Any]:
-        obj: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json").stdout)
-        return obj
+        return self.cp.client.get(*args)
 
     def items(self, *args: str) -> list[dict[str, Any]]:
-        return list(self.get(*args).get("items", []))
+        return self.cp.client.items(*args)
 
     def apply(self, obj: dict[str, Any]) -> None:
-        self.kubectl("apply", "--server-side", "--field-manager=stackgen-tests", "-f", "-",
-                     stdin=json.dumps(obj))
+        self.cp.client.apply(obj, server_side=True)
 
     def helm(self, helm: str, *args: str, timeout: float = 300,
              check: bool = True) -> subprocess.CompletedProcess[str]:

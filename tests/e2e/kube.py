@@ -4,7 +4,6 @@ the kubeconfig, when not the user's) and has a time limit."""
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import subprocess
 import tempfile
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackgen.localstack import free_port
+from tests.support.kube import Kubectl
 
 from . import objects
 
@@ -35,38 +35,15 @@ def timed(what: str) -> Iterator[None]:
         say(f"{what} in {time.monotonic() - began:.0f}s")
 
 
-@dataclass(frozen=True)
-class Kube:
-    context: str
-    kubectl: str
-    helm: str
-    kubeconfig: str = ""  # empty: the user's ($KUBECONFIG or ~/.kube/config), as kind writes it
+@dataclass(frozen=True, kw_only=True)
+class Kube(Kubectl):
+    """kubectl (tests/support/kube.py) and helm against the cluster."""
 
-    def kubectl_argv(self) -> list[str]:
-        config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
-        return [self.kubectl, *config, "--context", self.context]
+    helm: str
 
     def helm_argv(self) -> list[str]:
         config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
         return [self.helm, *config, "--kube-context", self.context]
-
-    def run(self, *args: str, timeout: float = 120, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*self.kubectl_argv(), *args], input=stdin,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()}")
-        return proc
-
-    def get(self, *args: str, timeout: float = 60) -> dict[str, Any]:
-        return json.loads(self.run("get", *args, "-o", "json", timeout=timeout).stdout)
-
-    def items(self, *args: str) -> list[dict[str, Any]]:
-        return list(self.get(*args).get("items", []))
-
-    def apply(self, obj: dict[str, Any]) -> None:
-        # Through stdin: a Secret's value never appears in a command line.
-        self.run("apply", "-f", "-", stdin=json.dumps(obj))
 
     def helm_run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([*self.helm_argv(), *args],

@@ -59,7 +59,7 @@ class NodeCluster:
 
 
 def _node_ready(cp: ControlPlane) -> bool:
-    done = cp.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+    done = cp.client.run("get", "node", NODE_NAME, "-o", "json", check=False)
     if done.returncode != 0:
         return False
     conds = {c["type"]: c["status"] for c in json.loads(done.stdout)["status"].get("conditions", [])}
@@ -149,7 +149,7 @@ def _teardown(cp: ControlPlane, node: Node, net: NodeNetwork, registry: Registry
     processes and the control plane, then what the kernel still holds: mounts, the namespace."""
     trouble = []
     if cp.kubeconfig.is_file() and any(c.name == "kubelet" and c.popen.poll() is None for c in cp.components):
-        cp.kubectl("delete", "deployments,statefulsets,daemonsets,jobs,pods", "--all", "--all-namespaces",
+        cp.client.run("delete", "deployments,statefulsets,daemonsets,jobs,pods", "--all", "--all-namespaces",
                    "--wait=true", "--timeout=120s", timeout=150, check=False)
     trouble += node.stop_containers()
     trouble += cp.stop()

@@ -1,0 +1,42 @@
+"""kubectl against one cluster, for every tier that has one (the control plane, the real node, kind).
+
+Each call names its kubeconfig and context when they are given, and has a time limit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kubectl:
+    kubectl: str
+    kubeconfig: str = ""  # empty: the user's ($KUBECONFIG or ~/.kube/config), as kind writes it
+    context: str = ""  # empty: the kubeconfig's current context
+
+    def kubectl_argv(self) -> list[str]:
+        config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
+        context = ["--context", self.context] if self.context else []
+        return [self.kubectl, *config, *context]
+
+    def run(self, *args: str, timeout: float = 120, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*self.kubectl_argv(), *args], input=stdin,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()}")
+        return proc
+
+    def get(self, *args: str, timeout: float = 60) -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(self.run("get", *args, "-o", "json", timeout=timeout).stdout)
+        return obj
+
+    def items(self, *args: str) -> list[dict[str, Any]]:
+        return list(self.get(*args).get("items", []))
+
+    def apply(self, obj: dict[str, Any], server_side: bool = False) -> None:
+        # Through stdin: a Secret's value never appears in a command line.
+        how = ["--server-side", "--field-manager=stackgen-tests"] if server_side else []
+        self.run("apply", *how, "-f", "-", stdin=json.dumps(obj))
