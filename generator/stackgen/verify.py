@@ -148,12 +148,9 @@ def framework_checks(plan: Plan, gateway_url: str, api_key: str, frameworks: tup
     return checks
 
 
-def _short_of(run: Callable[[Path, str, Client], str], out: Path, model: str, client: Client) -> str:
-    return _short(run(out, model, client))
-
-
-def _short(text: str) -> str:
-    return text.replace("\n", " ")[:60]
+def _short_of(run: Callable[[Path, str, Client], str], where: Path, model: str, client: Client) -> str:
+    """A framework's reply, cut to 60 characters for its table cell."""
+    return run(where, model, client)[:60]
 
 
 def _chat(http: httpx.Client, base: str, model: str) -> str:
@@ -233,7 +230,7 @@ def _autogen_checks(plan: Plan, autogen_dir: Path, client: Client) -> list[Check
         engine = _engine(plan, m.name)
         for check, framework in (("autogen-0.2", CLASSIC), ("autogen-0.4", COMPONENTS)):
             checks.append(_timed(m.name, engine, check,
-                                 partial(framework.reply_from, autogen_dir / framework.file, m.name, client)))
+                                 partial(_short_of, framework.reply_from, autogen_dir / framework.file, m.name, client)))
     return checks
 
 
@@ -269,7 +266,8 @@ def table(checks: list[Check]) -> str:
     rows = [("MODEL", "ENGINE", "CHECK", "STATUS", "LATENCY", "DETAIL")]
     for c in checks:
         latency = f"{c.seconds * 1000:.0f} ms" if c.seconds is not None else "-"
-        rows.append((c.model, c.engine, c.check, "ok" if c.ok else "FAIL", latency, c.detail))
+        # One line per check, whatever a reply or an error spans.
+        rows.append((c.model, c.engine, c.check, "ok" if c.ok else "FAIL", latency, " ".join(c.detail.split())))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
     ok = sum(c.ok for c in checks)
