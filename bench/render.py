@@ -15,7 +15,6 @@ import statistics
 import time
 from typing import Any, Callable
 
-from stackgen.load import load_text  # noqa: F401  (the spec is built as data, validated like a file)
 from stackgen.render import render_files
 from stackgen.spec import Stack
 

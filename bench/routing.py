@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from stackgen.load import load_text  # noqa: E402
 from stackgen.localstack import point_at_local, start_gateway  # noqa: E402
 from stackgen.render import render_files  # noqa: E402
 from tests.engines.engines import Vllm, tiny_qwen, vllm_venv  # noqa: E402
-from tests.engines.pods import Server  # noqa: E402
+from tests.engines.pods import Server, start_together  # noqa: E402
 from tests.engines.router import CacheCounters, cache_counters, start_router  # noqa: E402
 from tests.engines.smollm2 import smollm2  # noqa: E402
 
@@ -151,13 +152,13 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
     model_dir = smollm2(vllm.venv) if model == "smollm2" else tiny_qwen(vllm.venv)
     files = render_files(load_text(SPEC))
     shape = Shape(shared_prompt(TOOLS[model]), RECORDS[model])
-    servers: list[Server] = []
     rows = []
     with tempfile.TemporaryDirectory(prefix="stackgen-routing-") as tmp:
         work = Path(tmp)
+        servers = list(start_together({f"replica-{i}": partial(vllm.start, files, "bench", "agent", HUB_ID, model_dir,
+                                                                work / f"replica-{i}")
+                                       for i in range(max(replica_counts))}).values())
         try:
-            for i in range(max(replica_counts)):
-                servers.append(vllm.start(files, "bench", "agent", HUB_ID, model_dir, work / f"replica-{i}"))
             # Warm-up: one conversation straight to every server (its first request compiles paths).
             for server in servers:
                 asyncio.run(workload(server.api_base, {}, f"warm {server.url}", shape, 1, 1, 1, send_id=False))

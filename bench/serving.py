@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ from stackgen.gateway import GATEWAY_ENV  # noqa: E402
 from stackgen.load import load_text  # noqa: E402
 from stackgen.localstack import free_port, point_at_local, spawn, start_gateway  # noqa: E402
 from stackgen.render import render_files  # noqa: E402
-from tests.engines.engines import CPU_IMAGE_ENV, VLLM_START_BUDGET, Vllm, tiny_qwen, vllm_venv  # noqa: E402
-from tests.engines.pods import Server, base_env, wait_for_probes  # noqa: E402
+from tests.engines.engines import CPU_IMAGE_ENV, VLLM_START_BUDGET, Vllm, pod_spec, tiny_qwen, vllm_venv  # noqa: E402
+from tests.engines.pods import Container, Server, base_env, container, start_together, wait_for_probes  # noqa: E402
 
 SPEC = """\
 name: bench
@@ -58,11 +59,11 @@ QUESTION = "Here is the next part of the task, with the data gathered so far: " 
 
 
 def _start_plain(vllm: Vllm, name: str, model_dir: Path, extra: list[str], env: dict[str, str], work: Path,
-                 like: Server) -> Server:
+                 like: Container) -> Server:
     """vLLM with a command line of another deployment's making; probed on /health like ours."""
     port = free_port()
     argv = [str(vllm.venv / "bin" / "vllm"), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), *extra]
-    server = Server(name, f"http://127.0.0.1:{port}", spawn(name, argv, work / f"{name}.log", env), like.container)
+    server = Server(name, f"http://127.0.0.1:{port}", spawn(name, argv, work / f"{name}.log", env), like)
     wait_for_probes(server, VLLM_START_BUDGET)
     return server
 
@@ -99,23 +100,20 @@ def run(conversations: int, turns: int, rounds: int) -> list[dict[str, Any]]:
     files = render_files(load_text(SPEC))
     rendered = yaml.safe_load(files["litellm/config.yaml"])
     (entry,) = rendered["model_list"]
-    servers: list[Server] = []
+    chart = container(pod_spec(files, "bench", "agent"), "vllm")
+    # The other two get this machine's CPU setting and nothing else of ours.
+    env = base_env(**{k: v for k, v in chart.env.items() if k == "VLLM_CPU_KVCACHE_SPACE"}, **CPU_IMAGE_ENV)
     with tempfile.TemporaryDirectory(prefix="stackgen-serving-") as tmp:
         work = Path(tmp)
+        targets = start_together({
+            "stackgen": partial(vllm.start, files, "bench", "agent", "Qwen/Qwen2.5-0.5B-Instruct", model_dir, work),
+            "vllm-defaults": partial(_start_plain, vllm, "vllm-defaults", model_dir, [], env, work, chart),
+            "production-stack": partial(_start_plain, vllm, "production-stack", model_dir,
+                                        ["--no-enable-prefix-caching", "--max-model-len", "4096"], env, work, chart),
+        })
         try:
-            ours = vllm.start(files, "bench", "agent", "Qwen/Qwen2.5-0.5B-Instruct", model_dir, work)
-            servers.append(ours)
-            # The other two get this machine's CPU setting and nothing else of ours.
-            env = base_env(**{k: v for k, v in ours.container.env.items() if k == "VLLM_CPU_KVCACHE_SPACE"},
-                           **CPU_IMAGE_ENV)
-            plain = _start_plain(vllm, "vllm-defaults", model_dir, [], env, work, ours)
-            servers.append(plain)
-            stack = _start_plain(vllm, "production-stack", model_dir,
-                                 ["--no-enable-prefix-caching", "--max-model-len", "4096"], env, work, ours)
-            servers.append(stack)
             # One gateway, the rendered entry once per target; the others are asked for their default
             # served name, the model's path.
-            targets = {"stackgen": ours, "vllm-defaults": plain, "production-stack": stack}
             model_list = []
             for label, server in targets.items():
                 upstream = entry["litellm_params"]["model"] if label == "stackgen" else f"hosted_vllm/{model_dir}"
@@ -135,7 +133,7 @@ def run(conversations: int, turns: int, rounds: int) -> list[dict[str, Any]]:
             finally:
                 gateway.process.stop()
         finally:
-            for server in servers:
+            for server in targets.values():
                 server.stop()
     return [{"target": label, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
             for label, runs in samples.items()]

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,12 @@ def _die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
+# The parent the kernel watches is the thread that forked, not the process: a server started from a worker
+# thread would be killed when that thread ended. Every child is forked from this one thread, which lasts as long
+# as the process.
+_FORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stackgen-spawn")
+
+
 @dataclass
 class ManagedProcess:
     """A child process in its own process group, with its log file; stop() is idempotent."""
@@ -158,10 +165,10 @@ class ManagedProcess:
 def spawn(name: str, argv: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> ManagedProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 env=dict(env) if env is not None else None,
-                                 start_new_session=True,  # own process group: killpg reaches grandchildren
-                                 preexec_fn=_die_with_parent)
+        popen = _FORKER.submit(subprocess.Popen, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               env=dict(env) if env is not None else None,
+                               start_new_session=True,  # own process group: killpg reaches grandchildren
+                               preexec_fn=_die_with_parent).result()
     return ManagedProcess(name, popen, log_path)
 
 

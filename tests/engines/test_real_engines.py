@@ -16,6 +16,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,13 @@ from stackgen.cli import cli
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.load import load_text
 from stackgen.localstack import Gateway, point_at_local, start_gateway
-from stackgen.plan import Plan, plan
+from stackgen.plan import Plan, ServedPlan, plan
 from stackgen.render import render_files, write_tree
 from stackgen.verify import verify
 from tests.support import CPU_PROFILE, VLLM_CODER
 
 from .conftest import LocalEngines
-from .pods import Server
+from .pods import Server, start_together
 from .registry import mirrored
 
 MIXED_SPEC = ("""\
@@ -108,28 +109,23 @@ class RunningStack:
 
 def _start_engines(resolved: Plan, files: dict[str, str], local: LocalEngines,
                    workdir: Path) -> tuple[dict[str, Server], dict[str, str]]:
-    servers: dict[str, Server] = {}
     pulls: dict[str, str] = {}
     stack = resolved.stack.name
-    try:
-        for m in resolved.served:
-            if m.engine_name == "vllm":
-                servers[m.name] = local.vllm.start(files, stack, m.name, m.spec.model, local.tiny_qwen, workdir)
-            elif m.engine_name == "ollama":
-                home = workdir / f"{m.name}-home"
-                done = local.ollama.pull(files, stack, m.name, home, workdir)
-                pulls[m.name] = done.stdout + done.stderr
-                assert done.returncode == 0, f"the chart's pull-model script failed:\n{pulls[m.name][-3000:]}"
-                servers[m.name] = local.ollama.start(files, stack, m.name, home, workdir)
-            elif m.engine_name == "llamacpp":
-                servers[m.name] = local.llama.start(files, stack, m.name, workdir)
-            else:
-                servers[m.name] = local.llama.start_custom(files, stack, m.name, CUSTOM_MODEL_PATH, workdir)
-    except BaseException:
-        for server in servers.values():
-            server.stop()
-        raise
-    return servers, pulls
+
+    def start(m: ServedPlan) -> Server:
+        if m.engine_name == "vllm":
+            return local.vllm.start(files, stack, m.name, m.spec.model, local.tiny_qwen, workdir)
+        if m.engine_name == "ollama":
+            home = workdir / f"{m.name}-home"
+            done = local.ollama.pull(files, stack, m.name, home, workdir)
+            pulls[m.name] = done.stdout + done.stderr
+            assert done.returncode == 0, f"the chart's pull-model script failed:\n{pulls[m.name][-3000:]}"
+            return local.ollama.start(files, stack, m.name, home, workdir)
+        if m.engine_name == "llamacpp":
+            return local.llama.start(files, stack, m.name, workdir)
+        return local.llama.start_custom(files, stack, m.name, CUSTOM_MODEL_PATH, workdir)
+
+    return start_together({m.name: partial(start, m) for m in resolved.served}), pulls
 
 
 @pytest.fixture(scope="module", params=["kind-cpu", "mixed"])

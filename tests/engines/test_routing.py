@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from stackgen.render import render_files
 from stackgen.verify import verify
 
 from .engines import Vllm
-from .pods import Server
+from .pods import Server, start_together
 from .router import CacheCounters, cache_counters, start_router
 
 SPEC = """\
@@ -60,11 +61,10 @@ def replicas(vllm: Vllm, tiny_qwen: Path, engines_workdir: Path) -> Iterator[Rep
     stack = load_text(SPEC)
     files = render_files(stack, with_manifests=True)
     workdir = engines_workdir / "routing"
-    servers: list[Server] = []
+    started = start_together({f"replica-{i}": partial(vllm.start, files, "routed", "qwen", "Qwen/Qwen2.5-0.5B-Instruct",
+                                                      tiny_qwen, workdir / f"replica-{i}") for i in range(2)})
+    servers = list(started.values())
     try:
-        for i in range(2):
-            servers.append(vllm.start(files, "routed", "qwen", "Qwen/Qwen2.5-0.5B-Instruct", tiny_qwen,
-                                      workdir / f"replica-{i}"))
         yield Replicas(plan(stack), files, servers, workdir)
     finally:
         for server in servers:

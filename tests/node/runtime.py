@@ -20,6 +20,7 @@ import signal
 import socket as sock
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -238,14 +239,21 @@ class Node:
         self.cp._wait("containerd serving", lambda: bool(self.ctr("version", timeout=10)), None)  # noqa: SLF001
 
     def import_images(self) -> dict[str, float]:
-        """Import every archive of scripts/node/build.sh; returns seconds per image."""
-        took = {}
-        for line in (self.images / "refs.txt").read_text().splitlines():
-            name, ref = line.split()
+        """Import every archive of scripts/node/build.sh, two at a time and the biggest first (vLLM's, two thirds
+        of the bytes, is mostly disk writes, and the rest import beside it); returns seconds per image."""
+        refs = dict(line.split() for line in (self.images / "refs.txt").read_text().splitlines())
+
+        def one(name: str) -> float:
             start = time.monotonic()
             self.ctr("images", "import", str(self.images / f"{name}.tar"), timeout=1800)
-            assert normalized(ref) in self.ctr("images", "list", "-q").split(), f"{ref} missing after import"
-            took[name] = round(time.monotonic() - start, 1)
+            return round(time.monotonic() - start, 1)
+
+        names = sorted(refs, key=lambda name: -(self.images / f"{name}.tar").stat().st_size)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            took = dict(zip(names, pool.map(one, names)))
+        listed = self.ctr("images", "list", "-q").split()
+        missing = [ref for ref in refs.values() if normalized(ref) not in listed]
+        assert not missing, f"missing after import: {missing}"
         return took
 
     def start_kubelet(self) -> None:
