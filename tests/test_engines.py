@@ -144,6 +144,28 @@ def test_custom_without_a_required_piece_is_refused(field: str, line: str, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("engine", sorted(SERVED))
+def test_validate_says_what_an_image_it_cannot_prove_restricted_must_do(engine: str, tmp_path: Path) -> None:
+    """Every pod runs as a non-root user on a read-only root filesystem. The engines the real node runs that way
+    (vLLM, Ollama) say nothing; llama.cpp, which runs there from no image, says so; a server stackgen does not
+    know (custom) hears what its image must do."""
+    path = tmp_path / "stack.yaml"
+    path.write_text(spec(engine))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("read-only root filesystem" in result.output) == (engine in ("custom", "llamacpp")), result.output
+    assert ("must be root, fails to start" in result.output) == (engine == "custom"), result.output
+
+
+@pytest.mark.parametrize("profile", ["amd", "nvidia"])
+def test_validate_asks_for_the_device_groups_of_amd_gpus(profile: str, tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(spec("vllm", profile))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("podSecurity.supplementalGroups" in result.output) == (profile == "amd"), result.output
+
+
 def test_reasoning_models_get_their_parser_and_family() -> None:
     text = spec("vllm", "nvidia").replace("model: Qwen/Qwen2.5-0.5B-Instruct", "model: deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")
     text = text.replace("    toolCalling: true\n", "")

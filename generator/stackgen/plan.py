@@ -14,6 +14,7 @@ from typing import Any
 
 from . import capacity, routing
 from .engines import SERVED, Capabilities, EngineValues, ServedEngine, engine_of
+from .engines.base import AMD, accelerator
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
 from .engines.external import ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
@@ -333,7 +334,7 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
             assert isinstance(m, ExternalModel)
             external.append(_external(m))
     redis, notes = _redis(stack, fullname)
-    notes += _spread_notes(stack) + _fallback_cycle_notes(stack)
+    notes += _spread_notes(stack) + _fallback_cycle_notes(stack) + _restricted_notes(stack)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
                 served=tuple(served), external=tuple(external), adapters=tuple(adapters), redis=redis, notes=notes)
 
@@ -349,6 +350,20 @@ def _spread_notes(stack: Stack) -> tuple[str, ...]:
         why = "routing: service" if m.routing == routing.NO_ROUTER else f"no router is proven on {engine.name}"
         notes.append(f"note: models[{i}]: the replicas of {m.name} share requests through their Service at random "
                      f"({why}): each replica's prompt cache sees only part of each conversation")
+    return tuple(notes)
+
+
+def _restricted_notes(stack: Stack) -> tuple[str, ...]:
+    """What running as a non-root user (the restricted Pod Security level) asks of the user: servers whose running
+    so stackgen cannot prove say what their image must do, and AMD GPUs need the device files' groups."""
+    notes = [f"note: models[{i}]: {m.name}: {engine.restricted_note}" for i, m in enumerate(stack.models)
+             if (engine := _served_engine(m)) is not None and engine.restricted_note]
+    amd = [m.name for m in stack.models if isinstance(m, ServedModel) and m.profile in stack.profiles
+           and accelerator(stack.profiles[m.profile]) == AMD]
+    if amd:
+        notes.append(f"note: models: {', '.join(amd)} run on AMD GPUs as a non-root user, and ROCm's device files "
+                     "(/dev/kfd, /dev/dri) usually belong to the node's video and render groups: give those GIDs as "
+                     "the chart's podSecurity.supplementalGroups (helm install --set), or the server finds no GPU")
     return tuple(notes)
 
 

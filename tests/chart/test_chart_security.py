@@ -44,15 +44,21 @@ def test_selectors_are_name_instance_component_only(helm: str, scenario: str) ->
 
 
 def test_pods_are_hardened(helm: str, scenario: str) -> None:
+    """The restricted Pod Security level, and a read-only root filesystem, on every pod of every scenario (the
+    API server's own check of the same level runs in tests/cluster and tests/node)."""
     for name, spec in pod_specs(render(helm, (scenario,))).items():
         assert spec["automountServiceAccountToken"] is False, name
-        pod_seccomp = spec.get("securityContext", {}).get("seccompProfile", {}).get("type")
+        pod = spec["securityContext"]
+        pod_seccomp = pod.get("seccompProfile", {}).get("type")
         for c in spec.get("initContainers", []) + spec["containers"]:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
             assert sc["capabilities"] == {"drop": ["ALL"]}, (name, c["name"])
             assert "RuntimeDefault" in (sc.get("seccompProfile", {}).get("type"), pod_seccomp)
             assert not sc.get("privileged") and "add" not in sc["capabilities"]
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, (name, c["name"])
+            assert sc.get("runAsUser", pod.get("runAsUser")) not in (None, 0), (name, c["name"])
         assert not any("hostPath" in v for v in spec.get("volumes", [])), name
         assert not (spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC")), name
 

@@ -15,8 +15,6 @@ from .controlplane import REPO, ControlPlane
 from .fakes import FakeProvisioner
 
 T = TypeVar("T")
-# Pod Security level the chart documents (charts/inference-stack/README.md).
-POD_SECURITY = "baseline"
 
 
 def say(message: str) -> None:
@@ -80,11 +78,7 @@ class Cluster:
         return done
 
     def create_namespace(self, name: str) -> None:
-        labels = {f"pod-security.kubernetes.io/{mode}": POD_SECURITY
-                  for mode in ("enforce", "audit", "warn")}
-        labels["pod-security.kubernetes.io/enforce-version"] = "latest"
-        self.apply({"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": name, "labels": labels}})
+        self.cp.client.create_namespace(name)
 
     def delete_namespace(self, name: str, timeout: float = 120) -> None:
         self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true",

@@ -52,10 +52,6 @@ class Kube(Kubectl):
             raise AssertionError(f"helm {' '.join(args[:2])} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def create_namespace(self, namespace: str) -> None:
-        manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        self.apply(manifest)
-
     def delete_namespace(self, namespace: str) -> None:
         # Pods first: the namespace controller, finding pods still terminating, waits out their whole grace
         # period (620 s for a model pod) before it looks again, even when they are gone in seconds.

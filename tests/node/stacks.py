@@ -5,6 +5,7 @@ everything removed afterwards."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -49,6 +50,11 @@ def node_spec(spec: dict[str, Any], ollama_ref: str, profile_cpu: dict[str, str]
             model["cache"] = {"type": "persistentVolumeClaim", "storageClassName": SEEDED_CLASS, "size": "1Gi"}
             model.setdefault("env", {})["HF_HUB_OFFLINE"] = "1"
     return out
+
+
+def give_to(root: Path, uid: int, gid: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, uid, gid, follow_symlinks=False)
 
 
 def seeded_volume(name: str, path: Path, namespace: str, claim: str) -> dict[str, Any]:
@@ -128,6 +134,8 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
             root = seed_hf_cache(work / name, model["model"], cluster.tiny_qwen)
             for directory, adapter in (adapters or {}).items():
                 shutil.copytree(adapter, root / "adapters" / directory)
+            # An administrator's volume: the kubelet applies no fsGroup to a hostPath, so it is made the pods' own.
+            give_to(root, values["podSecurity"]["runAsUser"], values["podSecurity"]["fsGroup"])
             kube.apply(seeded_volume(name, root, namespace, f"{stack.release}-{model['name']}"))
             seeded.append(name)
     try:

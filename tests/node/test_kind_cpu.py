@@ -87,6 +87,39 @@ def test_every_pod_runs_on_the_real_node_and_is_ready_through_its_probes(install
             assert status["started"] and status["restartCount"] == 0, f"{name}/{status['name']}: {status}"
 
 
+# Inside a container: its user and group, whether its root filesystem takes a file, whether HOME does.
+WHO_AND_WHERE = ('id -u; id -g; if touch /probe 2>/dev/null; then echo root-writable; else echo root-read-only; fi; '
+                 'touch "$HOME/probe" && echo home-writable')
+
+
+def test_every_container_runs_as_the_charts_user_on_a_read_only_root(installed: Installed) -> None:
+    """The namespace enforces the restricted Pod Security level, so the API server let in only pods that meet it;
+    inside each, the server runs as the pod's user, not root, and writes only to its volumes."""
+    pods = [p for p in installed.pods() if p["status"].get("phase") == "Running"]
+    assert {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods} >= {
+        "gateway", "ollama-small", "vllm-small"}, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        name, user = pod["metadata"]["name"], pod["spec"]["securityContext"]
+        for container in pod["spec"]["containers"]:
+            done = installed.kube.run("exec", "-n", installed.namespace, name, "-c", container["name"], "--",
+                                      "sh", "-c", WHO_AND_WHERE)
+            assert done.stdout.split() == [str(user["runAsUser"]), str(user["runAsGroup"]), "root-read-only",
+                                           "home-writable"], f"{name}/{container['name']}: {done.stdout}"
+
+
+def test_the_namespace_refuses_a_rendered_pod_made_to_run_as_root(installed: Installed) -> None:
+    """Negative control on the same API server: the vLLM pod as rendered, with one field changed to root."""
+    deployment = installed.kube.get("deployment", "-n", installed.namespace, f"{installed.stack.release}-vllm-small")
+    template = deployment["spec"]["template"]
+    template["spec"]["securityContext"]["runAsUser"] = 0
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "as-root", "labels": template["metadata"]["labels"]},
+           "spec": template["spec"]}
+    done = installed.kube.run("create", "--dry-run=server", "-n", installed.namespace, "-f", "-",
+                              stdin=json.dumps(pod), check=False)
+    assert done.returncode != 0, done.stdout
+    assert 'violates PodSecurity "restricted:latest"' in done.stderr and "runAsUser=0" in done.stderr, done.stderr
+
+
 def test_ollama_pulled_its_model_from_the_registry_before_the_server_started(installed: Installed) -> None:
     for pod in installed.pods():
         if pod["metadata"]["labels"].get("app.kubernetes.io/component") != "ollama-small":

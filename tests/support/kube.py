@@ -9,6 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+# The Pod Security level every namespace of the tests enforces: the chart's (charts/inference-stack/README.md).
+POD_SECURITY = "restricted"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Kubectl:
@@ -40,3 +43,9 @@ class Kubectl:
         # Through stdin: a Secret's value never appears in a command line.
         how = ["--server-side", "--field-manager=stackgen-tests"] if server_side else []
         self.run("apply", *how, "-f", "-", stdin=json.dumps(obj))
+
+    def create_namespace(self, name: str) -> None:
+        """A namespace whose pods the API server's PodSecurity admission holds to POD_SECURITY."""
+        labels = {f"pod-security.kubernetes.io/{mode}": POD_SECURITY for mode in ("enforce", "audit", "warn")}
+        labels["pod-security.kubernetes.io/enforce-version"] = "latest"
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})

@@ -75,13 +75,15 @@ probes:
       value: "none"
     - name: OLLAMA_MODEL
       value: {{ required (printf "models.%s.model is required" .key) (dig "model" "" .model) | quote }}
+    {{- include "inference-stack.writableEnv" . | nindent 4 }}
   resources:
     {{- include "inference-stack.modelResourcesNoGpu" . | nindent 4 }}
   volumeMounts:
     - name: cache
       mountPath: /root/.ollama
+    {{- include "inference-stack.writableMounts" . | nindent 4 }}
   securityContext:
-    {{- include "inference-stack.rootContainerSecurityContext" . | nindent 4 }}
+    {{- include "inference-stack.containerSecurityContext" . | nindent 4 }}
 {{- end -}}
 
 {{- define "inference-stack.ollama.volumes" -}}{{- end -}}

@@ -78,15 +78,56 @@ Takes a dict: {ctx: $, component: "gateway"}.
 {{- end -}}
 
 {{/*
-Container security context for images that run as root (vLLM, Ollama, LiteLLM): everything the
-restricted Pod Security level asks for except runAsNonRoot. See the chart README.
+Container security context of every container: what the restricted Pod Security level asks of a
+container, and a read-only root filesystem (a pod writes only to its volumes).
 */}}
-{{- define "inference-stack.rootContainerSecurityContext" -}}
+{{- define "inference-stack.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
+{{- end -}}
+
+{{/*
+Pod security context of a pod whose image defines no user of its own (vLLM, Ollama, llama.cpp, LiteLLM):
+the user from `podSecurity`, never root. Takes the root context.
+*/}}
+{{- define "inference-stack.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ int .Values.podSecurity.runAsUser }}
+runAsGroup: {{ int .Values.podSecurity.runAsGroup }}
+fsGroup: {{ int .Values.podSecurity.fsGroup }}
+{{- with .Values.podSecurity.supplementalGroups }}
+supplementalGroups: {{ toJson . }}
+{{- end }}
+# Only when the volume's top directory is not the group's already: no walk over a cache of many GB at every start.
+fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
+{{- end -}}
+
+{{/*
+Where those images write, as a user who owns nothing in them: HOME (/root, as the images define it, so that
+every cache path under it stays where it was) and /tmp, each an emptyDir. `mounts` and `volumes` go with
+the container's own; `env` sets HOME, which a user without a passwd entry would not get.
+*/}}
+{{- define "inference-stack.writableMounts" -}}
+- name: home
+  mountPath: /root
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{- define "inference-stack.writableVolumes" -}}
+- name: home
+  emptyDir: {}
+- name: tmp
+  emptyDir: {}
+{{- end -}}
+
+{{- define "inference-stack.writableEnv" -}}
+- name: HOME
+  value: /root
 {{- end -}}
 
 {{/* Pod-level settings shared by every pod of the chart. Takes the root context. */}}

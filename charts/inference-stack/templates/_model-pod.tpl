@@ -11,7 +11,8 @@ What runs comes from the engine's own file, _engine-<engine>.tpl, which defines 
   inference-stack.<engine>.mounts          YAML list of {name, path}, where the cache volume is mounted among them
   inference-stack.<engine>.initContainers  containers to run first (may be empty)
   inference-stack.<engine>.volumes         volumes besides the cache (may be empty)
-How it runs (image, resources, probes' timing, security, the cache volume) is decided here, once.
+How it runs (image, resources, probes' timing, security and where it may write, the cache volume) is decided
+here, once.
 */}}
 
 {{/* The image dict of a model: models.<key>.image over images.<engine>, key by key. */}}
@@ -107,7 +108,8 @@ containers:
       - name: http
         containerPort: {{ $port }}
         protocol: TCP
-    {{- $env := concat ($c.env | default list) (fromYamlArray (include "inference-stack.hfTokenEnv" .model))
+    {{- $env := concat (fromYamlArray (include "inference-stack.writableEnv" .)) ($c.env | default list)
+          (fromYamlArray (include "inference-stack.hfTokenEnv" .model))
           (fromYamlArray (include "inference-stack.plainEnv" (dig "env" dict .model)))
           (fromYamlArray (include "inference-stack.secretEnv" (dig "secretEnv" dict .model))) }}
     {{- with $env }}
@@ -121,6 +123,7 @@ containers:
       - name: {{ .name }}
         mountPath: {{ .path }}
       {{- end }}
+      {{- include "inference-stack.writableMounts" . | nindent 6 }}
     {{- with dig "shutdown" "preStopSeconds" 0 .model }}
     lifecycle:
       # Keep serving while the pod is dropped from Endpoints and the routers' lists; SIGTERM comes after.
@@ -150,9 +153,10 @@ containers:
       timeoutSeconds: 10
       failureThreshold: 3
     securityContext:
-      {{- include "inference-stack.rootContainerSecurityContext" . | nindent 6 }}
+      {{- include "inference-stack.containerSecurityContext" . | nindent 6 }}
 volumes:
   {{- with include (printf "inference-stack.%s.volumes" $engine) . }}{{ . | nindent 2 }}{{ end }}
+  {{- include "inference-stack.writableVolumes" . | nindent 2 }}
   - name: cache
     {{- include "inference-stack.modelCacheVolume" . | nindent 4 }}
 {{- end -}}

@@ -146,6 +146,9 @@ class ServedEngine(Engine[S]):
     routable: ClassVar[bool] = False
     # Why the engine does not serve LoRA adapters (`adapters` in the spec); None: it does.
     no_adapters: ClassVar[str | None] = "stackgen does not load adapters into it"
+    # What a user must know of its pod running as the chart's non-root user on a read-only root filesystem
+    # (the restricted Pod Security level); None: proven here on the engine's own server.
+    restricted_note: ClassVar[str | None] = None
 
     def facts(self, m: S) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""
