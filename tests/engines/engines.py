@@ -139,7 +139,8 @@ class Ollama:
         if not env.get("OLLAMA_HOST", "").endswith(":11434"):
             raise AssertionError(f"{c.name}: OLLAMA_HOST is {env.get('OLLAMA_HOST')!r}, not Ollama's port")
         env["OLLAMA_HOST"] = host
-        return base_env(**env, HOME=str(home), PATH=f"{self.bin_dir}:{base_env()['PATH']}")
+        # The pod's HOME (an emptyDir at /root) is this test's home here.
+        return base_env(**{**env, "HOME": str(home)}, PATH=f"{self.bin_dir}:{base_env()['PATH']}")
 
     def pull(self, files: Mapping[str, str], stack: str, model: str, home: Path,
              workdir: Path) -> subprocess.CompletedProcess[str]:
