@@ -124,7 +124,8 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
     spec_file = specs.write_spec(spec, work / "spec.yaml")
     out = specs.render(STACKGEN, spec_file, work / "out")
     values = specs.load_yaml(out / "values.yaml")
-    namespace = specs.namespace_of(spec, specs.manifest_objects(out))
+    objects = specs.manifest_objects(out)
+    namespace = specs.namespace_of(spec, objects)
     kube = cluster.kube("helm3")
     stack = Stack(kube=kube, stackgen=STACKGEN, release=values["fullnameOverride"], namespace=namespace)
     seeded = []
@@ -135,7 +136,9 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
             for directory, adapter in (adapters or {}).items():
                 shutil.copytree(adapter, root / "adapters" / directory)
             # An administrator's volume: the kubelet applies no fsGroup to a hostPath, so it is made the pods' own.
-            give_to(root, values["podSecurity"]["runAsUser"], values["podSecurity"]["fsGroup"])
+            pod = next(o for o in objects if o["kind"] == "Deployment"
+                       and o["metadata"]["name"] == f"{stack.release}-{model['name']}")["spec"]["template"]["spec"]
+            give_to(root, pod["securityContext"]["runAsUser"], pod["securityContext"]["fsGroup"])
             kube.apply(seeded_volume(name, root, namespace, f"{stack.release}-{model['name']}"))
             seeded.append(name)
     try:
