@@ -128,6 +128,10 @@ the container's own; `env` sets HOME, which a user without a passwd entry would 
 {{- define "inference-stack.writableEnv" -}}
 - name: HOME
   value: /root
+# The runtime makes /root/.cache root's own when it mounts a cache volume under it: the caches that default to
+# ~/.cache (vLLM's, torch's, numba's) go here instead.
+- name: XDG_CACHE_HOME
+  value: /root/.local/cache
 {{- end -}}
 
 {{/* Pod-level settings shared by every pod of the chart. Takes the root context. */}}
