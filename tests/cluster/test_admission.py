@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.kube import pod_of
+
 from .kube import Cluster, render
 
 pytestmark = pytest.mark.cluster
@@ -39,10 +41,7 @@ def test_restricted_namespace_refuses_a_pod_that_may_run_as_root(cluster: Cluste
 
 def _rendered_model_pod(tmp_path: Path) -> dict[str, Any]:
     out = render("kind-cpu", tmp_path / "out")
-    deployment = yaml.safe_load((out / "manifests" / "deployment-kind-cpu-ollama-small.yaml").read_text())
-    template = deployment["spec"]["template"]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "rendered", "labels": template["metadata"]["labels"]},
-            "spec": template["spec"]}
+    return pod_of(yaml.safe_load((out / "manifests" / "deployment-kind-cpu-ollama-small.yaml").read_text()), "rendered")
 
 
 def test_a_rendered_model_pod_passes_and_one_broken_field_is_refused(cluster: Cluster, namespace: str,

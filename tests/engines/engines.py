@@ -134,13 +134,12 @@ class Ollama:
     bin_dir: Path
 
     def _env(self, c: Container, home: Path, host: str) -> dict[str, str]:
-        # /root/.ollama (the cache volume) is $HOME/.ollama to Ollama: HOME moves it under the workdir.
-        env = rehome(c.env, c.mounts, {"cache": home / ".ollama"})
+        # The pod's HOME (an emptyDir at /root) is `home`, and the cache volume at /root/.ollama its .ollama.
+        env = rehome(c.env, c.mounts, {"cache": home / ".ollama", "home": home})
         if not env.get("OLLAMA_HOST", "").endswith(":11434"):
             raise AssertionError(f"{c.name}: OLLAMA_HOST is {env.get('OLLAMA_HOST')!r}, not Ollama's port")
         env["OLLAMA_HOST"] = host
-        # The pod's HOME (an emptyDir at /root) is this test's home here.
-        return base_env(**{**env, "HOME": str(home)}, PATH=f"{self.bin_dir}:{base_env()['PATH']}")
+        return base_env(**env, PATH=f"{self.bin_dir}:{base_env()['PATH']}")
 
     def pull(self, files: Mapping[str, str], stack: str, model: str, home: Path,
              workdir: Path) -> subprocess.CompletedProcess[str]:

@@ -29,6 +29,7 @@ import pytest
 from tests.cluster.pki import NODE_NAME
 from tests.e2e import specs
 from tests.e2e.kube import port_forward, say
+from tests.support.kube import pod_of
 
 from tests.engines.engines import tiny_lora, vllm_venv
 
@@ -110,10 +111,8 @@ def test_every_container_runs_as_the_charts_user_on_a_read_only_root(installed: 
 def test_the_namespace_refuses_a_rendered_pod_made_to_run_as_root(installed: Installed) -> None:
     """Negative control on the same API server: the vLLM pod as rendered, with one field changed to root."""
     deployment = installed.kube.get("deployment", "-n", installed.namespace, f"{installed.stack.release}-vllm-small")
-    template = deployment["spec"]["template"]
-    template["spec"]["securityContext"]["runAsUser"] = 0
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "as-root", "labels": template["metadata"]["labels"]},
-           "spec": template["spec"]}
+    pod = pod_of(deployment, "as-root")
+    pod["spec"]["securityContext"]["runAsUser"] = 0
     done = installed.kube.run("create", "--dry-run=server", "-n", installed.namespace, "-f", "-",
                               stdin=json.dumps(pod), check=False)
     assert done.returncode != 0, done.stdout

@@ -49,3 +49,10 @@ class Kubectl:
         labels = {f"pod-security.kubernetes.io/{mode}": POD_SECURITY for mode in ("enforce", "audit", "warn")}
         labels["pod-security.kubernetes.io/enforce-version"] = "latest"
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+
+
+def pod_of(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Pod made of a Deployment's template, to show the API server's admission the pod the chart renders."""
+    template = deployment["spec"]["template"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": template["metadata"]["labels"]},
+            "spec": template["spec"]}

@@ -43,7 +43,7 @@ class Custom(ServedEngine[CustomModel]):
     default_image = None
     images: ClassVar[Mapping[str, str | None]] = {}  # only the image the spec names
     restricted_note = ("its image runs as the chart's non-root user (values: podSecurity) on a read-only root "
-                       "filesystem: it may write only under HOME (/root), /tmp and its cache (/root/.cache); an image "
+                       "filesystem: it may write only under HOME, /tmp and its cache volume; an image "
                        "that writes elsewhere, or must be root, fails to start")
     no_adapters = ("stackgen cannot know how a server it does not know loads them: start it with them in `args` "
                    "and add each name the server answers to as a model of its own")

@@ -74,7 +74,7 @@ class Llamacpp(PreallocatingEngine[LlamacppModel]):
     overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
     restricted_note = ("llama-server runs as the chart's non-root user (values: podSecurity) on a read-only root "
-                       "filesystem, writing only to its cache (/root/.cache/llama.cpp), HOME and /tmp; the tests here "
+                       "filesystem, writing only to its cache volume, HOME and /tmp; the tests here "
                        "run it so only as a process, not from its image on a node")
     no_adapters = ("llama-server takes GGUF adapters with --lora, which the chart does not render, and no adapter has "
                    "been proven on the pinned build")
