@@ -3,7 +3,8 @@
 # - prometheus: evaluates every alert, dashboard query and autoscaling trigger (tests/engines/test_monitoring.py);
 # - redis-server: the gateway's shared state (tests/stack/test_shared_state.py), the release the chart's
 #   Redis image pins (versions.yaml `redis`);
-# - containerd, runc, containernetworking-plugins, iptables, conntrack: the real node of tests/node;
+# - containerd, runc, containernetworking-plugins, iptables, conntrack: the real node of tests/node, and ipset
+#   for its NetworkPolicy engine (kube-router, scripts/kube-router/build.sh);
 # - debootstrap: the root filesystems of that node's images (scripts/node/build.sh).
 set -euo pipefail
 
@@ -11,4 +12,4 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib/cache.sh
 source "$here/lib/cache.sh"
 
-need_debs redis-server prometheus containerd runc containernetworking-plugins iptables conntrack debootstrap
+need_debs redis-server prometheus containerd runc containernetworking-plugins iptables conntrack ipset debootstrap

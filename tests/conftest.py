@@ -19,6 +19,8 @@ if TOOLS.is_dir() and str(TOOLS) not in os.environ.get("PATH", "").split(os.path
 
 # A test's tier is its directory under tests/ (top-level files are `unit`), unless the module marks another.
 TIERS = ("unit", "chart", "stack", "engines", "cluster", "node", "e2e")
+# What the node tier builds in the background: its images (KEDA included) and its NetworkPolicy engine.
+NODE_BUILDS = ("node/build.sh", "kube-router/build.sh")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,7 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if not session.config.option.collectonly and any(item.get_closest_marker("node") for item in session.items):
-        prebuild.start("node/build.sh")
+        for script in NODE_BUILDS:
+            prebuild.start(script)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -17,6 +17,7 @@ from stackgen.cli import cli
 from stackgen.engines import SERVED
 from stackgen.load import load_text
 from stackgen.plan import plan
+from stackgen.render import render_files
 from stackgen.output import Target
 from stackgen.values import chart_values
 
@@ -117,3 +118,30 @@ def test_plan_refuses_a_max_the_gpu_pool_cannot_hold(tmp_path: Path) -> None:
     qwen["autoscaling"]["maxReplicas"] = 2
     path.write_text(yaml.safe_dump(fleet, sort_keys=False))
     assert CliRunner().invoke(cli, ["plan", str(path), "--cluster", "gke-gpu"]).exit_code == 0
+
+
+def test_the_prometheus_that_scrapes_the_queue_is_admitted_to_the_server() -> None:
+    # The model's NetworkPolicy admits only the gateway unless told more: KEDA would then never see a queue.
+    assert model_values(spec())["scrapedFrom"] == ["monitoring"]
+    other = spec(extra=", autoscaling: {maxReplicas: 2, prometheusUrl: 'http://prom.observe.svc:9090'}")
+    assert model_values(other)["scrapedFrom"] == ["observe"]
+    monitored = other.replace("gateway:", "monitoring: {enabled: true, prometheusNamespace: metrics}\ngateway:")
+    assert model_values(monitored)["scrapedFrom"] == ["metrics", "observe"]
+    # Nothing scrapes an unmonitored server, nor one whose engine exports no metrics.
+    assert "scrapedFrom" not in model_values(spec(extra=""))
+    assert "scrapedFrom" not in model_values(spec("llamacpp", extra="").replace("gateway:", "monitoring: {enabled: true}\ngateway:"))
+
+
+def test_a_prometheus_outside_the_cluster_is_refused(tmp_path: Path) -> None:
+    code, output = run(tmp_path, spec(extra=", autoscaling: {maxReplicas: 2, prometheusUrl: 'http://10.0.0.9:9090'}"),
+                       "validate")
+    assert code == 2 and "models[0].autoscaling.prometheusUrl" in output, output
+    assert "write http://<service>.<namespace>.svc:<port>" in output, output
+
+
+def test_the_rendered_policy_admits_that_namespace_on_the_servers_port_alone() -> None:
+    files = render_files(load_text(spec(), "stack.yaml"), with_manifests=True)
+    gateway, scraper = yaml.safe_load(files["manifests/networkpolicy-team-qwen.yaml"])["spec"]["ingress"]
+    assert scraper == {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                       "ports": [{"protocol": "TCP", "port": 8000}]}
+    assert scraper["ports"] == gateway["ports"]

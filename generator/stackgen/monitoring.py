@@ -13,6 +13,7 @@ from typing import Any
 
 from .engines.base import EngineMetrics
 from .plan import Plan, ServedPlan
+from .spec import Stack
 
 # LiteLLM 1.108.7's Prometheus callback (litellm/types/integrations/prometheus.py), as scraped: counters
 # carry _total, histograms _bucket.
@@ -46,6 +47,17 @@ def queue_query(m: ServedPlan, namespace: str) -> str:
 def scraped(plan: Plan) -> tuple[ServedPlan, ...]:
     """The model servers Prometheus scrapes: those whose engine exports metrics."""
     return tuple(m for m in plan.served if m.engine.metrics)
+
+
+def scrapers(m: ServedPlan, stack: Stack) -> list[str]:
+    """The namespaces whose Prometheus reads the server's metrics, which its NetworkPolicy admits to its port:
+    the stack's when monitoring is on, and the autoscaler's."""
+    if not m.engine.metrics:
+        return []
+    found = {stack.monitoring.prometheusNamespace} if stack.monitoring.enabled else set()
+    if m.spec.autoscaling and (namespace := m.spec.autoscaling.prometheus_namespace):
+        found.add(namespace)
+    return sorted(found)
 
 
 def _gateway(plan: Plan) -> str:

@@ -221,6 +221,12 @@ def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine[Any]) -> li
     if "replicas" in m.model_fields_set:
         problems.append(Problem(f"{at}.replicas", "replicas is the autoscaler's to set when autoscaling is on",
                                 "remove replicas; set autoscaling.minReplicas instead"))
+    if scaling.prometheus_namespace is None:
+        # The model's NetworkPolicy must admit the Prometheus that scrapes its queue, or KEDA never sees one.
+        problems.append(Problem(f"{at}.autoscaling.prometheusUrl",
+                                f"{scaling.prometheusUrl!r} names no in-cluster Service, so the model's NetworkPolicy "
+                                "cannot admit the Prometheus that scrapes its queue",
+                                "write http://<service>.<namespace>.svc:<port>"))
     return problems
 
 

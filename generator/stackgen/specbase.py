@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -194,6 +195,10 @@ class Monitoring(Base):
     labels: Labels = Field(
         default_factory=dict, description="Labels your Prometheus selects monitors and rules by, e.g. {release: kube-prometheus-stack}.")
     dashboard: bool = Field(default=True, description="A Grafana dashboard ConfigMap, labelled for Grafana's sidecar.")
+    prometheusNamespace: str = Field(
+        default="monitoring", pattern=DNS_LABEL, max_length=63,
+        description="The namespace of the Prometheus that scrapes the stack: the model servers' NetworkPolicies "
+        "admit its pods to their metrics.")
 
 
 class AutoGen(Base):
@@ -248,7 +253,15 @@ class Autoscaling(Base):
         "keep it longer than a replica takes to start.")
     prometheusUrl: str = Field(
         default="http://prometheus-operated.monitoring.svc.cluster.local:9090", pattern=HTTP_URL,
-        description="Prometheus that scrapes the model servers (default: the Prometheus Operator's).")
+        description="Prometheus that scrapes the model servers (default: the Prometheus Operator's); an in-cluster "
+        "Service, whose namespace the model's NetworkPolicy admits to the server's metrics.")
+
+    @property
+    def prometheus_namespace(self) -> str | None:
+        """The namespace of prometheusUrl's Service (http://<service>.<namespace>.svc[.<domain>]:<port>), if it
+        names one."""
+        parts = (urlsplit(self.prometheusUrl).hostname or "").split(".")
+        return parts[1] if len(parts) >= 3 and parts[2] == "svc" and re.fullmatch(DNS_LABEL, parts[1]) else None
 
 
 class Router(Base):

@@ -96,6 +96,8 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
         values["router"] = _router(m, stack.gateway.timeoutSeconds)
     if spec.autoscaling:
         values["autoscaling"] = _autoscaling(m, namespace)
+    if scrapers := monitoring.scrapers(m, stack):
+        values["scrapedFrom"] = scrapers
     else:
         values["replicas"] = spec.replicas
     if m.image:

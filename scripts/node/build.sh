@@ -7,6 +7,7 @@
 #   pause, coredns                    the cluster's own parts, static Go programs (pause/, coredns/)
 #   keda, keda-metrics-apiserver      KEDA's operator and metrics API server (scripts/keda/build.sh)
 #   prometheus                        Debian's Prometheus, the one tests/engines runs
+#   redis                             Debian's redis-server, the release the chart's Redis image pins
 #
 # Usage: scripts/node/build.sh  -> the LAST line of stdout is a directory of <name>.tar archives (`docker
 #        save` format, for `ctr images import`) and refs.txt (name, reference)
@@ -54,6 +55,7 @@ declare -A refs=(
   [keda]="ghcr.io/kedacore/keda:$(pin keda | tr -d v)"
   [keda-metrics-apiserver]="ghcr.io/kedacore/keda-metrics-apiserver:$(pin keda | tr -d v)"
   [prometheus]="quay.io/prometheus/prometheus:v${prometheus_version%%+*}"
+  [redis]="redis:$(pin redis)"
 )
 
 # The key covers this script too: an image's config or package list lives here.
@@ -118,6 +120,15 @@ in_overlay "$work/router" "
   find /app/venv -name __pycache__ -prune -exec rm -rf {} +"
 stamp "router layer"
 
+# --- Redis: Debian's package, whose release is the chart's Redis tag (checked below) ---------------------
+# policy-rc.d keeps the package's scripts from starting a server inside the build.
+in_overlay "$work/redis" "
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server > /dev/null
+  rm -rf /usr/sbin/policy-rc.d /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/log/*
+  redis-server --version | grep -q 'v=$(pin redis) '"
+stamp "redis layer"
+
 # --- Ollama: the binary the real-engine tier built, at /bin/ollama (usr-merged: /bin -> usr/bin) --------
 install -D -m 0755 "$ollama_bin/ollama" "$work/ollama/usr/bin/ollama"
 
@@ -172,6 +183,7 @@ image keda-metrics-apiserver "{\"Entrypoint\": [\"/keda-adapter\"], \"User\": \"
   "$work/keda-metrics-apiserver"
 image prometheus "{\"Entrypoint\": [\"/usr/bin/prometheus\"], \"User\": \"65534:65534\",
   \"Env\": [\"PATH=$path\"]}" "$base" "$work/prometheus"
+image redis "{\"Cmd\": [\"redis-server\"], \"User\": \"999:999\", \"Env\": [\"PATH=$path\"]}" "$base" "$work/redis"
 mv "$work/refs.txt" "$CACHE_OUT/refs.txt"
 
 {

@@ -16,7 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # The real node's name (tests/node); its kubelet's certificate names it.
 NODE_NAME = "stackgen-node"
-# Every client identity maps onto a binding the apiserver bootstraps itself (no RBAC set-up needed).
+# Every client identity but kube-router's maps onto a binding the apiserver bootstraps itself (no RBAC set-up
+# needed); the node tier binds kube-router's to a read-only role (tests/node/policy.py).
 CLIENTS = {
     "admin": ("kubernetes-admin", "system:masters"),
     "controller-manager": ("system:kube-controller-manager", None),
@@ -29,6 +30,7 @@ CLIENTS = {
     "node": (f"system:node:{NODE_NAME}", "system:nodes"),
     "kube-proxy": ("system:kube-proxy", None),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", None),
+    "kube-router": ("stackgen:kube-router", None),
 }
 
 # The name the apiserver's front-proxy client cert carries (--requestheader-allowed-names).

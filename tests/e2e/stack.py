@@ -46,12 +46,19 @@ class Stack:
     master_key: str = field(default_factory=new_master_key, repr=False)
     installed: bool = False
 
-    def prepare(self, values: dict[str, Any]) -> tuple[str, str]:
-        """Namespace plus the master-key Secret (created by the user, not the chart)."""
+    def prepare(self, values: dict[str, Any]) -> frozenset[tuple[str, str]]:
+        """Namespace plus the Secrets the user creates, not the chart: the master key, and the chart's Redis
+        password when it runs Redis."""
         self.kube.create_namespace(self.namespace)
-        secret = master_key_secret(values, self.namespace, self.master_key)
-        self.kube.apply(secret)
-        return ("Secret", secret["metadata"]["name"])
+        made = [master_key_secret(values, self.namespace, self.master_key)]
+        if values.get("redis", {}).get("enabled"):
+            ref = values["redis"]["passwordSecret"]
+            made.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                         "metadata": {"name": ref["secretName"], "namespace": self.namespace},
+                         "stringData": {ref["key"]: secrets.token_urlsafe(24)}})
+        for secret in made:
+            self.kube.apply(secret)
+        return frozenset(("Secret", secret["metadata"]["name"]) for secret in made)
 
     def helm(self, verb: str, values_file: Path, timeout: float = 600) -> None:
         say(f"helm {verb} {self.release} -n {self.namespace} -f {values_file}")

@@ -43,7 +43,7 @@ def test_kind_cpu_install_verify_upgrade_uninstall(
     stack = Stack(kube=kube, stackgen=stackgen, release=fullname,
                   namespace=specs.namespace_of(spec, manifests))
     try:
-        secret = stack.prepare(values)
+        secrets = stack.prepare(values)
 
         stack.helm("install", out / "values.yaml")
         first = stack.wait(out)
@@ -62,6 +62,6 @@ def test_kind_cpu_install_verify_upgrade_uninstall(
         # The gateway pods rolled (config checksum), so this is a new port-forward to new pods.
         stack.verify(grown_file, out2, gateway_svc, gateway_port)
 
-        stack.uninstall_leaves_nothing(keep=frozenset({secret}))
+        stack.uninstall_leaves_nothing(keep=secrets)
     finally:
         stack.teardown()

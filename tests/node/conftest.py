@@ -1,6 +1,6 @@
 """The node tier's cluster: tests/cluster's real control plane plus one real node (containerd, runc, the CNI
-bridge, a kubelet, kube-proxy) in a network namespace of its own, cluster DNS (CoreDNS) running on it as a
-pod, and kwok's GPU pools beside it. The chart's pods run there as real containers, from the images
+bridge, a kubelet, kube-proxy, kube-router's NetworkPolicy controller) in a network namespace of its own,
+cluster DNS (CoreDNS) running on it as a pod, and kwok's GPU pools beside it. The chart's pods run there as real containers, from the images
 scripts/node/build.sh makes; the models come from the real-engine tier (tests/engines): Ollama's from a
 local registry the pods pull from, vLLM's from a pre-seeded Hugging Face cache volume.
 
@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests import prebuild
+from tests.conftest import NODE_BUILDS
 from tests.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
 from tests.cluster.fakes import POOLS
 from tests.cluster.kube import helm_binaries, say
@@ -29,6 +30,7 @@ from tests.engines.engines import cached_build, ollama_bin_dir, tiny_qwen, vllm_
 from tests.engines.registry import Registry, build_tiny_model, publish_model, start_registry
 from tests.pins import pin
 
+from . import policy
 from .network import FILES_IP, HOST_IP, NodeNetwork
 from .runtime import CLUSTER_DNS, Node, kill_leftovers, make_cgroups
 
@@ -87,15 +89,17 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
     if set(helms) != {"helm3", "helm4"}:
         pytest.fail(f"helm3 and helm4 are needed (run `make setup-test`); found {helms}", pytrace=False)
     t0 = time.monotonic()
-    if background := prebuild.wait("node/build.sh"):
-        report["images"] = background
+    for script in NODE_BUILDS:
+        if background := prebuild.wait(script):
+            report[script] = background
     try:
         bin_dir = build_binaries()
         images = cached_build("node/build.sh")
+        kube_router = cached_build("kube-router/build.sh") / "kube-router"
     except (ControlPlaneError, RuntimeError) as err:
         pytest.fail(f"cannot build the node tier's parts: {err}", pytrace=False)
     refs = dict(line.split() for line in (images / "refs.txt").read_text().splitlines())
-    report["parts"] = f"{bin_dir}, {images} (ready after {time.monotonic() - t0:.1f}s)"
+    report["parts"] = f"{bin_dir}, {images}, {kube_router} (ready after {time.monotonic() - t0:.1f}s)"
 
     work = tmp_path_factory.mktemp("node")
     net = NodeNetwork()
@@ -119,6 +123,9 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         cp.timings["node Ready"] = round(time.monotonic() - start, 1)
         kube = Kube(context="stackgen-test", kubectl=cp.binary("kubectl"), helm=helms["helm3"],
                     kubeconfig=str(cp.kubeconfig))
+        for obj in policy.rbac():
+            kube.apply(obj)
+        node.start_policy_engine(kube_router)
         for obj in _gpu_pools() + _coredns_objects():
             kube.apply(obj)
         kube.run("rollout", "status", "-n", "kube-system", "deployment/coredns", f"--timeout={READY_TIMEOUT_S}s",

@@ -28,6 +28,7 @@ import yaml
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.pki import NODE_NAME, kubeconfig
 
+from . import policy
 from .network import NODE_IP, POD_CIDR, NodeNetwork
 
 CNI_BIN = Path("/usr/lib/cni")
@@ -280,6 +281,18 @@ class Node:
         kubeconfig_path.write_text(kubeconfig(self.cp.pki, "kube-proxy", self.cp.api_url))
         (proxy / "config.yaml").write_text(yaml.safe_dump(kube_proxy_config(kubeconfig_path)))
         self._in_ns("kube-proxy", [self.cp.binary("kube-proxy"), f"--config={proxy / 'config.yaml'}"])
+
+    def start_policy_engine(self, binary: Path) -> None:
+        """kube-router's NetworkPolicy controller (policy.py), once the node is registered (it reads its Node);
+        returns when its chains are in the node's filter table."""
+        assert self.cp.pki is not None
+        work = self.work / "kube-router"
+        work.mkdir(parents=True, exist_ok=True)
+        kubeconfig_path = work / "kubeconfig"
+        kubeconfig_path.write_text(kubeconfig(self.cp.pki, "kube-router", self.cp.api_url))
+        self._in_ns("kube-router", policy.argv(binary, kubeconfig_path))
+        self.cp._wait("kube-router's NetworkPolicy chains",  # noqa: SLF001
+                      lambda: f":{policy.FORWARD_CHAIN} " in self.net.in_ns("iptables-save", "-t", "filter"), None)
 
     def stop_containers(self) -> list[str]:
         """Kill whatever containers are left (their shims outlive containerd's process group), so the

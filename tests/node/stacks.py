@@ -79,7 +79,7 @@ class Installed:
     out: Path
     values: dict[str, Any]
     deployments: list[str]
-    secret: tuple[str, str]
+    secrets: frozenset[tuple[str, str]]  # the Secrets the user made
     seeded: list[str]
 
     @property
@@ -142,10 +142,10 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
             kube.apply(seeded_volume(name, root, namespace, f"{stack.release}-{model['name']}"))
             seeded.append(name)
     try:
-        secret = stack.prepare(values)
+        secrets = stack.prepare(values)
         stack.helm("install", out / "values.yaml")
         deployments = stack.wait(out)
-        yield Installed(cluster, stack, spec, spec_file, out, values, deployments, secret, seeded)
+        yield Installed(cluster, stack, spec, spec_file, out, values, deployments, secrets, seeded)
     finally:
         with timed(f"{stack.release} uninstalled and its namespace deleted"):
             stack.teardown()

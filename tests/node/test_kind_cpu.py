@@ -7,7 +7,8 @@ The spec is kind-cpu with what this machine needs, and nothing else:
   Hub): the tiny Qwen2 of the real-engine tier, under kind-cpu's model id;
 - the profiles request less CPU: kind-cpu asks 3.25 CPUs for a laptop, the node here has 2;
 - the vLLM model serves two LoRA adapters from its cache volume (made with peft by tests/engines/tinylora.py),
-  so that `verify` lists and exercises all three names on the real node.
+  so that `verify` lists and exercises all three names on the real node;
+- the gateway keeps its state in the chart's Redis, so that Redis' NetworkPolicy is enforced too.
 
 Several replicas, the router in front of them and pods that come and go under load are test_autoscaling.py's:
 there KEDA adds and removes the second vLLM replica.
@@ -50,6 +51,7 @@ def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactor
     adapters = [{"name": name, "source": f"{ADAPTERS_IN_POD}/{name}", "rank": 8} for name in ADAPTERS]
     spec = node_spec(specs.example_spec(STACKGEN, EXAMPLE), node_cluster.ollama_model, PROFILE_CPU,
                      {"adapters": adapters})
+    spec["gateway"]["redis"] = {"enabled": True}
     built = {name: tiny_lora(vllm_venv(), node_cluster.tiny_qwen, *swap) for name, swap in ADAPTERS.items()}
     with install(node_cluster, spec, tmp_path_factory.mktemp("kind-cpu"), built) as done:
         yield done
@@ -117,6 +119,51 @@ def test_the_namespace_refuses_a_rendered_pod_made_to_run_as_root(installed: Ins
                               stdin=json.dumps(pod), check=False)
     assert done.returncode != 0, done.stdout
     assert 'violates PodSecurity "restricted:latest"' in done.stderr and "runAsUser=0" in done.stderr, done.stderr
+
+
+# Inside a pod: for each host:port, whether a TCP connection opens within 3 s.
+CONNECT = ("import socket, sys\n"
+           "for target in sys.argv[1:]:\n"
+           "    host, port = target.rsplit(':', 1)\n"
+           "    try:\n"
+           "        socket.create_connection((host, int(port)), timeout=3).close(); print(target, 'open')\n"
+           "    except OSError as err:\n"
+           "        print(target, 'shut', type(err).__name__)\n")
+
+
+def _reach(installed: Installed, pod: str, targets: list[str]) -> dict[str, str]:
+    done = installed.kube.run("exec", "-n", installed.namespace, pod, "--", "python3", "-c", CONNECT, *targets)
+    return {line.split()[0]: line.split(maxsplit=1)[1] for line in done.stdout.splitlines()}
+
+
+def test_network_policies_admit_only_the_gateway_to_the_servers(installed: Installed) -> None:
+    """kube-router enforces the chart's NetworkPolicies on the node: a pod of the namespace that is not the
+    gateway reaches the gateway, and neither a model server nor Redis; the gateway reaches all of them."""
+    kube, ns, release = installed.kube, installed.namespace, installed.stack.release
+    services = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in kube.items("services", "-n", ns)}
+    servers = [f"{release}-ollama-small", f"{release}-vllm-small", f"{release}-redis"]
+    gateway_svc, gateway_port = installed.gateway()
+    assert set(servers) <= set(services), services
+    targets = [f"{name}:{services[name]}" for name in servers] + [f"{gateway_svc}:{gateway_port}"]
+    gateway = installed.of("gateway")[0]["metadata"]["name"]
+    # Another pod of the namespace: the gateway's image and user, without the gateway's labels.
+    outsider = pod_of(installed.kube.get("deployment", "-n", ns, gateway_svc), "outsider")
+    outsider["metadata"]["labels"] = {"app.kubernetes.io/name": "outsider"}
+    server = outsider["spec"]["containers"][0]
+    outsider["spec"]["containers"] = [{**{k: v for k, v in server.items() if not k.endswith("Probe")},
+                                       "command": ["sleep", "600"], "args": []}]
+    kube.run("create", "-n", ns, "-f", "-", stdin=json.dumps(outsider))
+    try:
+        kube.run("wait", "-n", ns, "--for=condition=Ready", "pod/outsider", "--timeout=120s", timeout=150)
+        from_gateway = _reach(installed, gateway, targets)
+        from_outsider = _reach(installed, "outsider", targets)
+    finally:
+        kube.run("delete", "pod", "-n", ns, "outsider", "--wait=true", "--timeout=60s", timeout=90, check=False)
+    say(f"from the gateway: {from_gateway}; from another pod: {from_outsider}")
+    assert all(state == "open" for state in from_gateway.values()), from_gateway
+    assert from_outsider[f"{gateway_svc}:{gateway_port}"] == "open", from_outsider
+    shut = [f"{name}:{services[name]}" for name in servers]
+    assert all(from_outsider[t].startswith("shut") for t in shut), from_outsider
 
 
 def test_ollama_pulled_its_model_from_the_registry_before_the_server_started(installed: Installed) -> None:
@@ -205,7 +252,7 @@ def test_upgrade_with_a_model_added_serves_every_model(installed: Installed, tmp
 
 def test_uninstall_leaves_the_namespace_empty(installed: Installed) -> None:
     installed.stack.kube = installed.cluster.kube("helm4")
-    installed.stack.uninstall_leaves_nothing(keep=frozenset({installed.secret}),
+    installed.stack.uninstall_leaves_nothing(keep=installed.secrets,
                                              retained=frozenset(installed.seeded))
     # The kubelet stopped every container of the namespace's pods, not just the API objects.
     node = installed.cluster.node
