@@ -12,18 +12,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import capacity, routing
+from . import capacity, catalog, routing
 from .engines import SERVED, Capabilities, EngineValues, ServedEngine, engine_of
-from .engines.base import AMD, accelerator
+from .engines.base import AMD, Download, accelerator
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
-from .engines.external import ExternalModel, api_key_env_name
+from .engines.external import HOSTED, ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
 from .routing import RouterPlan
-from .specbase import ModelCommon, Profile, SecretRef, ServedModel
+from .specbase import Mirror, ModelCommon, Profile, SecretRef, ServedModel
 from .spec import Stack
 
 GATEWAY_PORT = 4000
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis"})
+# Where servers download from without a mirror.
+HF_HUB = "https://huggingface.co"
+OLLAMA_LIBRARY = "registry.ollama.ai"
 REDIS_PASSWORD_KEY = "password"
 
 
@@ -62,6 +65,20 @@ class ServedPlan(ModelPlan):
     hf_token: SecretRef | None
     sizing: capacity.Sizing  # memory, context and concurrency at this size, and the verdict
     router: RouterPlan | None = None  # what the gateway calls instead of the Service, with several replicas
+
+    def fetches(self) -> list[tuple[Download, str]]:
+        """What the server downloads when it starts, each with where from (the mirrors, once applied)."""
+        out = []
+        for d in self.engine.downloads(self.spec):
+            if d.source == "huggingface":
+                offline = self.env.get("HF_HUB_OFFLINE") == "1"
+                hub = self.env.get(self.engine.hub_endpoint_env or "")
+                where = "its cache volume (HF_HUB_OFFLINE)" if offline else hub if isinstance(hub, str) else HF_HUB
+            else:
+                insecure = getattr(self.spec, "insecureRegistry", False)
+                where = (catalog.ollama_registry(d.ref) or OLLAMA_LIBRARY) + (" over plain HTTP" if insecure else "")
+            out.append((d, where))
+        return out
 
 
 @dataclass(frozen=True)
@@ -196,6 +213,10 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
             problems += _check_served(at, m, stack, with_capacity)
         else:
             problems += engine_of(m).check(m, None, at)
+            if stack.mirror and isinstance(m, ExternalModel) and m.provider in HOSTED and not m.baseUrl:
+                problems.append(Problem(f"{at}.provider", f"{m.provider}'s API is on the internet, which a cluster "
+                                        "behind a mirror cannot reach", "remove the model, or set baseUrl to the "
+                                        "provider's endpoint inside your network"))
     return problems
 
 
@@ -246,6 +267,8 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
                                 f"serve the base model with {serving}, or remove adapters"))
     if m.autoscaling:
         problems += _check_autoscaling(at, m, engine)
+    if stack.mirror:
+        problems += _check_mirror(at, m, engine, stack.mirror)
     # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
     if with_capacity and profile is not None and not problems:
         problems += engine.sizing(m, profile, at).problems
@@ -254,6 +277,35 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
         problems.append(Problem(f"{at}.routing", f"the router is proven in front of {routable} only, not {engine.name}",
                                 f"remove routing (the replicas share requests through their Service), or serve the "
                                 f"model with {routable}"))
+    return problems
+
+
+def _hub_endpoint(stack: Stack, engine: ServedEngine[Any], m: ServedModel) -> dict[str, str]:
+    """The Hugging Face mirror, in the variable the server reads, if it downloads from the Hub."""
+    hub, name = (stack.mirror.huggingFace if stack.mirror else None), engine.hub_endpoint_env
+    if hub and name and any(d.source == "huggingface" for d in engine.downloads(m)):
+        return {name: hub}
+    return {}
+
+
+def _check_mirror(at: str, m: ServedModel, engine: ServedEngine[Any], mirror: Mirror) -> list[Problem]:
+    """Every download of the server comes from the mirrors, or the stack is refused: an air-gapped cluster would
+    otherwise wait out a start-up probe on a download that cannot happen."""
+    problems = []
+    offline = m.env.get("HF_HUB_OFFLINE") == "1"  # its cache is filled some other way
+    host = mirror.registry.split("/", 1)[0]
+    for d in engine.downloads(m):
+        if d.source == "huggingface" and not mirror.huggingFace and not offline:
+            problems.append(Problem(f"{at}.{d.at}", f"{engine.name} downloads {d.ref} from the Hugging Face Hub when it "
+                                    "starts, and the mirror names no Hub mirror", "set mirror.huggingFace, or fill "
+                                    "the model's cache beforehand and set env HF_HUB_OFFLINE: '1'"))
+        if d.source == "ollama" and (named := catalog.ollama_registry(d.ref)) and named != host:
+            problems.append(Problem(f"{at}.{d.at}", f"{d.ref} is pulled from {named}, not from the mirror {host}",
+                                    "name the model as in Ollama's library (e.g. qwen2.5:0.5b): the mirror's "
+                                    "registry is used"))
+        if d.source == "ollama" and "/" in mirror.registry:
+            problems.append(Problem("mirror.registry", f"Ollama names a model host/namespace/model, so it cannot pull "
+                                    f"from {mirror.registry}, a registry with a path", "name a host[:port] alone"))
     return problems
 
 
@@ -272,6 +324,8 @@ def _policy(m: ModelCommon) -> str | None:
 def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
     engine = _served_engine(m)
     assert engine is not None
+    if stack.mirror:
+        m = engine.mirrored(m, stack.mirror)
     profile = stack.profiles[m.profile]
     # Capacity decides the served context (shrunk to fit when the spec sets none) and the GPUs per
     # replica (the smallest tensor parallel size that fits when the spec sets none).
@@ -293,7 +347,8 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
-        image=engine.image(m, profile), env={**server.env, **m.env}, settings=server.settings,
+        image=engine.image(m, profile), env={**server.env, **_hub_endpoint(stack, engine, m), **m.env},
+        settings=server.settings,
         shm_size=server.shm_size, hf_token=server.hf_token, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
         # and the rollout would hang. CPU-only pods surge, so capacity never drops.

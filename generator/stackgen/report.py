@@ -73,6 +73,9 @@ def as_json(plan: Plan, placement: Placement | None) -> str:
         models.append(rows[m.name])
     found = problems(plan, placement)
     out: dict[str, Any] = {"stack": plan.stack.name, "fits": not found, "models": models}
+    out["downloads"] = [{"model": m.name, "source": d.source, "ref": d.ref, "from": where}
+                        for m in plan.served for d, where in m.fetches()]
+    out["imageRegistry"] = plan.stack.mirror.registry if plan.stack.mirror else None
     if placement:
         out["placement"] = as_dict(placement)
     out["problems"] = [{"path": p.path, "message": p.message, "fix": p.fix} for p in found]
@@ -115,6 +118,12 @@ def table(plan: Plan, placement: Placement | None) -> str:
                      *numbers, r["verdict"]])
         notes += [f"{m.name}: {note}" for note in r["notes"]] + _router_note(m)
     lines = _grid(header, rows) + [""] + [f"note: {n}" for n in notes] + [LEGEND]
+    fetched = [[m.name, d.ref, where] for m in plan.served for d, where in m.fetches()]
+    if fetched:
+        lines += ["", *_grid(["MODEL", "DOWNLOADS AT START", "FROM"], fetched)]
+    mirror = plan.stack.mirror
+    lines.append(f"images: from {mirror.registry}, under their sources' paths" if mirror else
+                 "images: each from its own registry")
     if placement:
         lines += ["", *_grid(["POOL", "NODES", "GPUS/NODE", "GPUS NEEDED/AVAILABLE", "PODS"],
                              [[u.name, str(u.nodes), u.gpu, f"{u.gpus_needed}/{u.gpus_available}", ", ".join(u.pods) or "-"]

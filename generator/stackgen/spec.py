@@ -17,7 +17,7 @@ from .engines.external import ExternalModel
 from .engines.llamacpp import LlamacppModel
 from .engines.ollama import OllamaModel
 from .engines.vllm import VllmModel
-from .specbase import DNS_LABEL, AutoGen, Base, Gateway, ModelCommon, Monitoring, Profile, Router, SecretRef
+from .specbase import DNS_LABEL, AutoGen, Base, Gateway, Mirror, ModelCommon, Monitoring, Profile, Router, SecretRef
 
 if TYPE_CHECKING:
     # For type checkers: every engine's model is a ModelCommon. At run time it is the discriminated union
@@ -41,5 +41,7 @@ class Stack(Base):
     autogen: AutoGen = Field(default_factory=AutoGen)
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Metrics, alerts and a dashboard (Prometheus Operator).")
     router: Router = Field(default_factory=Router, description="The router in front of every model with several replicas.")
+    mirror: Mirror | None = Field(default=None, description="The cluster's own registry and Hugging Face mirror, for a "
+                                  "cluster with no route out (docs/operations.md, air-gapped clusters).")
     profiles: dict[str, Profile] = Field(default_factory=dict)
     models: list[Model] = Field(min_length=1)

@@ -28,6 +28,7 @@ HTTP_URL = r"^https?://\S+$"
 URL_PATH = r"^/\S*$"
 GGUF_FILE = r"^\S+\.gguf$"
 PARSER_NAME = r"^[a-z0-9_]+$"
+REGISTRY = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$"
 # Every pattern a spec field is checked against, in words: what a value must be, and how to write one.
 # Refusals say these, never the pattern (load.py); a test keeps every pattern of the schema listed here.
 PATTERN_WORDS: dict[str, tuple[str, str]] = {
@@ -41,6 +42,8 @@ PATTERN_WORDS: dict[str, tuple[str, str]] = {
     URL_PATH: ("a URL path", "start it with '/', e.g. /health"),
     GGUF_FILE: ("a GGUF file name", "name the .gguf file in the repository, e.g. model-q4_k_m.gguf"),
     PARSER_NAME: ("a vLLM parser name", "use lower-case letters, digits and '_', e.g. hermes"),
+    REGISTRY: ("a registry host", "write host[:port], and a path if the mirror keeps images under one, without a "
+               "scheme, e.g. registry.internal:5000"),
 }
 # Environment variables whose names say they hold a credential must come from a Secret.
 SECRET_LOOKING_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
@@ -199,6 +202,21 @@ class Monitoring(Base):
         default="monitoring", pattern=DNS_LABEL, max_length=63,
         description="The namespace of the Prometheus that scrapes the stack: the model servers' NetworkPolicies "
         "admit its pods to their metrics.")
+
+
+class Mirror(Base):
+    """The cluster's own mirrors, for a cluster with no route out: every image the chart runs, every Ollama
+    model and every Hugging Face download comes from them."""
+
+    registry: str = Field(
+        pattern=REGISTRY, description="The OCI registry that holds every image the stack runs, under its source's "
+        "path (ghcr.io/berriai/litellm as <registry>/berriai/litellm, Docker Hub's redis as <registry>/library/redis), "
+        "and its Ollama models (<registry>/library/qwen2.5:0.5b).")
+    insecure: bool = Field(default=False, description="Ollama pulls its models from the registry over plain HTTP. The "
+                           "nodes' container runtime has its own configuration for pulling images.")
+    huggingFace: str | None = Field(
+        default=None, pattern=HTTP_URL, description="A Hugging Face Hub mirror: HF_ENDPOINT of every server that "
+        "downloads weights or adapters from the Hub (vLLM, llama.cpp).")
 
 
 class AutoGen(Base):

@@ -169,6 +169,8 @@ def chart_values(target: Target) -> dict[str, Any]:
         "models": {m.name: _model_values(m, stack) for m in plan.served},
         "autogen": {f.values_key: f.config(target) for f in (autogen.CLASSIC, autogen.COMPONENTS)},
     }
+    if stack.mirror:
+        values["imageRegistry"] = stack.mirror.registry
     if stack.router.image and any(m.router for m in plan.served):
         values["images"] = {"router": _image(stack.router.image)}
     if stack.monitoring.enabled:

@@ -107,6 +107,20 @@ def fullname(values: Obj) -> str:
     return values.get("fullnameOverride") or RELEASE
 
 
+def image_ref(values: Obj, image: Obj) -> str:
+    """The reference an image dict renders as: from `imageRegistry` when set, under the source's path (the
+    source's host dropped, Docker Hub's official images under library/)."""
+    repository, registry = image["repository"], values.get("imageRegistry")
+    if registry:
+        first, _, rest = repository.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            repository = rest
+        elif not rest:
+            repository = f"library/{repository}"
+        repository = f"{registry}/{repository}"
+    return f"{repository}:{image['tag']}"
+
+
 def pod_specs(objs: list[Obj]) -> dict[str, Obj]:
     """Every pod spec the chart renders: Deployments' templates and bare Pods, by object name."""
     out: dict[str, Obj] = {}

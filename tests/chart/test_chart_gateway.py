@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from .chartlib import CHART, by_kind, env_of, fullname, one, render, scenario_values
+from .chartlib import CHART, by_kind, env_of, fullname, image_ref, one, render, scenario_values
 
 CONFIG_PATH = "/etc/litellm/config.yaml"
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -26,7 +26,7 @@ def test_gateway_deployment(helm: str, scenario: str) -> None:
     port = g.get("port", 4000)
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     image = {**DEFAULTS["images"]["litellm"], **g.get("image", {})}
-    assert c["image"] == f"{image['repository']}:{image['tag']}"
+    assert c["image"] == image_ref(values, image)
     assert c["imagePullPolicy"] == image["pullPolicy"]
     assert dep["spec"]["replicas"] == g.get("replicas", 2)
     assert c["args"] == ["--config", CONFIG_PATH, "--port", str(port), "--num_workers", str(g.get("numWorkers", 1))]

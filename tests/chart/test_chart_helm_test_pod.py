@@ -13,7 +13,7 @@ import yaml
 
 from stackgen.localstack import local_gateway
 
-from .chartlib import CHART, CI_DIR, by_kind, env_of, fullname, one, render, scenario_values
+from .chartlib import CHART, CI_DIR, by_kind, env_of, fullname, image_ref, one, render, scenario_values
 
 FLEET = "02-gpu-fleet.yaml"
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -40,7 +40,7 @@ def test_helm_test_pod_wiring(helm: str, scenario: str) -> None:
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     (c,) = pod["spec"]["containers"]
     image = DEFAULTS["images"]["test"]
-    assert c["image"] == f"{image['repository']}:{image['tag']}"
+    assert c["image"] == image_ref(values, image)
     assert c["command"] == ["/bin/sh", "-c"] and "/v1/models" in c["args"][0]
     env = env_of(c)
     assert env["GATEWAY_URL"]["value"] == f"http://{fullname(values)}-gateway:{g.get('port', 4000)}"

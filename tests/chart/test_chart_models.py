@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .chartlib import CHART, Obj, env_of, fullname, one, render, scenario_values
+from .chartlib import CHART, Obj, env_of, fullname, image_ref, one, render, scenario_values
 
 MODEL_SCENARIOS = ("01-kind-cpu.yaml", "02-gpu-fleet.yaml", "03-minimal.yaml", "05-overrides.yaml")
 PORTS = {"vllm": 8000, "ollama": 11434}
@@ -64,11 +64,12 @@ def test_vllm_command_and_flags(helm: str, scenario: str) -> None:
 
 @pytest.mark.parametrize("scenario", MODEL_SCENARIOS)
 def test_images_default_per_engine_and_override_key_by_key(helm: str, scenario: str) -> None:
+    values = scenario_values(scenario)
     for key, model, dep in models_of(helm, scenario):
         image = {**DEFAULTS["images"][model["engine"]], **model.get("image", {})}
         spec = dep["spec"]["template"]["spec"]
         for c in spec.get("initContainers", []) + spec["containers"]:
-            assert c["image"] == f"{image['repository']}:{image['tag']}", key
+            assert c["image"] == image_ref(values, image), key
             assert c["imagePullPolicy"] == image["pullPolicy"], key
 
 

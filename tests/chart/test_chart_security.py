@@ -89,16 +89,20 @@ def test_network_policies_admit_only_the_gateway(helm: str, scenario: str) -> No
         assert not policies
         return
     deployments = by_kind(objs, "Deployment")
-    gateway_selector = deployments[f"{fullname(values)}-gateway"]["spec"]["selector"]
-    assert set(policies) == {f"{fullname(values)}-{key}" for key in models}
+    gateway = f"{fullname(values)}-gateway"
+    gateway_selector = deployments[gateway]["spec"]["selector"]
+    # Every server the chart runs is selected by a policy of its own name.
+    assert set(policies) == set(deployments) == {gateway} | {f"{fullname(values)}-{key}" for key in models}
     for name, policy in policies.items():
         dep = deployments[name]
         assert policy["spec"]["podSelector"] == dep["spec"]["selector"]
         assert policy["spec"]["policyTypes"] == ["Ingress"]
         (rule,) = policy["spec"]["ingress"]
-        assert rule["from"] == [{"podSelector": gateway_selector}]
         port = dep["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
         assert rule["ports"] == [{"protocol": "TCP", "port": port}]
+        # The gateway takes calls from anywhere on its port (networkPolicy.gatewayFrom is empty), a model
+        # server from the gateway alone.
+        assert rule.get("from") == (None if name == gateway else [{"podSelector": gateway_selector}]), name
 
 
 def test_too_long_object_names_fail_instead_of_truncating(helm: str) -> None:
@@ -110,3 +114,11 @@ def test_too_long_object_names_fail_instead_of_truncating(helm: str) -> None:
         ("fullnameOverride=a-stack-name-that-is-quite-long", f"models.{long_key}.engine=vllm", f"models.{long_key}.model=x"),
     )
     assert "longer than 63" in stderr and long_key in stderr
+
+
+def test_the_gateway_takes_calls_only_from_the_peers_named(helm: str) -> None:
+    objs = render(helm, ("01-kind-cpu.yaml",), ("networkPolicy.gatewayFrom[0].namespaceSelector.matchLabels.team=agents",))
+    policy = by_kind(objs, "NetworkPolicy")["kind-cpu-gateway"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "agents"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 4000}]

@@ -41,7 +41,7 @@ probes:
 {{- $image := fromYaml (include "inference-stack.modelImage" .) -}}
 {{- $o := dig "ollama" dict .model -}}
 - name: pull-model
-  image: {{ include "inference-stack.imageRef" $image | quote }}
+  image: {{ include "inference-stack.imageRef" (dict "ctx" .ctx "image" $image) | quote }}
   imagePullPolicy: {{ $image.pullPolicy | default "IfNotPresent" }}
   command: ["/bin/sh", "-c"]
   args:

@@ -74,7 +74,18 @@ Takes a dict: {ctx: $, component: "gateway"}.
 
 {{/* "repository:tag" of an image dict {repository, tag}. */}}
 {{- define "inference-stack.imageRef" -}}
-{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- $repository := .image.repository -}}
+{{- with .ctx.Values.imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $host := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $host) (contains ":" $host) (eq $host "localhost")) -}}
+{{- $parts = rest $parts -}}
+{{- else if eq (len $parts) 1 -}}
+{{- $parts = prepend $parts "library" -}}
+{{- end -}}
+{{- $repository = printf "%s/%s" . (join "/" $parts) -}}
+{{- end -}}
+{{- printf "%s:%s" $repository (toString .image.tag) -}}
 {{- end -}}
 
 {{/*

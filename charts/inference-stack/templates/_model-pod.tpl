@@ -95,7 +95,7 @@ initContainers:
 {{- end }}
 containers:
   - name: {{ $c.name }}
-    image: {{ include "inference-stack.imageRef" $image | quote }}
+    image: {{ include "inference-stack.imageRef" (dict "ctx" .ctx "image" $image) | quote }}
     imagePullPolicy: {{ $image.pullPolicy | default "IfNotPresent" }}
     {{- with $c.command }}
     command: {{ toJson . }}

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import capacity, catalog
 from ..capacity import Capacity, MemoryModel, Sizing
 from ..errors import Problem
-from ..specbase import ModelCommon, Profile, SecretRef, ServedModel
+from ..specbase import Mirror, ModelCommon, Profile, SecretRef, ServedModel
 
 # Accelerators stackgen knows images for, by the vendor of the profile's GPU resource (MIG slices are
 # NVIDIA's). A resource of any other vendor has no known image: the spec must name one.
@@ -59,6 +59,15 @@ class Server:
     env: Mapping[str, str | SecretRef] = field(default_factory=dict)  # defaults; the spec's env goes over them
     shm_size: str | None = None  # models.<name>.shmSize: a memory-backed /dev/shm
     hf_token: SecretRef | None = None  # models.<name>.hfTokenSecret: the Hugging Face token of a gated model
+
+
+@dataclass(frozen=True)
+class Download:
+    """Something a server fetches when it starts: a Hugging Face repository, or an Ollama model."""
+
+    source: Literal["huggingface", "ollama"]
+    ref: str  # the repository id (and file), or the Ollama name
+    at: str  # the spec field that names it, under the model: model, adapters[0].source
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,17 @@ class ServedEngine(Engine[S]):
     # What a user must know of its pod running as the chart's non-root user on a read-only root filesystem
     # (the restricted Pod Security level); None: proven here on the engine's own server.
     restricted_note: ClassVar[str | None] = None
+    # The environment variable the server reads the Hugging Face endpoint from, for its Hub downloads; the plan
+    # points it at `mirror.huggingFace`.
+    hub_endpoint_env: ClassVar[str | None] = None
+
+    def downloads(self, m: S) -> tuple[Download, ...]:
+        """What the server fetches when it starts; empty for one that brings its own files."""
+        return ()
+
+    def mirrored(self, m: S, mirror: Mirror) -> S:
+        """The model as its server fetches it from the cluster's mirrors (`downloads` says what it fetches)."""
+        return m
 
     def facts(self, m: S) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""

@@ -13,7 +13,7 @@ from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
 from ..specbase import GGUF_FILE, OptionalSecret, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, Capabilities, EngineValues, PreallocatingEngine, Server, capabilities, described
+from .base import AMD, CPU, NVIDIA, Capabilities, Download, EngineValues, PreallocatingEngine, Server, capabilities, described
 
 BUILD = "b11549"  # versions.yaml: xllamacpp, whose version ends in the llama.cpp build it carries
 # The official images of that build, per accelerator; the CPU one is the chart's default.
@@ -73,6 +73,7 @@ class Llamacpp(PreallocatingEngine[LlamacppModel]):
     runtime = "llama.cpp"
     overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
+    hub_endpoint_env = "HF_ENDPOINT"  # llama-server's --hf-repo downloader reads it (common/arg.cpp)
     restricted_note = ("llama-server runs as the chart's non-root user (values: podSecurity) on a read-only root "
                        "filesystem, writing only to its cache volume, HOME and /tmp; the tests here "
                        "run it so only as a process, not from its image on a node")
@@ -98,6 +99,9 @@ class Llamacpp(PreallocatingEngine[LlamacppModel]):
 
     def served_name(self, m: LlamacppModel) -> str:
         return f"{m.model}/{m.file}"
+
+    def downloads(self, m: LlamacppModel) -> tuple[Download, ...]:
+        return (Download("huggingface", f"{m.model} {m.file}", "model"),)
 
     def server(self, m: LlamacppModel, profile: Profile, sized: Sizing) -> Server:
         settings = LlamacppValues(

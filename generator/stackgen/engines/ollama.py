@@ -11,8 +11,8 @@ from pydantic import Field, field_validator
 from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
-from ..specbase import Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, Capabilities, EngineValues, PreallocatingEngine, Server, capabilities, described
+from ..specbase import Mirror, Profile, ServedModel, checked
+from .base import AMD, CPU, NVIDIA, Capabilities, Download, EngineValues, PreallocatingEngine, Server, capabilities, described
 
 VERSION = "0.17.4"  # versions.yaml: ollama
 # Ollama's ROCm build is the same image with a -rocm tag; the default image serves NVIDIA and CPU.
@@ -115,6 +115,18 @@ class Ollama(PreallocatingEngine[OllamaModel]):
     def server(self, m: OllamaModel, profile: Profile, sized: Sizing) -> Server:
         return Server(OllamaValues(contextLength=sized.context or None, keepAlive=m.keepAlive or KEEP_ALIVE,
                                    insecure=m.insecureRegistry or None))
+
+    def downloads(self, m: OllamaModel) -> tuple[Download, ...]:
+        return (Download("ollama", m.model, "model"),)
+
+    def mirrored(self, m: OllamaModel, mirror: Mirror) -> OllamaModel:
+        """A library name read from the mirror: qwen2.5:0.5b as <registry>/library/qwen2.5:0.5b; a name that
+        already names a registry is left as written (the plan refuses another registry than the mirror)."""
+        if catalog.ollama_registry(m.model):
+            return m
+        name = m.model if "/" in m.model else f"library/{m.model}"
+        return m.model_copy(update={"model": f"{mirror.registry}/{name}",
+                                    "insecureRegistry": m.insecureRegistry or mirror.insecure})
 
     def upstream(self, m: OllamaModel) -> str:
         """The Ollama name itself: Ollama serves models by the name they were pulled as."""

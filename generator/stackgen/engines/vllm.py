@@ -13,7 +13,8 @@ from .. import capacity, catalog, grammars
 from ..capacity import GIB, Capacity, MemoryModel, Sizing
 from ..errors import Problem
 from ..specbase import PARSER_NAME, OptionalSecret, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, Capabilities, EngineMetrics, EngineValues, Server, ServedEngine, capabilities, described
+from .base import (AMD, CPU, NVIDIA, Capabilities, Download, EngineMetrics, EngineValues, Server, ServedEngine, capabilities,
+                   described)
 
 VERSION = "0.32.0"  # versions.yaml: vllm
 # vLLM's own images of that release: CPU (x86 with AVX-512) and ROCm; NVIDIA is the chart's default.
@@ -154,6 +155,12 @@ class Vllm(ServedEngine[VllmModel]):
         prefix_cache_hits="vllm:prefix_cache_hits_total", prefix_cache_queries="vllm:prefix_cache_queries_total")
     routable = True
     no_adapters = None
+    hub_endpoint_env = "HF_ENDPOINT"  # huggingface_hub's, which vLLM downloads with
+
+    def downloads(self, m: VllmModel) -> tuple[Download, ...]:
+        """The weights and every adapter named by a Hub id (absolute paths are files the pod already has)."""
+        named = [("model", m.model)] + [(f"adapters[{i}].source", a.source) for i, a in enumerate(m.adapters)]
+        return tuple(Download("huggingface", ref, at) for at, ref in named if not ref.startswith("/"))
 
     def facts(self, m: VllmModel) -> catalog.ModelFacts | None:
         return catalog.hf_model(m.model)
