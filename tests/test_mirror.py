@@ -134,3 +134,28 @@ def test_a_cache_filled_beforehand_needs_no_hub_mirror(tmp_path: Path) -> None:
                        "env": {"HF_HUB_OFFLINE": "1"}}]
     code, output = validate(tmp_path, yaml.safe_dump(spec))
     assert code == 0, output
+
+
+def test_bundle_lists_every_image_and_model_with_its_source_and_place(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(SPEC)
+    result = CliRunner().invoke(cli, ["bundle", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    found = {(i["kind"], i["source"], i["target"]) for i in json.loads(result.output)}
+    images = {(source, target) for kind, source, target in found if kind == "image"}
+    # Exactly the images the chart renders, the helm test pod's included, each from its source.
+    rendered = {c["image"] for c in containers(objects(SPEC))}
+    assert {target for _, target in images} >= rendered - {f"{REGISTRY}/curlimages/curl:8.16.0"}
+    assert ("redis:7.0.15", f"{REGISTRY}/library/redis:7.0.15") in images
+    assert ("curlimages/curl:8.16.0", f"{REGISTRY}/curlimages/curl:8.16.0") in images
+    assert all(target == f"{REGISTRY}/{source.split('/', 1)[1] if '.' in source.split('/')[0] else source}"
+               for source, target in images if "/" in source), images
+    assert ("ollama", "registry.ollama.ai/library/qwen2.5:0.5b", f"{REGISTRY}/library/qwen2.5:0.5b") in found
+    assert {(source, target) for kind, source, target in found if kind == "huggingface"} == {
+        ("Qwen/Qwen2.5-0.5B-Instruct", HUB), ("my-org/sql-lora", HUB),
+        ("Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q4_k_m.gguf", HUB)}
+
+
+def test_bundle_refuses_a_stack_without_a_mirror() -> None:
+    result = CliRunner().invoke(cli, ["bundle", "kind-cpu"])
+    assert result.exit_code == 2 and "mirror: the stack names no mirror to fill" in result.output, result.output

@@ -98,6 +98,23 @@ def _inventories() -> Path:
     return Path(str(resources.files("stackgen") / "inventories"))
 
 
+@cli.command("bundle")
+@click.argument("spec", metavar="SPEC")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def bundle_command(spec: str, fmt: str) -> None:
+    """What SPEC's `mirror:` must hold: every image the chart renders and every model its servers download,
+    each with where it comes from and where the cluster reads it."""
+    from . import bundle
+
+    loaded = _run(lambda: examples.resolve(spec))
+    found = _run(lambda: _located(loaded, lambda: bundle.items(loaded.stack)))
+    if fmt == "json":
+        click.echo(json.dumps([{"kind": i.kind, "source": i.source, "target": i.target} for i in found], indent=2))
+    else:
+        for i in found:
+            click.echo(f"{i.kind:<12} {i.source} -> {i.target}")
+
+
 @cli.command("plan")
 @click.argument("spec", required=False, metavar="[SPEC]")
 @click.option("--cluster", metavar="INVENTORY",

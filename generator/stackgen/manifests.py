@@ -41,13 +41,14 @@ def helm_binary() -> str:
     return found
 
 
-def render_chart(values_file: Path, release: str, namespace: str) -> str:
-    """`helm template` output for the values; tests hooks are left out (they belong to `helm test`)."""
+def render_chart(values_file: Path, release: str, namespace: str, with_tests: bool = False) -> str:
+    """`helm template` output for the values; test hooks are left out unless asked for (they belong to
+    `helm test`)."""
     chart = chart_dir()
     if not (chart / "Chart.yaml").is_file():
         raise StackgenError([Problem("chart", f"no chart at {chart}", f"set {CHART_ENV} to charts/inference-stack")])
-    cmd = [helm_binary(), "template", release, str(chart), "--namespace", namespace, "--skip-tests",
-           "--values", str(values_file)]
+    cmd = [helm_binary(), "template", release, str(chart), "--namespace", namespace, "--values", str(values_file),
+           *([] if with_tests else ["--skip-tests"])]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"helm template failed ({' '.join(cmd)}):\n{done.stderr.strip()}")

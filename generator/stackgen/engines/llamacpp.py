@@ -73,7 +73,7 @@ class Llamacpp(PreallocatingEngine[LlamacppModel]):
     runtime = "llama.cpp"
     overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
-    hub_endpoint_env = "HF_ENDPOINT"  # llama-server's --hf-repo downloader reads it (common/arg.cpp)
+    hub_endpoint_env = "HF_ENDPOINT"  # what llama-server b11549 reads for its --hf-repo downloads
     restricted_note = ("llama-server runs as the chart's non-root user (values: podSecurity) on a read-only root "
                        "filesystem, writing only to its cache volume, HOME and /tmp; the tests here "
                        "run it so only as a process, not from its image on a node")
