@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
-from . import catalog, manifests
+from . import manifests
+from .engines.base import Download
 from .errors import Problem, StackgenError
 from .output import Target, dump_yaml
 from .plan import Plan, plan
@@ -48,9 +49,9 @@ def _images(resolved: Plan) -> dict[tuple[str, str, str], str]:
     return found
 
 
-def _downloads(resolved: Plan) -> dict[tuple[str, str], tuple[str, str, str]]:
-    """What each server downloads, by (model, spec field): (source, reference, where from)."""
-    return {(m.name, d.at): (d.source, d.ref, where) for m in resolved.served for d, where in m.fetches()}
+def _downloads(resolved: Plan) -> dict[tuple[str, str], tuple[Download, str]]:
+    """What each server downloads and where from, by (model, spec field)."""
+    return {(m.name, d.at): (d, where) for m in resolved.served for d, where in m.fetches()}
 
 
 def items(stack: Stack) -> list[Item]:
@@ -61,12 +62,7 @@ def items(stack: Stack) -> list[Item]:
     source_images = _images(direct)
     out = {Item("image", source_images[key], image) for key, image in _images(mirrored).items()}
     sources = _downloads(direct)
-    for key, (kind, ref, where) in _downloads(mirrored).items():
-        _, source, source_where = sources[key]
-        if kind == "ollama":
-            named = source if catalog.ollama_registry(source) else \
-                f"{source_where}/{source if '/' in source else 'library/' + source}"
-            out.add(Item("ollama", named, ref))
-        else:
-            out.add(Item("huggingface", source, where))
+    for key, (d, where) in _downloads(mirrored).items():
+        # An Ollama model gets a place of its own in the registry; a Hub repository is read from the Hub mirror.
+        out.add(Item(d.source, sources[key][0].ref, d.ref if d.source == "ollama" else where))
     return sorted(out)

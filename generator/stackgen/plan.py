@@ -12,21 +12,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import capacity, catalog, routing
+from . import capacity, routing
 from .engines import SERVED, Capabilities, EngineValues, ServedEngine, engine_of
 from .engines.base import AMD, Download, accelerator
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
 from .engines.external import HOSTED, ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
 from .routing import RouterPlan
-from .specbase import Mirror, ModelCommon, Profile, SecretRef, ServedModel
+from .specbase import ModelCommon, Profile, SecretRef, ServedModel
 from .spec import Stack
 
 GATEWAY_PORT = 4000
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis"})
-# Where servers download from without a mirror.
-HF_HUB = "https://huggingface.co"
-OLLAMA_LIBRARY = "registry.ollama.ai"
+HF_HUB = "https://huggingface.co"  # where Hub downloads go without a mirror
 REDIS_PASSWORD_KEY = "password"
 
 
@@ -69,15 +67,13 @@ class ServedPlan(ModelPlan):
     def fetches(self) -> list[tuple[Download, str]]:
         """What the server downloads when it starts, each with where from (the mirrors, once applied)."""
         out = []
+        offline = self.env.get("HF_HUB_OFFLINE") == "1"
+        hub = self.env.get(self.engine.hub_endpoint_env or "")
         for d in self.engine.downloads(self.spec):
-            if d.source == "huggingface":
-                offline = self.env.get("HF_HUB_OFFLINE") == "1"
-                hub = self.env.get(self.engine.hub_endpoint_env or "")
-                where = "its cache volume (HF_HUB_OFFLINE)" if offline else hub if isinstance(hub, str) else HF_HUB
+            if d.origin:
+                out.append((d, d.origin))
             else:
-                insecure = getattr(self.spec, "insecureRegistry", False)
-                where = (catalog.ollama_registry(d.ref) or OLLAMA_LIBRARY) + (" over plain HTTP" if insecure else "")
-            out.append((d, where))
+                out.append((d, "its cache volume (HF_HUB_OFFLINE)" if offline else hub if isinstance(hub, str) else HF_HUB))
         return out
 
 
@@ -268,7 +264,7 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
     if m.autoscaling:
         problems += _check_autoscaling(at, m, engine)
     if stack.mirror:
-        problems += _check_mirror(at, m, engine, stack.mirror)
+        problems += engine.check_mirror(m, stack.mirror, at)
     # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
     if with_capacity and profile is not None and not problems:
         problems += engine.sizing(m, profile, at).problems
@@ -286,27 +282,6 @@ def _hub_endpoint(stack: Stack, engine: ServedEngine[Any], m: ServedModel) -> di
     if hub and name and any(d.source == "huggingface" for d in engine.downloads(m)):
         return {name: hub}
     return {}
-
-
-def _check_mirror(at: str, m: ServedModel, engine: ServedEngine[Any], mirror: Mirror) -> list[Problem]:
-    """Every download of the server comes from the mirrors, or the stack is refused: an air-gapped cluster would
-    otherwise wait out a start-up probe on a download that cannot happen."""
-    problems = []
-    offline = m.env.get("HF_HUB_OFFLINE") == "1"  # its cache is filled some other way
-    host = mirror.registry.split("/", 1)[0]
-    for d in engine.downloads(m):
-        if d.source == "huggingface" and not mirror.huggingFace and not offline:
-            problems.append(Problem(f"{at}.{d.at}", f"{engine.name} downloads {d.ref} from the Hugging Face Hub when it "
-                                    "starts, and the mirror names no Hub mirror", "set mirror.huggingFace, or fill "
-                                    "the model's cache beforehand and set env HF_HUB_OFFLINE: '1'"))
-        if d.source == "ollama" and (named := catalog.ollama_registry(d.ref)) and named != host:
-            problems.append(Problem(f"{at}.{d.at}", f"{d.ref} is pulled from {named}, not from the mirror {host}",
-                                    "name the model as in Ollama's library (e.g. qwen2.5:0.5b): the mirror's "
-                                    "registry is used"))
-        if d.source == "ollama" and "/" in mirror.registry:
-            problems.append(Problem("mirror.registry", f"Ollama names a model host/namespace/model, so it cannot pull "
-                                    f"from {mirror.registry}, a registry with a path", "name a host[:port] alone"))
-    return problems
 
 
 def _policy(m: ModelCommon) -> str | None:

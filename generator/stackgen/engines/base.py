@@ -66,8 +66,9 @@ class Download:
     """Something a server fetches when it starts: a Hugging Face repository, or an Ollama model."""
 
     source: Literal["huggingface", "ollama"]
-    ref: str  # the repository id (and file), or the Ollama name
+    ref: str  # the repository id (and file), or the Ollama model with its registry
     at: str  # the spec field that names it, under the model: model, adapters[0].source
+    origin: str | None = None  # where from, when the engine alone knows (an Ollama registry); None: the Hub
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,17 @@ class ServedEngine(Engine[S]):
     def mirrored(self, m: S, mirror: Mirror) -> S:
         """The model as its server fetches it from the cluster's mirrors (`downloads` says what it fetches)."""
         return m
+
+    def check_mirror(self, m: S, mirror: Mirror, at: str) -> list[Problem]:
+        """Every download comes from the mirrors, or the stack is refused: an air-gapped cluster would otherwise
+        wait out a start-up probe on a download that cannot happen. A Hub download needs the Hub mirror,
+        unless the cache is filled some other way (HF_HUB_OFFLINE)."""
+        if mirror.huggingFace or m.env.get("HF_HUB_OFFLINE") == "1":
+            return []
+        return [Problem(f"{at}.{d.at}", f"{self.name} downloads {d.ref} from the Hugging Face Hub when it starts, and "
+                        "the mirror names no Hub mirror", "set mirror.huggingFace, or fill the model's cache "
+                        "beforehand and set env HF_HUB_OFFLINE: '1'")
+                for d in self.downloads(m) if d.source == "huggingface"]
 
     def facts(self, m: S) -> catalog.ModelFacts | None:
         """The catalog's facts of the architecture served, if known."""

@@ -15,6 +15,7 @@ from ..specbase import Mirror, Profile, ServedModel, checked
 from .base import AMD, CPU, NVIDIA, Capabilities, Download, EngineValues, PreallocatingEngine, Server, capabilities, described
 
 VERSION = "0.17.4"  # versions.yaml: ollama
+LIBRARY = "registry.ollama.ai"  # where a name without a registry is pulled from
 # Ollama's ROCm build is the same image with a -rocm tag; the default image serves NVIDIA and CPU.
 ROCM_IMAGE = f"ollama/ollama:{VERSION}-rocm"
 # Ollama unloads a model idle for 5 minutes, and the next agent call pays the load again. A stackgen pod
@@ -117,7 +118,23 @@ class Ollama(PreallocatingEngine[OllamaModel]):
                                    insecure=m.insecureRegistry or None))
 
     def downloads(self, m: OllamaModel) -> tuple[Download, ...]:
-        return (Download("ollama", m.model, "model"),)
+        """The model, named with its registry and namespace (qwen2.5:0.5b is registry.ollama.ai/library/qwen2.5:0.5b)."""
+        registry = catalog.ollama_registry(m.model)
+        name = m.model if registry else f"{LIBRARY}/{m.model if '/' in m.model else 'library/' + m.model}"
+        origin = (registry or LIBRARY) + (" over plain HTTP" if m.insecureRegistry else "")
+        return (Download("ollama", name, "model", origin),)
+
+    def check_mirror(self, m: OllamaModel, mirror: Mirror, at: str) -> list[Problem]:
+        problems = []
+        host = mirror.registry.split("/", 1)[0]
+        if (named := catalog.ollama_registry(m.model)) and named != host:
+            problems.append(Problem(f"{at}.model", f"{m.model} is pulled from {named}, not from the mirror {host}",
+                                    "name the model as in Ollama's library (e.g. qwen2.5:0.5b): the mirror's "
+                                    "registry is used"))
+        if "/" in mirror.registry:
+            problems.append(Problem("mirror.registry", f"Ollama names a model host/namespace/model, so it cannot pull "
+                                    f"from {mirror.registry}, a registry with a path", "name a host[:port] alone"))
+        return problems
 
     def mirrored(self, m: OllamaModel, mirror: Mirror) -> OllamaModel:
         """A library name read from the mirror: qwen2.5:0.5b as <registry>/library/qwen2.5:0.5b; a name that
