@@ -15,9 +15,11 @@ from click.testing import CliRunner
 from stackgen.cli import cli
 from stackgen.load import load_text
 from stackgen.render import render_files
+from tests.pins import pin
 
 REGISTRY = "registry.internal:5000"
 HUB = "http://hf.internal:8090"
+LITELLM, REDIS, CURL = pin("litellm"), pin("redis"), pin("curl")
 SPEC = f"""\
 name: team
 namespace: llm
@@ -59,7 +61,7 @@ def test_every_image_the_chart_renders_comes_from_the_mirror() -> None:
     # The gateway, Redis, the router, every engine and the helm test pod.
     assert len(images) >= 6, images
     assert all(image.startswith(f"{REGISTRY}/") for image in images), images
-    assert f"{REGISTRY}/library/redis:7.0.15" in images and f"{REGISTRY}/berriai/litellm:main-v1.108.7" in images
+    assert f"{REGISTRY}/library/redis:{REDIS}" in images and f"{REGISTRY}/berriai/litellm:main-v{LITELLM}" in images
 
 
 def test_ollama_pulls_its_model_from_the_mirror_and_the_gateway_asks_for_that_name() -> None:
@@ -145,9 +147,10 @@ def test_bundle_lists_every_image_and_model_with_its_source_and_place(tmp_path: 
     images = {(source, target) for kind, source, target in found if kind == "image"}
     # Exactly the images the chart renders, the helm test pod's included, each from its source.
     rendered = {c["image"] for c in containers(objects(SPEC))}
-    assert {target for _, target in images} >= rendered - {f"{REGISTRY}/curlimages/curl:8.16.0"}
-    assert ("redis:7.0.15", f"{REGISTRY}/library/redis:7.0.15") in images
-    assert ("curlimages/curl:8.16.0", f"{REGISTRY}/curlimages/curl:8.16.0") in images
+    curl = f"curlimages/curl:{CURL}"
+    assert {target for _, target in images} >= rendered - {f"{REGISTRY}/{curl}"}
+    assert (f"redis:{REDIS}", f"{REGISTRY}/library/redis:{REDIS}") in images
+    assert (curl, f"{REGISTRY}/{curl}") in images
     assert all(target == f"{REGISTRY}/{source.split('/', 1)[1] if '.' in source.split('/')[0] else source}"
                for source, target in images if "/" in source), images
     assert ("ollama", "registry.ollama.ai/library/qwen2.5:0.5b", f"{REGISTRY}/library/qwen2.5:0.5b") in found
