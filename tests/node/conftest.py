@@ -1,8 +1,9 @@
 """The node tier's cluster: tests/cluster's real control plane plus one real node (containerd, runc, the CNI
 bridge, a kubelet, kube-proxy, kube-router's NetworkPolicy controller) in a network namespace of its own,
-cluster DNS (CoreDNS) running on it as a pod, and kwok's GPU pools beside it. The chart's pods run there as real containers, from the images
-scripts/node/build.sh makes; the models come from the real-engine tier (tests/engines): Ollama's from a
-local registry the pods pull from, vLLM's from a pre-seeded Hugging Face cache volume.
+cluster DNS (CoreDNS) running on it as a pod, and kwok's GPU pools beside it. The chart's pods run there as
+real containers, from the images scripts/node/build.sh makes; the models come from the real-engine tier
+(tests/engines): Ollama's from a local registry the pods pull from, vLLM's from a pre-seeded Hugging Face
+cache volume.
 
 Built parts are cached per version; no part missing means a loud failure, never a skip.
 """
