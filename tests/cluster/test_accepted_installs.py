@@ -1,7 +1,8 @@
 """Accepted means installable: the front-door property tests' base spec, which has a model of every engine
 (vLLM on a GPU, Ollama, llama.cpp, a custom server, external routes), installs on the real API server and
 every Deployment becomes Available; and generated specs that `validate` accepts, with monitoring, autoscaling,
-limits, routers, ingress and placement drawn in, are accepted object by object by the same API server."""
+limits, routers, ingress, placement and a mirror drawn in, are accepted object by object by the same API
+server."""
 
 from __future__ import annotations
 
@@ -68,6 +69,9 @@ FEATURES: dict[str, Any] = {
                                        "tolerations": [{"key": "dedicated", "value": "llm", "effect": "NoSchedule"}]}}},
     "cache": {"models": {2: {"cache": {"size": "20Gi"}}}},
     "env": {"models": {1: {"env": {"OLLAMA_KEEP_ALIVE": "1h", "TOKEN": {"secretName": "tokens", "key": "ollama"}}}}},
+    # Behind a mirror, the hosted provider is reached through an endpoint inside the network.
+    "mirror": {"mirror": {"registry": "registry.internal:5000", "insecure": True, "huggingFace": "http://hf.internal:8090"},
+               "models": {4: {"baseUrl": "http://mistral-proxy.internal/v1"}}},
     "adapters": {"models": {0: {"adapters": [{"name": "sql-agent", "source": "my-org/sql-lora", "rank": 16},
                                              {"name": "support", "source": "/root/.cache/huggingface/support", "rank": 64}]}}},
 }
