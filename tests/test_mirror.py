@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from stackgen.cli import cli
 from stackgen.load import load_text
 from stackgen.render import render_files
+from tests.chart.chartlib import pod_specs
 from tests.pins import pin
 
 REGISTRY = "registry.internal:5000"
@@ -43,11 +44,7 @@ def objects(text: str) -> list[dict[str, Any]]:
 
 
 def containers(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for obj in objs:
-        spec = obj.get("spec", {}).get("template", {}).get("spec") or (obj["spec"] if obj["kind"] == "Pod" else {})
-        out += spec.get("initContainers", []) + spec.get("containers", [])
-    return out
+    return [c for spec in pod_specs(objs).values() for c in spec.get("initContainers", []) + spec["containers"]]
 
 
 def env_of(objs: list[dict[str, Any]], deployment: str) -> dict[str, str]:

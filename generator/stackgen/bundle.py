@@ -9,9 +9,7 @@ mirror.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -34,11 +32,8 @@ class Item:
 
 def _images(resolved: Plan) -> dict[tuple[str, str, str], str]:
     """Every container's image, by (object kind, object name, container name)."""
-    values = chart_values(Target(resolved, resolved.default_gateway_url()))
-    with tempfile.TemporaryDirectory(prefix="stackgen-bundle-") as tmp:
-        values_file = Path(tmp) / "values.yaml"
-        values_file.write_text(dump_yaml(values, ""), encoding="utf-8")
-        rendered = manifests.render_chart(values_file, resolved.stack.name, resolved.stack.namespace, with_tests=True)
+    values = dump_yaml(chart_values(Target(resolved, resolved.default_gateway_url())), "")
+    rendered = manifests.render_values(values, resolved.stack.name, resolved.stack.namespace, with_tests=True)
     found = {}
     for doc in yaml.safe_load_all(rendered):
         if not doc:

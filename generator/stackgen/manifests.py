@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,14 @@ def render_chart(values_file: Path, release: str, namespace: str, with_tests: bo
     if done.returncode != 0:
         raise RuntimeError(f"helm template failed ({' '.join(cmd)}):\n{done.stderr.strip()}")
     return done.stdout
+
+
+def render_values(values_text: str, release: str, namespace: str, with_tests: bool = False) -> str:
+    """`render_chart` for values given as text."""
+    with tempfile.TemporaryDirectory(prefix="stackgen-values-") as tmp:
+        values_file = Path(tmp) / "values.yaml"
+        values_file.write_text(values_text, encoding="utf-8")
+        return render_chart(values_file, release, namespace, with_tests)
 
 
 def split(rendered: str) -> dict[str, dict[str, Any]]:

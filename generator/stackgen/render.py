@@ -41,11 +41,7 @@ def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: b
 
 
 def _manifest_files(stack: Stack, values_text: str) -> dict[str, str]:
-    with tempfile.TemporaryDirectory(prefix="stackgen-values-") as tmp:
-        values_file = Path(tmp) / "values.yaml"
-        values_file.write_text(values_text, encoding="utf-8")
-        rendered = manifests.render_chart(values_file, stack.name, stack.namespace)
-    objects = manifests.split(rendered)
+    objects = manifests.split(manifests.render_values(values_text, stack.name, stack.namespace))
     out = {f"manifests/{name}": dump_yaml(doc) for name, doc in objects.items()}
     out["manifests/kustomization.yaml"] = dump_yaml(manifests.kustomization(list(objects), stack.namespace))
     return out
