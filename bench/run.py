@@ -24,6 +24,7 @@ def main() -> None:
     serving = run("serving.py")
     routing = run("routing.py")
     render = run("render.py")
+    mirror = run("mirror.py")
     cpu = platform.processor() or platform.machine()
     report = f"""# Benchmark results
 
@@ -68,6 +69,16 @@ streamed replies.
 `bench/render.py`: synthetic stacks mixing vLLM on GPUs, Ollama on CPUs and external routes.
 
 {render}
+
+## Filling a registry mirror: crane against the ORAS CLI
+
+`bench/mirror.py`: the same image copied between two distribution registries on loopback by each tool, at
+its default concurrency, into a new repository, then again (which must move no blob). `stackgen bundle --copy`
+runs crane: ORAS copies about 10% faster here, and is idempotent too, but it takes no Docker Hub short name
+(`redis:<tag>`, `curlimages/curl:<tag>`), which the chart's images are, and cannot push a `docker save`
+archive.
+
+{mirror}
 """
     (HERE / "RESULTS.md").write_text(report)
     print(report)

@@ -19,8 +19,9 @@ if TOOLS.is_dir() and str(TOOLS) not in os.environ.get("PATH", "").split(os.path
 
 # A test's tier is its directory under tests/ (top-level files are `unit`), unless the module marks another.
 TIERS = ("unit", "chart", "stack", "engines", "cluster", "node", "e2e")
-# What the node tier builds in the background: its images (KEDA included) and its NetworkPolicy engine.
-NODE_BUILDS = ("node/build.sh", "kube-router/build.sh")
+# What the node tier builds in the background: its images (KEDA included), its NetworkPolicy engine, and the
+# crane that `stackgen bundle --copy` fills the air-gap test's registry mirror with.
+NODE_BUILDS = ("node/build.sh", "kube-router/build.sh", "crane/build.sh")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -48,3 +48,11 @@ def test_routing_benchmark_reports_each_policy() -> None:
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
     assert [(c[0], c[1]) for c in cells] == [("1", "one replica"), ("2", "consistent_hash"), ("2", "random")], cells
     assert all(c[2] == "4" and 0 <= float(c[3]) <= 1 for c in cells), cells  # every turn answered, a rate read
+
+
+@pytest.mark.engines
+def test_mirror_benchmark_reports_both_tools_and_an_idle_rerun() -> None:
+    rows = run("mirror.py", "--repeat", "1", "--layer-mib", "1")
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [c[0] for c in cells] == ["crane copy", "oras cp"]
+    assert all(float(c[1]) > 0 for c in cells), cells

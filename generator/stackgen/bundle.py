@@ -9,6 +9,8 @@ mirror.
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,5 +61,75 @@ def items(stack: Stack) -> list[Item]:
     sources = _downloads(direct)
     for key, (d, where) in _downloads(mirrored).items():
         # An Ollama model gets a place of its own in the registry; a Hub repository is read from the Hub mirror.
-        out.add(Item(d.source, sources[key][0].ref, d.ref if d.source == "ollama" else where))
+        target = d.ref if d.source == "ollama" else stack.mirror.huggingFace or where
+        out.add(Item(d.source, sources[key][0].ref, target))
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class Copied:
+    item: Item
+    read_from: str  # where the copy read it: its source, or its place under --from
+    digest: str  # of the manifest in the mirror, once there
+    done: Literal["copied", "present", "served", "missing"]
+    detail: str = ""
+
+
+def staged(stack: Stack, registry: str) -> dict[Item, str]:
+    """Where each registry item sits in a staging registry that holds it under its source's path (a registry
+    filled on a connected machine, or a pull-through cache): the chart's mapping with that registry as the
+    mirror, so the two can never disagree."""
+    assert stack.mirror is not None
+    there = items(stack.model_copy(update={"mirror": stack.mirror.model_copy(update={"registry": registry})}))
+    by_source = {(i.kind, i.source): i.target for i in there}
+    return {i: by_source[(i.kind, i.source)] for i in items(stack) if i.kind != "huggingface"}
+
+
+def copy(stack: Stack, crane: str, source_registry: str | None, insecure: bool,
+         hub_get: Callable[[str], tuple[int, Any]]) -> list[Copied]:
+    """Copy every image and Ollama model into the registry with crane, skipping those whose manifest is
+    there already (same digest), and ask the Hub mirror for every repository (`hub_get` answers a URL's status
+    and JSON). Idempotent: a second run copies nothing."""
+    found = items(stack)
+    read_from = staged(stack, source_registry) if source_registry else {i: i.source for i in found}
+    flags = ["--insecure"] if insecure else []
+
+    def digest(ref: str) -> str | None:
+        done = subprocess.run([crane, "digest", *flags, ref], capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    out = []
+    for item in found:
+        if item.kind == "huggingface":
+            out.append(_served(item, hub_get))
+            continue
+        source = read_from[item]
+        wanted = digest(source)
+        if wanted is None:
+            out.append(Copied(item, source, "", "missing", f"crane cannot read {source}"))
+            continue
+        if digest(item.target) == wanted:
+            out.append(Copied(item, source, wanted, "present"))
+            continue
+        done = subprocess.run([crane, "copy", *flags, source, item.target], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            why = done.stderr.strip().splitlines() or [f"crane copy exited {done.returncode}"]
+            out.append(Copied(item, source, "", "missing", why[-1]))
+        else:
+            out.append(Copied(item, source, wanted, "copied"))
+    return out
+
+
+def _served(item: Item, hub_get: Callable[[str], tuple[int, Any]]) -> Copied:
+    """Whether the Hub mirror serves a repository (and the file named after it, llama.cpp's GGUF) at main: its
+    revision's file list, as the Hub client asks for it first."""
+    repo, *file = item.source.split()
+    url = f"{item.target.rstrip('/')}/api/models/{repo}/revision/main"
+    status, body = hub_get(url)
+    if status != 200:
+        return Copied(item, item.target, "", "missing", f"GET {url} answered {status}")
+    files = {s.get("rfilename") for s in body.get("siblings", [])} if isinstance(body, dict) else set()
+    if file and file[0] not in files:
+        return Copied(item, item.target, "", "missing", f"{repo} has no {file[0]} at main")
+    return Copied(item, item.target, str(body.get("sha", "")), "served")

@@ -6,9 +6,10 @@ Exit status: 0 done, 2 bad input (a StackgenError, or a usage error), 1 anything
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
 
 import click
 
@@ -101,18 +102,49 @@ def _inventories() -> Path:
 @cli.command("bundle")
 @click.argument("spec", metavar="SPEC")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def bundle_command(spec: str, fmt: str) -> None:
+@click.option("--copy", "do_copy", is_flag=True,
+              help="Copy every image and Ollama model into mirror.registry (with crane), and check that "
+                   "mirror.huggingFace serves every Hub repository. Exits 1 naming what is missing.")
+@click.option("--from", "source_registry", metavar="REGISTRY",
+              help="With --copy: read images and Ollama models from this registry, under their sources' paths "
+                   "(a staging registry or a pull-through cache), instead of from their sources.")
+@click.option("--crane", default="crane", show_default=True, help="go-containerregistry's crane command.")
+@click.option("--insecure", is_flag=True, help="With --copy: speak plain HTTP to the registries.")
+def bundle_command(spec: str, fmt: str, do_copy: bool, source_registry: str | None, crane: str,
+                   insecure: bool) -> None:
     """What SPEC's `mirror:` must hold: every image the chart renders and every model its servers download,
-    each with where it comes from and where the cluster reads it."""
+    each with where it comes from and where the cluster reads it; with --copy, put it there."""
     from . import bundle
 
     loaded = _run(lambda: examples.resolve(spec))
     found = _run(lambda: _located(loaded, lambda: bundle.items(loaded.stack)))
+    if not do_copy:
+        if fmt == "json":
+            click.echo(json.dumps([{"kind": i.kind, "source": i.source, "target": i.target} for i in found], indent=2))
+        else:
+            for i in found:
+                click.echo(f"{i.kind:<12} {i.source} -> {i.target}")
+        return
+    if shutil.which(crane) is None:
+        click.echo(f"--copy: no crane command {crane!r} (build one with scripts/crane/build.sh, or pass --crane PATH)",
+                   err=True)
+        sys.exit(2)
+    done = bundle.copy(loaded.stack, crane, source_registry, insecure, _get_json)
     if fmt == "json":
-        click.echo(json.dumps([{"kind": i.kind, "source": i.source, "target": i.target} for i in found], indent=2))
+        click.echo(json.dumps([{"kind": c.item.kind, "source": c.item.source, "target": c.item.target,
+                                "from": c.read_from, "digest": c.digest, "result": c.done, "detail": c.detail}
+                               for c in done], indent=2))
     else:
-        for i in found:
-            click.echo(f"{i.kind:<12} {i.source} -> {i.target}")
+        for c in done:
+            where = f"{c.item.target}@{c.digest}" if c.digest and c.item.kind != "huggingface" else c.item.target
+            click.echo(f"{c.done:<8} {c.item.kind:<12} {c.read_from} -> {where}" + (f": {c.detail}" if c.detail else ""))
+        counts = {r: sum(c.done == r for c in done) for r in ("copied", "present", "served", "missing")}
+        summary = ", ".join(f"{n} {r}" for r, n in counts.items() if n)
+        if not counts["copied"] and not counts["missing"]:
+            summary += "; nothing copied: every item was there already"
+        click.echo(summary)
+    if any(c.done == "missing" for c in done):
+        sys.exit(1)
 
 
 @cli.command("plan")
@@ -289,5 +321,20 @@ def _verify_local(stack: Stack, resolved: Plan, backends: tuple[str, ...], autog
         sys.exit(1)
 
 
+def _get_json(url: str) -> tuple[int, Any]:
+    """GET a URL: its status and its body as JSON (None if none), for `bundle --copy`'s Hub mirror checks."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        return 0, str(err)
+
+
 def main() -> None:
     cli(prog_name="stackgen")
+

@@ -25,6 +25,8 @@ from .spec import Stack
 GATEWAY_PORT = 4000
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis"})
 HF_HUB = "https://huggingface.co"  # where Hub downloads go without a mirror
+# The chart names a model's preload Job <fullname>-<model>-preload-<6 hex digits of what it downloads>.
+PRELOAD_JOB_SUFFIX = "-preload-" + "0" * 6
 REDIS_PASSWORD_KEY = "password"
 
 
@@ -63,17 +65,21 @@ class ServedPlan(ModelPlan):
     hf_token: SecretRef | None
     sizing: capacity.Sizing  # memory, context and concurrency at this size, and the verdict
     router: RouterPlan | None = None  # what the gateway calls instead of the Service, with several replicas
+    preload: tuple[str, ...] = ()  # the Hub repositories a Job downloads into the cache before any server starts
 
     def fetches(self) -> list[tuple[Download, str]]:
         """What the server downloads when it starts, each with where from (the mirrors, once applied)."""
         out = []
         offline = self.env.get("HF_HUB_OFFLINE") == "1"
         hub = self.env.get(self.engine.hub_endpoint_env or "")
+        hub = hub if isinstance(hub, str) else HF_HUB
         for d in self.engine.downloads(self.spec):
             if d.origin:
                 out.append((d, d.origin))
+            elif d.ref in self.preload:
+                out.append((d, f"{hub}, once, by the preload Job"))
             else:
-                out.append((d, "its cache volume (HF_HUB_OFFLINE)" if offline else hub if isinstance(hub, str) else HF_HUB))
+                out.append((d, "its cache volume (HF_HUB_OFFLINE)" if offline else hub))
         return out
 
 
@@ -182,7 +188,10 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if m.name in RESERVED_COMPONENTS:
             problems.append(Problem(f"{at}.name", f"{m.name!r} is reserved for the stack's own objects",
                                     f"pick another name than {', '.join(sorted(RESERVED_COMPONENTS))}"))
-        longest = f"{stack.name}-{routing.component(m.name)}" if _policy(m) else f"{stack.name}-{m.name}"
+        objects = [f"{stack.name}-{routing.component(m.name)}" if _policy(m) else f"{stack.name}-{m.name}"]
+        if isinstance(m, ServedModel) and m.cache.preload:
+            objects.append(f"{stack.name}-{m.name}{PRELOAD_JOB_SUFFIX}")
+        longest = max(objects, key=len)
         if len(longest) > 63:
             problems.append(Problem(f"{at}.name", f"object name {longest!r} is longer than 63 characters",
                                     "shorten the stack or model name"))
@@ -247,6 +256,33 @@ def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine[Any]) -> li
     return problems
 
 
+def _check_cache(at: str, m: ServedModel, engine: ServedEngine[Any]) -> list[Problem]:
+    cache, problems = m.cache, []
+    if cache.type != "persistentVolumeClaim":
+        return [Problem(f"{at}.{name}", f"{name} is a claim's, and an emptyDir lives and dies with its pod",
+                        f"set cache.type: persistentVolumeClaim, or remove {name}")
+                for name in ("preload", "accessModes") if name in cache.model_fields_set]
+    if cache.preload and not engine.preloads:
+        preloading = ", ".join(n for n, e in SERVED.items() if e.preloads)
+        problems.append(Problem(f"{at}.preload", f"stackgen cannot preload a cache for {engine.name}",
+                                f"remove preload (the server downloads into the claim as it starts), or serve the "
+                                f"model with {preloading}"))
+    elif cache.preload and not _hub_downloads(engine, m):
+        problems.append(Problem(f"{at}.preload", "the server downloads nothing from the Hub: there is nothing to preload",
+                                "remove preload"))
+    if (m.autoscaling or m.replicas > 1) and cache.accessModes is None:
+        problems.append(Problem(f"{at}.accessModes", "the replicas share one claim, and a ReadWriteOnce volume attaches "
+                                "to one node: replicas scheduled on another node would wait in ContainerCreating "
+                                "(Multi-Attach error)", "set accessModes: [ReadWriteMany] with a storageClassName that "
+                                "provides it (NFS, CephFS, a cloud file store), or [ReadWriteOnce] when every replica "
+                                "runs on one node"))
+    return problems
+
+
+def _hub_downloads(engine: ServedEngine[Any], m: ServedModel) -> tuple[str, ...]:
+    return tuple(d.ref for d in engine.downloads(m) if d.source == "huggingface")
+
+
 def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) -> list[Problem]:
     engine = _served_engine(m)
     assert engine is not None
@@ -263,6 +299,7 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
                                 f"serve the base model with {serving}, or remove adapters"))
     if m.autoscaling:
         problems += _check_autoscaling(at, m, engine)
+    problems += _check_cache(f"{at}.cache", m, engine)
     if stack.mirror:
         problems += engine.check_mirror(m, stack.mirror, at)
     # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
@@ -312,6 +349,9 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
     startup = 180 + 6 * math.ceil(weights or 0)
     policy = _policy(m)
     router = routing.router(fullname, m.name, policy) if policy else None
+    preload = _hub_downloads(engine, m) if m.cache.preload else ()
+    # A claim one node attaches can't follow a surge pod to another node: such a pod rolls in place.
+    attached_once = m.cache.type == "persistentVolumeClaim" and "ReadWriteMany" not in (m.cache.accessModes or ())
     return ServedPlan(
         name=m.name, spec=m, engine_name=engine.name, route=engine.route(m),
         # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the
@@ -322,12 +362,13 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
-        image=engine.image(m, profile), env={**server.env, **_hub_endpoint(stack, engine, m), **m.env},
+        image=engine.image(m, profile),
+        env={**server.env, **_hub_endpoint(stack, engine, m), **({"HF_HUB_OFFLINE": "1"} if preload else {}), **m.env},
         settings=server.settings,
         shm_size=server.shm_size, hf_token=server.hf_token, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
         # and the rollout would hang. CPU-only pods surge, so capacity never drops.
-        surge=sized.gpus == 0, router=router,
+        surge=sized.gpus == 0 and not attached_once, router=router, preload=preload,
     )
 
 

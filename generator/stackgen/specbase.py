@@ -227,10 +227,21 @@ class AutoGen(Base):
     )
 
 
+# No ReadWriteOncePod: a surge pod or the preload Job beside a server could never mount it. No ReadOnlyMany: the
+# servers (or the preload Job) write the cache.
+AccessMode = Literal["ReadWriteOnce", "ReadWriteMany"]
+
+
 class Cache(Base):
     type: Literal["emptyDir", "persistentVolumeClaim"] = "emptyDir"
     size: str | None = Field(default=None, pattern=QUANTITY, description="Volume size; default from the model's size.")
     storageClassName: str | None = None
+    accessModes: list[AccessMode] | None = Field(
+        default=None, min_length=1, description="The claim's access modes; default [ReadWriteOnce]. Replicas on "
+        "several nodes share one volume only with ReadWriteMany.")
+    preload: bool = Field(
+        default=False, description="Fill the volume once, with a Job, before any server starts; the servers then "
+        "mount it read-only and download nothing (persistentVolumeClaim only).")
 
 
 def _env_value(value: Any) -> Any:

@@ -125,6 +125,10 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
     cache: dict[str, Any] = {"type": spec.cache.type, "size": m.cache_size}
     if spec.cache.storageClassName:
         cache["storageClassName"] = spec.cache.storageClassName
+    if spec.cache.accessModes:
+        cache["accessModes"] = list(spec.cache.accessModes)
+    if m.preload:
+        cache["preload"] = list(m.preload)
     values["cache"] = cache
     values["startupProbe"] = {"periodSeconds": 10, "failureThreshold": m.startup_failure_threshold}
     surge, unavailable = (1, 0) if m.surge else (0, 1)

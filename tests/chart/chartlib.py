@@ -122,10 +122,10 @@ def image_ref(values: Obj, image: Obj) -> str:
 
 
 def pod_specs(objs: list[Obj]) -> dict[str, Obj]:
-    """Every pod spec the chart renders: Deployments' templates and bare Pods, by object name."""
+    """Every pod spec the chart renders: Deployments' and Jobs' templates and bare Pods, by object name."""
     out: dict[str, Obj] = {}
     for o in objs:
-        if o["kind"] == "Deployment":
+        if o["kind"] in ("Deployment", "Job"):
             out[o["metadata"]["name"]] = o["spec"]["template"]["spec"]
         elif o["kind"] == "Pod":
             out[o["metadata"]["name"]] = o["spec"]

@@ -97,7 +97,8 @@ def test_model_cache_volume_and_hf_home(helm: str, scenario: str) -> None:
         wanted = model.get("cache", {})
         name = f"{fullname(values)}-{key}"
         if wanted.get("type") == "persistentVolumeClaim":
-            assert cache["persistentVolumeClaim"] == {"claimName": name}
+            # Read-only to servers whose cache a Job preloads.
+            assert cache["persistentVolumeClaim"] == {"claimName": name, **({"readOnly": True} if wanted.get("preload") else {})}
             pvc = one(objs, "PersistentVolumeClaim", name)
             assert pvc["spec"]["resources"]["requests"]["storage"] == wanted.get("size", "20Gi")
             assert pvc["spec"]["accessModes"] == wanted.get("accessModes", ["ReadWriteOnce"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from .chartlib import CHART, RELEASE, by_kind, env_of, fullname, pod_specs, render, scenario_values, template_error
@@ -13,7 +15,8 @@ SECRET_ENV = {"LITELLM_MASTER_KEY", "HF_TOKEN"}
 
 
 def component_of(values: dict, name: str) -> str:
-    return name.removeprefix(f"{fullname(values)}-")
+    """An object's component is its name past the prefix; a preload Job's, without the hash of what it downloads."""
+    return re.sub(r"-preload-[0-9a-f]{6}$", "-preload", name.removeprefix(f"{fullname(values)}-"))
 
 
 def test_recommended_labels_on_every_object(helm: str, scenario: str) -> None:

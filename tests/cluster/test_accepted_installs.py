@@ -1,7 +1,7 @@
 """Accepted means installable: the front-door property tests' base spec, which has a model of every engine
 (vLLM on a GPU, Ollama, llama.cpp, a custom server, external routes), installs on the real API server and
 every Deployment becomes Available; and generated specs that `validate` accepts, with monitoring, autoscaling,
-limits, routers, ingress, placement and a mirror drawn in, are accepted object by object by the same API
+limits, routers, ingress, placement, a mirror and a preloaded cache drawn in, are accepted object by object by the same API
 server."""
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ FEATURES: dict[str, Any] = {
     "placement": {"profiles": {"cpu": {"nodeSelector": {"pool.example.com/kind": "cpu"},
                                        "tolerations": [{"key": "dedicated", "value": "llm", "effect": "NoSchedule"}]}}},
     "cache": {"models": {2: {"cache": {"size": "20Gi"}}}},
+    # A claim the preload Job fills once, shared by replicas on any node.
+    "preload": {"models": {0: {"cache": {"type": "persistentVolumeClaim", "size": "40Gi",
+                                         "accessModes": ["ReadWriteMany"], "preload": True}}}},
     "env": {"models": {1: {"env": {"OLLAMA_KEEP_ALIVE": "1h", "TOKEN": {"secretName": "tokens", "key": "ollama"}}}}},
     # Behind a mirror, the hosted provider is reached through an endpoint inside the network.
     "mirror": {"mirror": {"registry": "registry.internal:5000", "insecure": True, "huggingFace": "http://hf.internal:8090"},

@@ -89,27 +89,33 @@ def _http_status_ok(url: str) -> bool:
         return False
 
 
-def _registry_config(storage_root: Path, addr: str, files_base_url: str) -> dict[str, object]:
-    return {
+def _registry_config(storage_root: Path, addr: str, files_base_url: str | None, deletes: bool) -> dict[str, object]:
+    config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": True}},
         "storage": {
             "filesystem": {"rootdirectory": str(storage_root)},
             # Blob descriptors cached in memory: nothing to configure, nothing left behind.
             "cache": {"blobdescriptor": "inmemory"},
+            # DELETE of a manifest by digest (off by default in distribution).
+            "delete": {"enabled": deletes},
         },
-        # Blob GET/HEAD -> 307 to baseurl + the driver path (/docker/registry/v2/blobs/...), which the
-        # file server resolves under storage_root.
-        "middleware": {"storage": [{"name": "redirect", "options": {"baseurl": files_base_url}}]},
         "http": {"addr": addr},
     }
+    if files_base_url:
+        # Blob GET/HEAD -> 307 to baseurl + the driver path (/docker/registry/v2/blobs/...), which the
+        # file server resolves under storage_root.
+        config["middleware"] = {"storage": [{"name": "redirect", "options": {"baseurl": files_base_url}}]}
+    return config
 
 
 def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIMEOUT,
-                   host: str = REGISTRY_HOST, files_host: str = FILES_HOST) -> Registry:
+                   host: str = REGISTRY_HOST, files_host: str = FILES_HOST, deletes: bool = False,
+                   redirects: bool = True) -> Registry:
     """Start the distribution registry on ``host``:<free port> (127.0.0.1; the node tier's pods reach it on
     its link address), storing under ``workdir``, with its blob redirects served by a file server on
-    ``files_host`` (127.0.0.2). Returns once GET /v2/ answers 200 and the
+    ``files_host`` (127.0.0.2) unless ``redirects`` is off (a registry serving blobs itself, which Ollama cannot
+    pull from), and manifest deletes allowed if ``deletes``. Returns once GET /v2/ answers 200 and the
     file server answers; raises with a process's log if it exits or is not up within ``timeout``."""
     workdir.mkdir(parents=True, exist_ok=True)
     storage_root = workdir / "storage"
@@ -125,7 +131,8 @@ def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIM
         addr = f"{host}:{_free_port_on(host)}"
         config_path = workdir / "registry.yaml"
         config_path.write_text(yaml.safe_dump(
-            _registry_config(storage_root, addr, f"http://{files_host}:{files_port}/"), sort_keys=False))
+            _registry_config(storage_root, addr, f"http://{files_host}:{files_port}/" if redirects else None, deletes),
+            sort_keys=False))
         # distribution v3 sends OpenTelemetry traces to localhost:4318 unless told not to.
         env = {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
         registry = spawn("registry", [str(registry_bin), "serve", str(config_path)], workdir / "registry.log",

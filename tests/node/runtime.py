@@ -51,6 +51,8 @@ def containerd_config(work: Path, sandbox_image: str) -> str:
             "runtimes": {"runc": {"runtime_type": "io.containerd.runc.v2"}},
         },
         "cni": {"bin_dir": str(CNI_BIN), "conf_dir": str(work / "cni")},
+        # Per-registry settings, read at each pull: Node.trust_registry writes one for a plain-HTTP registry.
+        "registry": {"config_path": str(work / "certs.d")},
     }
     lines = [
         "version = 2",
@@ -238,6 +240,13 @@ class Node:
         write_cni(self.runtime / "cni")
         self._in_ns("containerd", ["containerd", "--config", str(config), "--log-level", "warn"])
         self.cp._wait("containerd serving", lambda: bool(self.ctr("version", timeout=10)), None)  # noqa: SLF001
+
+    def trust_registry(self, host: str) -> None:
+        """Let the kubelet's pulls reach the registry ``host`` (host:port) over plain HTTP: its hosts.toml."""
+        where = self.runtime / "certs.d" / host
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "hosts.toml").write_text(f'server = "http://{host}"\n\n[host."http://{host}"]\n'
+                                          '  capabilities = ["pull", "resolve"]\n')
 
     def import_images(self) -> dict[str, float]:
         """Import every archive of scripts/node/build.sh, two at a time and the biggest first (vLLM's, two thirds

@@ -5,6 +5,9 @@ vLLM: `vllm serve <model>` with the flags stackgen resolved (models.<key>.vllm).
 
 {{- define "inference-stack.vllm.port" -}}8000{{- end -}}
 
+{{/* HF_HOME: the Hugging Face cache, where the model cache volume is mounted. */}}
+{{- define "inference-stack.vllm.hfHome" -}}/root/.cache/huggingface{{- end -}}
+
 {{/* Arguments after `vllm serve`: the model, its served name, then the resolved flags, then extra args. */}}
 {{- define "inference-stack.vllm.args" -}}
 {{- $v := dig "vllm" dict .model -}}
@@ -37,7 +40,7 @@ args:
 env:
   # The model cache volume is mounted here, so downloads survive container restarts.
   - name: HF_HOME
-    value: /root/.cache/huggingface
+    value: {{ include "inference-stack.vllm.hfHome" . }}
 probes:
   startup: /health
   readiness: /health
@@ -66,10 +69,18 @@ sys.exit(1 if missing else 0)
 
 {{- define "inference-stack.vllm.mounts" -}}
 - {name: shm, path: /dev/shm}
-- {name: cache, path: /root/.cache/huggingface}
+- {name: cache, path: {{ include "inference-stack.vllm.hfHome" . }}}
 {{- end -}}
 
 {{- define "inference-stack.vllm.initContainers" -}}{{- end -}}
+
+{{/* cache.preload: the Hub client the image carries (huggingface_hub's `hf`), into the HF_HOME the server reads. */}}
+{{- define "inference-stack.vllm.preload" -}}
+download: [hf, download, --quiet]
+env:
+  - name: HF_HOME
+    value: {{ include "inference-stack.vllm.hfHome" . }}
+{{- end -}}
 
 {{- define "inference-stack.vllm.volumes" -}}
 # PyTorch shares tensors between worker processes through /dev/shm; the container runtime's

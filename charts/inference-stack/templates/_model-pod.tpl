@@ -40,11 +40,15 @@ here, once.
 {{- toYaml (dig "resources" dict .model) -}}
 {{- end -}}
 
-{{/* The model cache volume source: a PVC named like the Deployment, or an emptyDir. */}}
+{{/* The model cache volume source: a PVC named like the Deployment (read-only to servers it is preloaded
+for), or an emptyDir. */}}
 {{- define "inference-stack.modelCacheVolume" -}}
 {{- if eq (dig "cache" "type" "emptyDir" .model) "persistentVolumeClaim" -}}
 persistentVolumeClaim:
   claimName: {{ include "inference-stack.componentName" (dict "ctx" .ctx "component" .key) }}
+  {{- if and (dig "cache" "preload" list .model) (not .writer) }}
+  readOnly: true
+  {{- end }}
 {{- else -}}
 emptyDir:
   {{- with dig "cache" "size" "" .model }}
@@ -52,6 +56,74 @@ emptyDir:
   {{- else }} {}
   {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+With cache.preload (a PVC's Hub repositories), a Job fills the cache before any server starts. Its name and
+the file it leaves in the cache when done both end in a hash of what it downloads: another list is another
+Job, which the servers wait for, and the same list on `helm upgrade` is the same finished Job.
+*/}}
+{{- define "inference-stack.preloadJob" -}}
+{{- $hash := sha256sum (toJson (dig "cache" "preload" list .model)) | trunc 6 -}}
+{{- include "inference-stack.componentName" (dict "ctx" .ctx "component" (printf "%s-preload-%s" .key $hash)) -}}
+{{- end -}}
+
+{{/* Where a model's pods may run: its nodeSelector, tolerations and affinity. Takes the model's values. */}}
+{{- define "inference-stack.modelPlacement" -}}
+{{- with dig "nodeSelector" dict . }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with dig "tolerations" list . }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with dig "affinity" dict . }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Where the engine mounts the cache volume. */}}
+{{- define "inference-stack.cachePath" -}}
+{{- range fromYamlArray (include (printf "inference-stack.%s.mounts" (dig "engine" "" .model)) .) }}
+{{- if eq .name "cache" }}{{ .path }}{{ end }}
+{{- end -}}
+{{- end -}}
+
+{{/* The file the preload Job leaves in the cache once every download is done, under the volume's root. */}}
+{{- define "inference-stack.preloadMarker" -}}
+{{- printf ".stackgen/%s.done" (include "inference-stack.preloadJob" .) -}}
+{{- end -}}
+
+{{/* An init container that holds the server until the preload Job is done, saying what it waits for. */}}
+{{- define "inference-stack.waitForPreload" -}}
+{{- $image := fromYaml (include "inference-stack.modelImage" .) -}}
+- name: wait-for-preload
+  image: {{ include "inference-stack.imageRef" (dict "ctx" .ctx "image" $image) | quote }}
+  imagePullPolicy: {{ $image.pullPolicy | default "IfNotPresent" }}
+  command: ["/bin/sh", "-c"]
+  args:
+    - |
+      until [ -f "$MARKER" ]; do
+        echo "waiting for Job $JOB to fill the model cache (kubectl logs job/$JOB)"
+        sleep 5
+      done
+  env:
+    - name: MARKER
+      value: {{ printf "/preloaded/%s" (include "inference-stack.preloadMarker" .) | quote }}
+    - name: JOB
+      value: {{ include "inference-stack.preloadJob" . | quote }}
+  resources:
+    requests: {cpu: 10m, memory: 16Mi}
+    limits: {memory: 64Mi}
+  volumeMounts:
+    # Not under /root, which the image keeps to root.
+    - name: cache
+      mountPath: /preloaded
+      readOnly: true
+  securityContext:
+    {{- include "inference-stack.containerSecurityContext" . | nindent 4 }}
 {{- end -}}
 
 {{/*
@@ -89,9 +161,14 @@ timeoutSeconds: {{ if .exec }}300{{ else }}5{{ end }}
 {{- $c := fromYaml (include (printf "inference-stack.%s.container" $engine) .) -}}
 {{- $image := fromYaml (include "inference-stack.modelImage" .) -}}
 {{- $port := include (printf "inference-stack.%s.port" $engine) . -}}
-{{- with include (printf "inference-stack.%s.initContainers" $engine) . }}
+{{- $preload := dig "cache" "preload" list .model -}}
+{{- $init := include (printf "inference-stack.%s.initContainers" $engine) . -}}
+{{- if or $preload $init }}
 initContainers:
-  {{- . | nindent 2 }}
+  {{- if $preload }}
+  {{- include "inference-stack.waitForPreload" . | nindent 2 }}
+  {{- end }}
+  {{- with $init }}{{ . | nindent 2 }}{{ end }}
 {{- end }}
 containers:
   - name: {{ $c.name }}
@@ -122,6 +199,9 @@ containers:
       {{- range fromYamlArray (include (printf "inference-stack.%s.mounts" $engine) .) }}
       - name: {{ .name }}
         mountPath: {{ .path }}
+        {{- if and $preload (eq .name "cache") }}
+        readOnly: true
+        {{- end }}
       {{- end }}
       {{- include "inference-stack.writableMounts" . | nindent 6 }}
     {{- with dig "shutdown" "preStopSeconds" 0 .model }}

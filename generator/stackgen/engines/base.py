@@ -162,6 +162,9 @@ class ServedEngine(Engine[S]):
     # The environment variable the server reads the Hugging Face endpoint from, for its Hub downloads; the plan
     # points it at `mirror.huggingFace`.
     hub_endpoint_env: ClassVar[str | None] = None
+    # Whether its image can fill a cache volume with its Hub downloads before the servers start (`cache.preload`,
+    # the chart's inference-stack.<engine>.preload), which then read it with HF_HUB_OFFLINE.
+    preloads: ClassVar[bool] = False
 
     def downloads(self, m: S) -> tuple[Download, ...]:
         """What the server fetches when it starts; empty for one that brings its own files."""

@@ -156,6 +156,7 @@ class Vllm(ServedEngine[VllmModel]):
     routable = True
     no_adapters = None
     hub_endpoint_env = "HF_ENDPOINT"  # huggingface_hub's, which vLLM downloads with
+    preloads = True  # its image carries huggingface_hub's `hf download`
 
     def downloads(self, m: VllmModel) -> tuple[Download, ...]:
         """The weights and every adapter named by a Hub id (absolute paths are files the pod already has)."""
