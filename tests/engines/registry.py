@@ -38,7 +38,7 @@ import yaml
 
 from stackgen.localstack import ManagedProcess, free_port, spawn, wait_until
 
-__all__ = ["Registry", "build_tiny_model", "publish_model", "start_registry"]
+__all__ = ["Registry", "build_tiny_model", "free_port_on", "http_ok", "publish_model", "start_registry"]
 
 LOOPBACK = "127.0.0.1"
 REGISTRY_HOST = LOOPBACK
@@ -75,14 +75,14 @@ class Registry:
         self.stop()
 
 
-def _free_port_on(host: str) -> int:
+def free_port_on(host: str) -> int:
     # stackgen's free_port only asks about 127.0.0.1; the file server binds 127.0.0.2.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def _http_status_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.HTTPError:
@@ -121,14 +121,14 @@ def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIM
     storage_root = workdir / "storage"
     storage_root.mkdir(exist_ok=True)
 
-    files_port = _free_port_on(files_host)
+    files_port = free_port_on(files_host)
     files = spawn("registry-files", [sys.executable, __file__, "serve-files", str(storage_root), files_host,
                                      str(files_port)], workdir / "files.log")
     try:
-        wait_until(lambda: _http_status_ok(f"http://{files_host}:{files_port}/"), files, timeout,
+        wait_until(lambda: http_ok(f"http://{files_host}:{files_port}/"), files, timeout,
                    "registry file server")
 
-        addr = f"{host}:{_free_port_on(host)}"
+        addr = f"{host}:{free_port_on(host)}"
         config_path = workdir / "registry.yaml"
         config_path.write_text(yaml.safe_dump(
             _registry_config(storage_root, addr, f"http://{files_host}:{files_port}/" if redirects else None, deletes),
@@ -141,7 +141,7 @@ def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIM
         files.stop()
         raise
     try:
-        wait_until(lambda: _http_status_ok(f"http://{addr}/v2/"), registry, timeout,
+        wait_until(lambda: http_ok(f"http://{addr}/v2/"), registry, timeout,
                    "registry")
     except BaseException:
         registry.stop()
@@ -183,7 +183,7 @@ def publish_model(ollama_bin: Path, gguf: Path, registry: Registry, name: str, w
     env = _ollama_env(home, port)
     server = spawn("ollama-publish", [str(ollama_bin), "serve"], home / "serve.log", env)
     try:
-        wait_until(lambda: _http_status_ok(f"http://{LOOPBACK}:{port}/api/version"), server, timeout,
+        wait_until(lambda: http_ok(f"http://{LOOPBACK}:{port}/api/version"), server, timeout,
                    "ollama serve (publish)")
         ref = registry.model_ref(name)
         # Created under its final name, so the push needs no `ollama cp`.

@@ -39,7 +39,7 @@ from tests.e2e.kube import poll, say
 from tests.e2e.stack import Stack
 from tests.engines.engines import cached_build, ollama_bin_dir
 from tests.engines.fresh_venv import fresh_venv
-from tests.engines.registry import Registry, start_registry
+from tests.engines.registry import Registry, free_port_on, http_ok, start_registry
 from tests.pins import pin
 
 from .conftest import NodeCluster
@@ -102,7 +102,7 @@ def _hub_mirror(cluster: NodeCluster, work: Path, repo: str) -> tuple[ManagedPro
     for argv in (["init", "-q", "-b", "main"], ["add", "."],
                  ["-c", "user.name=stackgen", "-c", "user.email=tests@stackgen.invalid", "commit", "-qm", repo]):
         subprocess.run(["git", *argv], cwd=git, check=True, capture_output=True)
-    port = _free_port(HOST_IP)
+    port = free_port_on(HOST_IP)
     config = work / "hub" / "olah.toml"
     config.write_text(
         f'[basic]\nhost = "{HOST_IP}"\nport = {port}\nrepos-path = "{work / "hub" / "repos"}"\n'
@@ -112,23 +112,8 @@ def _hub_mirror(cluster: NodeCluster, work: Path, repo: str) -> tuple[ManagedPro
     log = work / "hub" / "olah.log"
     proc = spawn("olah", [str(olah), "-c", str(config), "--log-path", str(work / "hub" / "logs")], log)
     url = f"http://{HOST_IP}:{port}"
-
-    def serving() -> bool:
-        try:
-            return httpx.get(f"{url}/api/models/{repo}/revision/main", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(serving, proc, HUB_TIMEOUT, "olah")
+    wait_until(lambda: http_ok(f"{url}/api/models/{repo}/revision/main"), proc, HUB_TIMEOUT, "olah")
     return proc, url, log
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def airgap_spec(cluster: NodeCluster, mirror: str, hub: str) -> dict[str, Any]:
