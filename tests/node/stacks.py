@@ -47,7 +47,9 @@ def node_spec(spec: dict[str, Any], ollama_ref: str, profile_cpu: dict[str, str]
     for model in out["models"]:
         if model["engine"] == "vllm":
             model.update(vllm)
-            model["cache"] = {"type": "persistentVolumeClaim", "storageClassName": SEEDED_CLASS, "size": "1Gi"}
+            # One node: every replica mounts the one claim there, as an explicit ReadWriteOnce says.
+            model["cache"] = {"type": "persistentVolumeClaim", "storageClassName": SEEDED_CLASS, "size": "1Gi",
+                              "accessModes": ["ReadWriteOnce"]}
             model.setdefault("env", {})["HF_HUB_OFFLINE"] = "1"
     return out
 
