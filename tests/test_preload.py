@@ -149,3 +149,13 @@ def test_the_jobs_pod_is_what_the_servers_run() -> None:
     assert job["containers"][0]["image"] == server["containers"][0]["image"]
     assert job["securityContext"] == server["securityContext"]
     assert not any("gpu" in k for c in containers([by_kind(objs, "Job")[0]]) for k in c["resources"].get("limits", {}))
+
+
+def test_the_engines_that_preload_are_those_whose_chart_template_says_how() -> None:
+    """The generator's `preloads` and the chart's inference-stack.<engine>.preload agree, engine by engine."""
+    from stackgen.engines import SERVED
+    from tests.chart.chartlib import CHART
+
+    for name, engine in SERVED.items():
+        template = (CHART / "templates" / f"_engine-{name}.tpl").read_text()
+        assert engine.preloads == (f'define "inference-stack.{name}.preload"' in template), name

@@ -11,6 +11,8 @@ What runs comes from the engine's own file, _engine-<engine>.tpl, which defines 
   inference-stack.<engine>.mounts          YAML list of {name, path}, where the cache volume is mounted among them
   inference-stack.<engine>.initContainers  containers to run first (may be empty)
   inference-stack.<engine>.volumes         volumes besides the cache (may be empty)
+and, if its image can fill a cache before the servers start (cache.preload, model-preload-job.yaml), a sixth:
+  inference-stack.<engine>.preload         YAML {download: command words a repository id is appended to, env}
 How it runs (image, resources, probes' timing, security and where it may write, the cache volume) is decided
 here, once.
 */}}
