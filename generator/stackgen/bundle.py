@@ -75,14 +75,15 @@ class Copied:
     detail: str = ""
 
 
-def staged(stack: Stack, registry: str) -> dict[Item, str]:
-    """Where each registry item sits in a staging registry that holds it under its source's path (a registry
-    filled on a connected machine, or a pull-through cache): the chart's mapping with that registry as the
-    mirror, so the two can never disagree."""
+def staged(stack: Stack, registry: str, found: list[Item] | None = None) -> dict[Item, str]:
+    """Where each registry item (of `found`, the stack's items if not given) sits in a staging registry that
+    holds it under its source's path (a registry filled on a connected machine, or a pull-through cache): the
+    chart's mapping with that registry as the mirror, so the two can never disagree."""
     assert stack.mirror is not None
     there = items(stack.model_copy(update={"mirror": stack.mirror.model_copy(update={"registry": registry})}))
     by_source = {(i.kind, i.source): i.target for i in there}
-    return {i: by_source[(i.kind, i.source)] for i in items(stack) if i.kind != "huggingface"}
+    return {i: by_source[(i.kind, i.source)] for i in (items(stack) if found is None else found)
+            if i.kind != "huggingface"}
 
 
 def copy(stack: Stack, crane: str, source_registry: str | None, insecure: bool,
@@ -91,7 +92,7 @@ def copy(stack: Stack, crane: str, source_registry: str | None, insecure: bool,
     there already (same digest), and ask the Hub mirror for every repository (`hub_get` answers a URL's status
     and JSON). Idempotent: a second run copies nothing."""
     found = items(stack)
-    read_from = staged(stack, source_registry) if source_registry else {i: i.source for i in found}
+    read_from = staged(stack, source_registry, found) if source_registry else {i: i.source for i in found}
     flags = ["--insecure"] if insecure else []
 
     def digest(ref: str) -> str | None:

@@ -363,7 +363,7 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
         engine=engine, profile=profile,
         gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
         image=engine.image(m, profile),
-        env={**server.env, **_hub_endpoint(stack, engine, m), **({"HF_HUB_OFFLINE": "1"} if preload else {}), **m.env},
+        env={**server.env, **_hub_endpoint(stack, engine, m), **m.env},
         settings=server.settings,
         shm_size=server.shm_size, hf_token=server.hf_token, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,

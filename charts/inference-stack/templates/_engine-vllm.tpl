@@ -41,6 +41,11 @@ env:
   # The model cache volume is mounted here, so downloads survive container restarts.
   - name: HF_HOME
     value: {{ include "inference-stack.vllm.hfHome" . }}
+  {{- if and (dig "cache" "preload" list .model) (not (hasKey (dig "env" dict .model) "HF_HUB_OFFLINE")) }}
+  # The preload Job filled the cache, which is read-only here: never reach for the Hub.
+  - name: HF_HUB_OFFLINE
+    value: "1"
+  {{- end }}
 probes:
   startup: /health
   readiness: /health
