@@ -16,9 +16,9 @@ from stackgen import examples
 from stackgen.cli import cli
 from stackgen.engines import SERVED
 from stackgen.load import load_text
+from stackgen.output import Target
 from stackgen.plan import plan
 from stackgen.render import render_files
-from stackgen.output import Target
 from stackgen.values import chart_values
 
 CPU_SPEC = """\
@@ -129,7 +129,8 @@ def test_the_prometheus_that_scrapes_the_queue_is_admitted_to_the_server() -> No
     assert model_values(monitored)["scrapedFrom"] == ["metrics", "observe"]
     # Nothing scrapes an unmonitored server, nor one whose engine exports no metrics.
     assert "scrapedFrom" not in model_values(spec(extra=""))
-    assert "scrapedFrom" not in model_values(spec("llamacpp", extra="").replace("gateway:", "monitoring: {enabled: true}\ngateway:"))
+    monitored = spec("llamacpp", extra="").replace("gateway:", "monitoring: {enabled: true}\ngateway:")
+    assert "scrapedFrom" not in model_values(monitored)
 
 
 def test_a_prometheus_outside_the_cluster_is_refused(tmp_path: Path) -> None:
@@ -145,3 +146,21 @@ def test_the_rendered_policy_admits_that_namespace_on_the_servers_port_alone() -
     assert scraper == {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
                        "ports": [{"protocol": "TCP", "port": 8000}]}
     assert scraper["ports"] == gateway["ports"]
+
+
+def rendered_deployment(text: str) -> dict[str, Any]:
+    """The model's Deployment as `helm template` renders it from the spec's values."""
+    files = render_files(load_text(text, "stack.yaml"), with_manifests=True)
+    deployment: dict[str, Any] = yaml.safe_load(files["manifests/deployment-team-qwen.yaml"])
+    return deployment
+
+
+@pytest.mark.parametrize("monitoring", ["", "monitoring: {enabled: true}\n"], ids=["unmonitored", "monitored"])
+def test_the_deployment_runs_the_spec_replicas_unless_the_autoscaler_owns_them(monitoring: str) -> None:
+    # Issue 35: with monitoring on, the replicas were dropped with the scrapers' check, so the Deployment
+    # ran one pod while `stackgen plan` reported three.
+    fixed = rendered_deployment(spec(extra=", replicas: 3").replace("gateway:", f"{monitoring}gateway:"))
+    assert fixed["spec"]["replicas"] == 3
+    scaled = spec(extra=", autoscaling: {minReplicas: 2, maxReplicas: 4}").replace("gateway:", f"{monitoring}gateway:")
+    assert "replicas" not in model_values(scaled)
+    assert "replicas" not in rendered_deployment(scaled)["spec"]  # the ScaledObject's HPA sets them

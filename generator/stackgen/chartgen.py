@@ -180,7 +180,8 @@ def readme(text: str, old: Iterable[str], engines: dict[str, ServedEngine[Any]] 
     for name, e in _with_images(engines).items():
         assert e.default_image
         repository, tag = _image(e.default_image)
-        images += [_row(f"images.{name}", "", e.image_doc), _row(f"images.{name}.repository", f"`{repository}`", "Image repository."),
+        images += [_row(f"images.{name}", "", e.image_doc),
+                   _row(f"images.{name}.repository", f"`{repository}`", "Image repository."),
                    _row(f"images.{name}.tag", f"`{tag}`", "Image tag."),
                    _row(f"images.{name}.pullPolicy", f"`{PULL_POLICY}`", "Pull policy.")]
     sections: list[str] = []

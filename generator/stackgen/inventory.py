@@ -18,10 +18,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from .errors import Problem, StackgenError, format_path
-from .load import line_finder
 from .capacity import quantity_cpu
 from .capacity import quantity_gib as _quantity_gib
+from .errors import Problem, StackgenError, format_path
+from .load import line_finder
 from .plan import Plan
 from .specbase import DNS_LABEL, QUANTITY, Base, Quantity, Toleration
 
@@ -46,7 +46,8 @@ class Pool(Base):
     nodes: int = Field(ge=0, description="Nodes in the pool (its maximum, for an autoscaled pool).")
     gpu: PoolGpu | None = Field(default=None, description="GPUs of each node; absent means none.")
     cpu: Quantity | None = Field(default=None, description="Allocatable CPU of each node; absent: not checked.")
-    memory: str | None = Field(default=None, pattern=QUANTITY, description="Allocatable memory of each node; absent: not checked.")
+    memory: str | None = Field(default=None, pattern=QUANTITY,
+                               description="Allocatable memory of each node; absent: not checked.")
     labels: dict[str, str] = Field(default_factory=dict, description="Node labels (matched against nodeSelector).")
     taints: list[Taint] = Field(default_factory=list)
 
@@ -230,9 +231,11 @@ def place(plan: Plan, inventory: Inventory) -> Placement:
         if count < pod.replicas:
             problems.append(_unplaced(pod, count, pools, eligible[pod.name]))
         elif not rollout_ok:
-            problems.append(Problem(f"{pod.path}.{pod.count_field}", f"a rollout of {pod.name} starts one extra pod ({pod.cpu:g} CPU, "
-                                    f"{pod.memory:g} GiB) first, and no node that matches has room for it: the rollout would stall",
-                                    f"add a node to pool {eligible[pod.name][0].name}"))
+            problems.append(Problem(
+                f"{pod.path}.{pod.count_field}",
+                f"a rollout of {pod.name} starts one extra pod ({pod.cpu:g} CPU, {pod.memory:g} GiB) first, and no node "
+                "that matches has room for it: the rollout would stall",
+                f"add a node to pool {eligible[pod.name][0].name}"))
     uses = []
     for p in pools:
         here = [(pod, placed[pod.name].get(p.name, 0)) for pod in everything]

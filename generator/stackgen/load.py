@@ -10,15 +10,16 @@ import difflib
 import re
 import types
 import typing
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import Problem, StackgenError, format_path, parse_path
 from .engines import ENGINES
-from .specbase import DNS_LABEL, DNS_SUBDOMAIN, PATTERN_WORDS, QUANTITY
+from .errors import Problem, StackgenError, format_path, parse_path
 from .spec import Stack
+from .specbase import DNS_LABEL, DNS_SUBDOMAIN, PATTERN_WORDS, QUANTITY
 
 
 def load_text(text: str, source: str = "") -> Stack:
@@ -37,7 +38,7 @@ def load_text(text: str, source: str = "") -> Stack:
         line = mark.line + 1 if mark else None
         column = f"column {mark.column + 1}" if mark else ""
         raise StackgenError([Problem(column, f"YAML syntax: {problem}", "fix the indentation or quoting there", line)],
-                            source)
+                            source) from None
     if not isinstance(data, dict):
         raise StackgenError([Problem("", "a stack spec is a YAML mapping (name:, models:, ...)",
                                      "start from `stackgen init`")], source)
@@ -91,7 +92,7 @@ def _data_loc(loc: Sequence[str | int], data: Any, missing: bool) -> list[str | 
     node = data
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and part in node:  # noqa: SIM114 - the type checker narrows each branch alone
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
@@ -190,7 +191,9 @@ def _fix(err: dict[str, Any], loc: Sequence[str | int], data: Any) -> str:
         return did_you_mean(err.get("ctx", {}).get("tag", ""), list(ENGINES))
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "resource":
         resource = GPU_RESOURCES.get(str(err["input"]).strip().lower())
-        return f"did you mean {resource!r}?" if resource else "write the device plugin's resource, e.g. nvidia.com/gpu or amd.com/gpu"
+        if resource:
+            return f"did you mean {resource!r}?"
+        return "write the device plugin's resource, e.g. nvidia.com/gpu or amd.com/gpu"
     if kind == "extra_forbidden" and loc:
         known = _known_fields(loc[:-1], _engine_at(data, loc[:-1]))
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)

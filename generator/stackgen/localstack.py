@@ -247,7 +247,7 @@ def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, st
     proc = spawn("litellm", argv, workdir / f"litellm-{tag}.log", child_env)
     url = f"http://127.0.0.1:{port}"
     for path in ("/health/liveliness", "/health/readiness"):
-        wait_until(lambda: http_ok(url + path), proc, timeout, f"LiteLLM {path}", interval=0.5)
+        wait_until(lambda: http_ok(url + path), proc, timeout, f"LiteLLM {path}", interval=0.5)  # noqa: B023 - waited here
     return Gateway(url, master_key, proc, config_path, dict(config))
 
 

@@ -4,8 +4,9 @@ outputs share made once, and the YAML and JSON text of every file stackgen write
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import yaml
 

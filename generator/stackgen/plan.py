@@ -19,8 +19,8 @@ from .engines.external import ENGINE as ROUTED  # the one engine of models outsi
 from .engines.external import HOSTED, ExternalModel, api_key_env_name
 from .errors import Problem, StackgenError
 from .routing import RouterPlan
-from .specbase import ModelCommon, Profile, SecretRef, ServedModel
 from .spec import Stack
+from .specbase import ModelCommon, Profile, SecretRef, ServedModel
 
 GATEWAY_PORT = 4000
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis"})

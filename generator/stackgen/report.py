@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .capacity import Capacity
 from .errors import Problem, StackgenError
@@ -84,7 +85,7 @@ def as_json(plan: Plan, placement: Placement | None) -> str:
 
 def _grid(header: Sequence[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [list(header), *rows]]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [list(header), *rows]]
 
 
 def _gib(value: float) -> str:
@@ -136,8 +137,9 @@ def table(plan: Plan, placement: Placement | None) -> str:
 
 COLOURS = {"weights": "#4c72b0", "overhead": "#8c8c8c", "kvOneSequence": "#dd8452", "kvMore": "#f3c29b",
            "free": "#e8e8e8"}
-LABELS = {"weights": "weights", "overhead": "overhead (runtime, CUDA, activations)", "kvOneSequence": "KV cache: one full-length sequence",
-          "kvMore": "KV cache: further sequences", "free": "free / outside gpuMemoryUtilization"}
+LABELS = {"weights": "weights", "overhead": "overhead (runtime, CUDA, activations)",
+          "kvOneSequence": "KV cache: one full-length sequence", "kvMore": "KV cache: further sequences",
+          "free": "free / outside gpuMemoryUtilization"}
 
 
 def png(plan: Plan) -> bytes:

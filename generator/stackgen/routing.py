@@ -8,7 +8,8 @@ pods. This module holds every decision about it; the chart's `model-router.yaml`
 
 The key a conversation is routed on: the `x-session-id` header, which every client stackgen writes sends
 (one id per client object, see stackgen.agents) and which the gateway forwards for routed models. (The
-OpenAI `user` field, which vllm-router also reads, does not get through LiteLLM 1.108.7 to vLLM.) The default, `consistent_hash`, is chosen by measurement: with
+OpenAI `user` field, which vllm-router also reads, does not get through LiteLLM 1.108.7 to vLLM.) The default,
+`consistent_hash`, is chosen by measurement: with
 those ids it holds the prefix-cache hit rate at the workload's ideal (tests/engines/test_routing.py,
 bench/routing.py), and its choice depends only on the id and the set of ready pods, so any number of router
 replicas agree. vllm-router's `cache_aware`, which could route a request without an id on its prompt, balanced

@@ -39,7 +39,8 @@ class Stack(Base):
     namespace: str = Field(default="default", pattern=DNS_LABEL, max_length=63)
     gateway: Gateway = Field(default_factory=Gateway)
     autogen: AutoGen = Field(default_factory=AutoGen)
-    monitoring: Monitoring = Field(default_factory=Monitoring, description="Metrics, alerts and a dashboard (Prometheus Operator).")
+    monitoring: Monitoring = Field(default_factory=Monitoring,
+                                   description="Metrics, alerts and a dashboard (Prometheus Operator).")
     router: Router = Field(default_factory=Router, description="The router in front of every model with several replicas.")
     mirror: Mirror | None = Field(default=None, description="The cluster's own registry and Hugging Face mirror, for a "
                                   "cluster with no route out (docs/operations.md, air-gapped clusters).")

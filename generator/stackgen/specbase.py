@@ -9,7 +9,7 @@ an error at its path, never a silently ignored setting.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -69,7 +69,7 @@ def _image(value: str | None) -> str | None:
 
 
 # An image the cluster will pull; refused here if no registry client would parse it.
-ImageRef = Annotated[Union[str, None], AfterValidator(_image)]
+ImageRef = Annotated[str | None, AfterValidator(_image)]
 
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
@@ -105,8 +105,8 @@ class SecretRef(Base):
 
 
 # The validator sits outside the Optional so a literal gets one clear message, not one per union member.
-OptionalSecret = Annotated[Union[SecretRef, None], BeforeValidator(_refuse_literal_secret)]
-Quantity = Annotated[Union[str, int], Field(description="A Kubernetes quantity such as 4, 500m or 32Gi.")]
+OptionalSecret = Annotated[SecretRef | None, BeforeValidator(_refuse_literal_secret)]
+Quantity = Annotated[str | int, Field(description="A Kubernetes quantity such as 4, 500m or 32Gi.")]
 
 
 class Gpu(Base):
@@ -179,7 +179,8 @@ class Gateway(Base):
 
     replicas: int = Field(default=2, ge=1, le=100)
     masterKey: OptionalSecret = Field(
-        default=None, description="Secret with the gateway's master key; default {secretName: <name>-litellm-master-key, key: master-key}."
+        default=None,
+        description="Secret with the gateway's master key; default {secretName: <name>-litellm-master-key, key: master-key}."
     )
     ingress: Ingress | None = None
     numWorkers: int = Field(default=1, ge=1, le=64, description="Uvicorn workers per gateway pod.")
@@ -196,7 +197,8 @@ class Monitoring(Base):
 
     enabled: bool = Field(default=False, description="Render the PodMonitor, ServiceMonitor, PrometheusRule and dashboard.")
     labels: Labels = Field(
-        default_factory=dict, description="Labels your Prometheus selects monitors and rules by, e.g. {release: kube-prometheus-stack}.")
+        default_factory=dict,
+        description="Labels your Prometheus selects monitors and rules by, e.g. {release: kube-prometheus-stack}.")
     dashboard: bool = Field(default=True, description="A Grafana dashboard ConfigMap, labelled for Grafana's sidecar.")
     prometheusNamespace: str = Field(
         default="monitoring", pattern=DNS_LABEL, max_length=63,
@@ -250,7 +252,7 @@ def _env_value(value: Any) -> Any:
     return value
 
 
-EnvValue = Annotated[Union[str, SecretRef], BeforeValidator(_env_value)]
+EnvValue = Annotated[str | SecretRef, BeforeValidator(_env_value)]
 
 
 class Limits(Base):
@@ -329,7 +331,8 @@ class ServedModel(ModelCommon):
     replicas: int = Field(default=1, ge=0, le=100)
     image: ImageRef = Field(default=None, description="Image override, repository:tag.")
     args: list[str] = Field(default_factory=list, description="Extra arguments for the server.")
-    env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra environment: NAME: value or NAME: {secretName, key}.")
+    env: dict[str, EnvValue] = Field(default_factory=dict,
+                                     description="Extra environment: NAME: value or NAME: {secretName, key}.")
     cache: Cache = Field(default_factory=Cache, description="Model cache volume.")
     autoscaling: Autoscaling | None = Field(default=None, description="Scale on queue depth with KEDA instead of fixed replicas.")
     routing: RoutingPolicy | None = Field(

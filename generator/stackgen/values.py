@@ -96,10 +96,10 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
         values["router"] = _router(m, stack.gateway.timeoutSeconds)
     if spec.autoscaling:
         values["autoscaling"] = _autoscaling(m, namespace)
-    if scrapers := monitoring.scrapers(m, stack):
-        values["scrapedFrom"] = scrapers
     else:
         values["replicas"] = spec.replicas
+    if scrapers := monitoring.scrapers(m, stack):
+        values["scrapedFrom"] = scrapers
     if m.image:
         values["image"] = _image(m.image)
     if spec.args:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -52,7 +52,7 @@ def _timed(model: str, engine: str, check: str, probe: Callable[[], str]) -> Che
     try:
         detail = probe()
         return Check(model, engine, check, True, time.perf_counter() - start, detail)
-    except Exception as exc:  # every failure becomes a row of the report, not a crash
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a row of the report, not a crash
         return Check(model, engine, check, False, time.perf_counter() - start, _reason(exc))
 
 
@@ -269,7 +269,7 @@ def table(checks: list[Check]) -> str:
         # One line per check, whatever a reply or an error spans.
         rows.append((c.model, c.engine, c.check, "ok" if c.ok else "FAIL", latency, " ".join(c.detail.split())))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths, strict=True)) + "  " + r[5] for r in rows]
     ok = sum(c.ok for c in checks)
     # Not "N passed, N failed": CI log scanners read that as a test runner's summary.
     lines.append(f"verify: {ok} of {len(checks)} checks ok")

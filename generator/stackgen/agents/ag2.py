@@ -6,8 +6,7 @@ import asyncio
 from types import ModuleType
 
 from ..plan import Plan
-from .base import (PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result,
-                   module_text)
+from .base import PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result, module_text
 
 MODULE = "ag2_models"
 

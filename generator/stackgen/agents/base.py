@@ -10,10 +10,11 @@ import importlib.util
 import shlex
 import textwrap
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from ..output import Target
 from ..plan import ModelPlan, Plan
@@ -142,9 +143,10 @@ Put this directory on `PYTHONPATH` (or copy a module into your project). The Aut
     def load(self, out: Path, client: Client) -> ModuleType:
         """The generated module in OUT, loaded as an agent's code would, with the probe's key (and URL)."""
         module = load_module(out / self.path)
-        setattr(module, "API_KEY", client.api_key)
+        # setattr: a module's names are not known to the type checker.
+        setattr(module, "API_KEY", client.api_key)  # noqa: B010
         if client.base_url:
-            setattr(module, "GATEWAY_URL", client.base_url)
+            setattr(module, "GATEWAY_URL", client.base_url)  # noqa: B010
         return module
 
     def reply(self, out: Path, model: str, client: Client) -> str:

@@ -8,8 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from ..plan import Plan
-from .base import (PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result,
-                   module_text)
+from .base import PROMPT, TOOL_PROMPT, ModuleFramework, capabilities, counted_tool, expect_reply, expect_tool_result, module_text
 
 MODULE = "openai_agents_models"
 

@@ -19,12 +19,12 @@ SERVED: dict[str, ServedEngine[Any]] = {name: e for name, e in ENGINES.items() i
 
 # models[] in the spec: one pydantic model per engine, told apart by `engine`. The union is built from ENGINES
 # at import time, which no static checker can follow.
-Model = Annotated[Union[tuple(e.spec for e in ENGINES.values())], Field(discriminator="engine")]  # type: ignore[valid-type]
+Model = Annotated[Union[tuple(e.spec for e in ENGINES.values())], Field(discriminator="engine")]  # type: ignore[valid-type]  # noqa: UP007 - a union of a tuple built at run time has no `|` form
 
 
 def engine_of(model: ModelCommon) -> Engine[Any]:
     """The engine of a model of the spec: the one its `engine` field (the union's discriminator) names."""
-    name: str = getattr(model, "engine")
+    name: str = getattr(model, "engine")  # noqa: B009 - each engine's own spec model declares it, not ModelCommon
     return ENGINES[name]
 
 

@@ -14,7 +14,7 @@ from .. import capacity
 from ..capacity import Sizing
 from ..errors import Problem
 from ..specbase import URL_PATH, Profile, ServedModel
-from .base import Capabilities, EngineValues, Server, ServedEngine, capabilities
+from .base import Capabilities, EngineValues, ServedEngine, Server, capabilities
 
 
 class CustomModel(ServedModel):

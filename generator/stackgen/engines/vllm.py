@@ -13,8 +13,19 @@ from .. import capacity, catalog, grammars
 from ..capacity import GIB, Capacity, MemoryModel, Sizing
 from ..errors import Problem
 from ..specbase import PARSER_NAME, OptionalSecret, Profile, ServedModel, checked
-from .base import (AMD, CPU, NVIDIA, Capabilities, Download, EngineMetrics, EngineValues, Server, ServedEngine, capabilities,
-                   described)
+from .base import (
+    AMD,
+    CPU,
+    NVIDIA,
+    Capabilities,
+    Download,
+    EngineMetrics,
+    EngineValues,
+    ServedEngine,
+    Server,
+    capabilities,
+    described,
+)
 
 VERSION = "0.32.0"  # versions.yaml: vllm
 # vLLM's own images of that release: CPU (x86 with AVX-512) and ROCm; NVIDIA is the chart's default.
