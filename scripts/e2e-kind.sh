@@ -15,6 +15,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/log.sh
+source "$repo/scripts/lib/log.sh"
 cd "$repo"
 if [[ -d .tools/bin ]]; then PATH="$repo/.tools/bin:$PATH"; fi
 if [[ -d .venv/bin ]]; then PATH="$repo/.venv/bin:$PATH"; fi
@@ -23,9 +25,6 @@ export PATH
 name=${KIND_CLUSTER_NAME:-stackgen-e2e}
 python=${E2E_PYTHON:-python}  # .venv/bin/python, first on PATH
 logs=${E2E_LOGS:-$repo/out/e2e-logs}
-
-say() { printf '\n==> e2e-kind: %s\n' "$*"; }
-die() { echo "e2e-kind: error: $1" >&2; exit "${2:-1}"; }
 
 # --- preflight: every missing tool named at once ---------------------------------------------------
 missing=()
@@ -44,40 +43,40 @@ fi
 # kind nodes share the host kernel, so the host's /proc/cpuinfo is what the pods see.
 if [[ $(uname -m) == x86_64 ]] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
   export STACKGEN_E2E_VLLM=1
-  say "CPU has AVX-512 (avx512f): the vLLM CPU model is part of the stack"
+  log "CPU has AVX-512 (avx512f): the vLLM CPU model is part of the stack"
 else
   export STACKGEN_E2E_VLLM=0
-  say "no AVX-512 on this $(uname -m) CPU (avx512f missing in /proc/cpuinfo): the vLLM model is removed
+  log "no AVX-512 on this $(uname -m) CPU (avx512f missing in /proc/cpuinfo): the vLLM model is removed
     from the kind-cpu spec for this run; the Ollama model, the gateway and the AutoGen configs are still tested"
 fi
 
 status=1
 cleanup() {
   if ((status != 0)) && kind get clusters 2>/dev/null | grep -x -- "$name" >/dev/null; then
-    say "tests failed: exporting node logs to $logs"
-    kind export logs "$logs" --name "$name" >/dev/null 2>&1 || echo "e2e-kind: kind export logs failed" >&2
+    log "tests failed: exporting node logs to $logs"
+    kind export logs "$logs" --name "$name" >/dev/null 2>&1 || log "kind export logs failed"
   fi
   if [[ ${KEEP_CLUSTER:-0} == 1 ]]; then
-    say "KEEP_CLUSTER=1: cluster '$name' kept (context kind-$name)"
+    log "KEEP_CLUSTER=1: cluster '$name' kept (context kind-$name)"
   else
-    scripts/kind-down.sh --name "$name" || echo "e2e-kind: cluster deletion failed" >&2
+    scripts/kind-down.sh --name "$name" || log "cluster deletion failed"
   fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "cluster"
+log "cluster"
 # No --fake-gpu here: the GPU test fakes the node itself for exactly the GPUs it uses, and until
 # then the CPU stack may use both workers (the vLLM and Ollama pods want a few CPUs each).
 scripts/kind-up.sh --name "$name"
 
-say "tests (pytest -m kind)"
+log "tests (pytest -m kind)"
 export STACKGEN_E2E_CLUSTER=$name
 # -s: rollout progress is printed live; -p no:cacheprovider keeps the tree clean.
 read -r -a extra <<<"${PYTEST_ARGS:-}"
 if "$python" -m pytest tests/e2e -m kind -s -v -p no:cacheprovider "${extra[@]}"; then
   status=0
 fi
-if ((status == 0)); then say "passed"; else say "FAILED"; fi
+if ((status == 0)); then log "passed"; else log "FAILED"; fi
 # The script's status is this test's (not an explicit `exit`: shellcheck 0.11 then misreads the trap).
 ((status == 0))

@@ -4,10 +4,10 @@
 #   usage: scripts/kind-down.sh [--name NAME]    (default: $KIND_CLUSTER_NAME or stackgen-e2e)
 set -euo pipefail
 
-name=${KIND_CLUSTER_NAME:-stackgen-e2e}
+# shellcheck source=scripts/lib/log.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/log.sh"
 
-say() { echo "kind-down: $*"; }
-die() { echo "kind-down: error: $1" >&2; exit "${2:-1}"; }
+name=${KIND_CLUSTER_NAME:-stackgen-e2e}
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -26,9 +26,9 @@ if ! clusters=$(kind get clusters 2>&1); then
   die "kind cannot list clusters (is the docker daemon running?): $clusters" 3
 fi
 if grep -qx -- "$name" <<<"$clusters"; then
-  say "deleting cluster '$name'"
+  log "deleting cluster '$name'"
   # kind removes the node containers and the kind-NAME entry from the kubeconfig.
   kind delete cluster --name "$name"
 else
-  say "no cluster named '$name': nothing to do"
+  log "no cluster named '$name': nothing to do"
 fi

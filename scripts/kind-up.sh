@@ -14,6 +14,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/log.sh
+source "$repo/scripts/lib/log.sh"
 # The project's pinned kubectl (scripts/install-tools.sh) comes first when it exists.
 if [[ -d $repo/.tools/bin ]]; then PATH="$repo/.tools/bin:$PATH"; fi
 
@@ -22,9 +24,6 @@ config=$repo/scripts/kind/cluster.yaml
 fake_gpu=0
 wait_s=300
 kind_version_tested=v0.30.0
-
-say() { echo "kind-up: $*"; }
-die() { echo "kind-up: error: $1" >&2; exit "${2:-1}"; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -59,7 +58,7 @@ command -v kind >/dev/null || die "kind not found on PATH. Install the tested ve
 command -v kubectl >/dev/null || die "kubectl not found: run 'make setup' (scripts/install-tools.sh) or install kubectl" 3
 kind_version=$(kind version 2>/dev/null | awk '{print $2}')
 if [[ $kind_version != "$kind_version_tested" ]]; then
-  say "warning: kind $kind_version found, the node image in $config is the one published for kind $kind_version_tested"
+  log "warning: kind $kind_version found, the node image in $config is the one published for kind $kind_version_tested"
 fi
 
 context=kind-$name
@@ -67,15 +66,15 @@ kc() { kubectl --context "$context" "$@"; }
 
 # --- create or reuse ------------------------------------------------------------------------------
 if kind get clusters 2>/dev/null | grep -x -- "$name" >/dev/null; then
-  say "cluster '$name' exists: reusing it"
+  log "cluster '$name' exists: reusing it"
   kind export kubeconfig --name "$name" >/dev/null
 else
-  say "creating cluster '$name' from ${config#"$repo"/} (this pulls the node image on first use)"
+  log "creating cluster '$name' from ${config#"$repo"/} (this pulls the node image on first use)"
   # --name overrides the config's name; --wait bounds the wait for the control plane to be Ready.
   kind create cluster --name "$name" --config "$config" --wait "${wait_s}s"
 fi
 
-say "waiting up to ${wait_s}s for every node to be Ready"
+log "waiting up to ${wait_s}s for every node to be Ready"
 kc wait --for=condition=Ready nodes --all --timeout="${wait_s}s" >/dev/null
 
 if ((fake_gpu > 0)); then
@@ -84,4 +83,4 @@ if ((fake_gpu > 0)); then
 fi
 
 kc get nodes -L stackgen.dev/e2e-pool -L nvidia.com/gpu.product
-say "ready: use 'kubectl --context $context' (delete with scripts/kind-down.sh --name $name)"
+log "ready: use 'kubectl --context $context' (delete with scripts/kind-down.sh --name $name)"

