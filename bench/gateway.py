@@ -116,7 +116,7 @@ def run(concurrency: list[int], requests: int, seconds: float, rounds: int) -> l
                 processes.append(gateway.process)
                 targets[label] = (gateway.api_base, gateway.headers(), BODY)
             for level in concurrency:
-                for label, (base, headers, body) in targets.items():  # warm-up: connections, caches
+                for base, headers, body in targets.values():  # warm-up: connections, caches
                     asyncio.run(load(base + "/chat/completions", headers, body, level, min(8, requests), seconds))
                 # Rounds interleave the targets so a burst of load elsewhere on the machine hits all alike.
                 samples: dict[str, list[dict[str, float]]] = {label: [] for label in targets}

@@ -1,8 +1,9 @@
 """Filling a registry mirror: crane against the ORAS CLI, on the same copy, side by side.
 
 Two distribution registries on loopback (the Ollama tier's build, serving blobs themselves: crane refuses a
-redirect to another loopback address), one the source and one the mirror. The source holds an image of four layers of incompressible bytes (64 MiB each, seeded, so the
-same every run), pushed with crane. Each tool copies it into a repository of its own in the mirror: `crane copy`
+redirect to another loopback address), one the source and one the mirror. The source holds an image of four
+layers of incompressible bytes (64 MiB each, seeded, so the same every run),
+pushed with crane. Each tool copies it into a repository of its own in the mirror: `crane copy`
 (go-containerregistry's crane, as `stackgen bundle --copy` runs it) and `oras cp` (ORAS v1.3.6's CLI), each
 at its default concurrency. A cold copy goes to a new repository; the re-run copies the same image again,
 which must move no blob. Prints a Markdown table.
@@ -25,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.engines.engines import cached_build, ollama_bin_dir  # noqa: E402
-from tests.engines.registry import start_registry  # noqa: E402
+from tests.engines.engines import cached_build, ollama_bin_dir
+from tests.engines.registry import start_registry
 
 LAYERS = 4
 

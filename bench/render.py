@@ -10,10 +10,12 @@ separately, of the manifests (the real `helm template` of the chart). Prints a M
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stackgen.render import render_files
 from stackgen.spec import Stack
@@ -52,8 +54,8 @@ def measure(sizes: list[int], repeat: int, helm_limit: int) -> list[dict[str, An
     rows = []
     for size in sizes:
         stack = synthetic_stack(size)
-        pure = median_seconds(lambda: render_files(stack, with_manifests=False), repeat)
-        helm = median_seconds(lambda: render_files(stack, with_manifests=True), max(1, repeat // 2)) \
+        pure = median_seconds(functools.partial(render_files, stack, with_manifests=False), repeat)
+        helm = median_seconds(functools.partial(render_files, stack, with_manifests=True), max(1, repeat // 2)) \
             if size <= helm_limit else None
         rows.append({"models": size, "render_s": pure, "with_manifests_s": helm})
     return rows

@@ -88,7 +88,8 @@ class Shape:
     records: int
 
 
-async def agent(client: httpx.AsyncClient, url: str, phase: str, shape: Shape, n: int, turns: int, send_id: bool) -> list[tuple[float, int]]:
+async def agent(client: httpx.AsyncClient, url: str, phase: str, shape: Shape, n: int, turns: int,
+                send_id: bool) -> list[tuple[float, int]]:
     """One agent's conversation, on its own id if `send_id`: per turn, (time to first token, completion tokens)."""
     headers = {routing.SESSION_HEADER: f"{phase}-agent-{n}"} if send_id else {}
     history = [{"role": "system", "content": f"Run {phase}. {shape.shared}"}]

@@ -115,7 +115,7 @@ def run(conversations: int, turns: int, rounds: int) -> list[dict[str, Any]]:
             # One gateway, the rendered entry once per target; the others are asked for their default
             # served name, the model's path.
             model_list = []
-            for label, server in targets.items():
+            for label in targets:
                 upstream = entry["litellm_params"]["model"] if label == "stackgen" else f"hosted_vllm/{model_dir}"
                 model_list.append({**entry, "model_name": label,
                                    "litellm_params": {**entry["litellm_params"], "model": upstream}})

@@ -1,43 +1,55 @@
 """Shared set-up: the tools `make test` installs are found even when pytest is run by hand, every test
-carries its tier's marker (`pytest -m unit`, `-m engines`, ...), and the node tier runs last while its
-images build in the background (tests/prebuild.py)."""
+carries its tier's marker (`pytest -m unit`, `-m engines`, ...), and the tiers run in the order of
+pyproject.toml's markers, the ones that need no build first, while the builds of the later ones run in the
+background (tests/support/prebuild.py)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-from tests import prebuild
-
-REPO = Path(__file__).resolve().parents[1]
-TOOLS = REPO / ".tools" / "bin"
+from tests.support import prebuild
+from tests.support.paths import REPO, TOOLS
 
 if TOOLS.is_dir() and str(TOOLS) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
 
-# A test's tier is its directory under tests/ (top-level files are `unit`), unless the module marks another.
-TIERS = ("unit", "chart", "stack", "engines", "cluster", "node", "e2e")
-# What the node tier builds in the background: its images (KEDA included), its NetworkPolicy engine, and the
-# crane that `stackgen bundle --copy` fills the air-gap test's registry mirror with.
-NODE_BUILDS = ("node/build.sh", "kube-router/build.sh", "crane/build.sh")
+# Markers that are not a directory's tier: `kind` marks the tests that need a kind cluster.
+NOT_TIERS = {"kind"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def tiers(config: pytest.Config) -> list[str]:
+    # In the order they run: the later a tier, the longer its builds have had in the background.
+    """The tiers, as pyproject.toml's markers list them (the one place they are named)."""
+    names = [line.split(":", 1)[0].strip() for line in config.getini("markers")]
+    return [name for name in names if name not in NOT_TIERS]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    known = tiers(config)
     for item in items:
-        if any(item.get_closest_marker(tier) for tier in TIERS):
+        if any(item.get_closest_marker(tier) for tier in known):
             continue
+        # A test's tier is its directory under tests/ (top-level files are `unit`), unless the module marks another.
         parts = item.path.relative_to(REPO / "tests").parts
-        item.add_marker(parts[0] if len(parts) > 1 else "unit")
-    # Stable: every other test keeps its order, and the node tier's images have the longest time to build.
-    items.sort(key=lambda item: item.get_closest_marker("node") is not None)
+        tier = parts[0] if len(parts) > 1 else "unit"
+        if tier not in known:
+            raise pytest.UsageError(f"{item.nodeid}: tests/{tier}/ is no tier of pyproject.toml's markers {known}")
+        item.add_marker(tier)
+    # Stable: within a tier every test keeps its order.
+    items.sort(key=lambda item: known.index(tier_of(item, known) or known[-1]))
+
+
+def tier_of(item: pytest.Item, known: list[str]) -> str | None:
+    """The item's tier; None only while another hook has refused the session before tiers were set."""
+    return next((tier for tier in known if item.get_closest_marker(tier)), None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if not session.config.option.collectonly and any(item.get_closest_marker("node") for item in session.items):
-        for script in NODE_BUILDS:
-            prebuild.start(script)
+    if not session.config.option.collectonly:
+        known = tiers(session.config)
+        prebuild.start({tier for item in session.items if (tier := tier_of(item, known))})
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 from functools import cache
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "versions.py"
+from tests.support.paths import SCRIPTS
+
+SCRIPT = SCRIPTS / "versions.py"
 
 
 @cache

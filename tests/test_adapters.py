@@ -34,7 +34,8 @@ models:
 """)
 ADAPTERS = ["sql-agent", "support"]
 # The same stack with no adapters (and no fallback to one).
-NO_ADAPTERS = SPEC.split("    adapters:")[0] + SPEC.split("rank: 20, tags: [support]}\n")[1].replace("    fallbacks: [support]\n", "")
+NO_ADAPTERS = (SPEC.split("    adapters:")[0]
+               + SPEC.split("rank: 20, tags: [support]}\n")[1].replace("    fallbacks: [support]\n", ""))
 
 
 def refusals(text: str) -> list[str]:

@@ -16,6 +16,7 @@ from stackgen.agents.base import load_module
 from stackgen.cli import cli
 from stackgen.plan import plan
 from stackgen.render import render_files, write_tree
+from tests.support.paths import REPO
 
 URL = "http://127.0.0.1:4000/v1"
 
@@ -126,7 +127,7 @@ def test_agents_readme_shows_every_framework() -> None:
 def test_pins_match_the_extras() -> None:
     import tomllib
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
     pinned = sorted(req for f in agents.MODULES.values() for req in f.requirement.split())
     assert sorted(extras["frameworks"]) == pinned

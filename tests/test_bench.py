@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.support.paths import REPO
+
+BENCH = REPO / "bench"
 
 
 def run(script: str, *args: str) -> list[str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 DOCS = sorted(p for pattern in ("*.md", "docs/*.md", "charts/*/README.md", "scripts/**/README.md", "bench/*.md")
               for p in REPO.glob(pattern))
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")

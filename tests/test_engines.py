@@ -22,6 +22,7 @@ from stackgen.engines import ENGINES, SERVED
 from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.render import render_files
+from tests.support.paths import CHART
 
 # engine -> (the model's spec lines, the LiteLLM route the gateway must take, the port its pod serves on)
 ROWS: dict[str, tuple[str, str, int | None]] = {
@@ -55,7 +56,7 @@ def test_every_engine_has_a_row() -> None:
 
 def test_the_chart_knows_every_in_cluster_engine() -> None:
     """Each one has its template, and the values schema accepts its name (and no other)."""
-    chart = Path(__file__).resolve().parents[1] / "charts" / "inference-stack"
+    chart = CHART
     schema = json.loads((chart / "values.schema.json").read_text())
     assert schema["definitions"]["model"]["properties"]["engine"]["enum"] == list(SERVED)
     templates = sorted(p.name for p in (chart / "templates").glob("_engine-*.tpl"))

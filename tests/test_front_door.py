@@ -10,7 +10,6 @@ leaves replaced by edge values, keys dropped or misspelt). Cases that once broke
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -30,71 +29,13 @@ from stackgen.errors import StackgenError
 from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.render import render_files
+from tests.support.edges import BASE, EDGES, PATHS, mutate
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CASES = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 # Every refusal line: the file, perhaps a line, perhaps a field path, the message, perhaps a fix.
 LINE = re.compile(r"^(?P<file>[^:]+):(?:(?P<line>\d+):)? \S.*$")
-
-BASE: dict[str, Any] = {
-    "name": "edge",
-    "namespace": "llm",
-    "gateway": {"replicas": 2, "numWorkers": 1, "timeoutSeconds": 60, "image": "ghcr.io/berriai/litellm:main-v1.108.7"},
-    "autogen": {"apiKeyEnv": "OPENAI_API_KEY"},
-    "profiles": {
-        "cpu": {"cpu": "2", "memory": "8Gi"},
-        "l4": {"gpu": {"resource": "nvidia.com/gpu", "count": 1, "memoryGiB": 24}, "cpu": "4", "memory": "32Gi"},
-    },
-    "models": [
-        {"name": "qwen", "engine": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct", "profile": "l4", "maxModelLen": 8192,
-         "toolCalling": True, "tags": ["tools"], "fallbacks": ["small"]},
-        {"name": "small", "engine": "ollama", "model": "qwen2.5:0.5b", "profile": "cpu", "keepAlive": "30m",
-         "env": {"OLLAMA_NUM_PARALLEL": "2"}},
-        {"name": "gguf", "engine": "llamacpp", "model": "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
-         "file": "qwen2.5-0.5b-instruct-q4_k_m.gguf", "profile": "cpu", "parallel": 2},
-        {"name": "byo", "engine": "custom", "model": "served", "image": "ghcr.io/acme/server:1.0", "port": 9000,
-         "healthPath": "/health", "profile": "cpu", "args": ["--serve"]},
-        {"name": "cloud", "engine": "external", "provider": "mistral", "model": "mistral-large-latest",
-         "apiKey": {"secretName": "mistral", "key": "api-key"}},
-        {"name": "desk", "engine": "external", "baseUrl": "http://127.0.0.1:1234/v1"},
-    ],
-}
-
-
-def leaves(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    if isinstance(node, dict):
-        return [at] + [p for k, v in node.items() for p in leaves(v, (*at, k))]
-    if isinstance(node, list):
-        return [at] + [p for i, v in enumerate(node) for p in leaves(v, (*at, i))]
-    return [at]
-
-
-PATHS = [p for p in leaves(BASE) if p]
-# Values at the edges of what a field takes, and plausible mistakes.
-EDGES: list[Any] = [None, "", " ", 0, -1, 1, 2**31, 1e308, True, [], {}, "0", "-1", "x" * 300, "a b;c", "../x",
-                    "qwen2.5:0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "nvidia", "amd.com/gpu", "together_ai", "llama.cpp",
-                    "8Gi", "500m", "http://h/v1", "/health", "OPENAI_API_KEY", "sk-live-123", "café", "\u0000",
-                    {"secretName": "s", "key": "k"}, ["--flag"], "ghcr.io/Acme/Server:1", "forever"]
-
-
-def mutate(edits: list[tuple[tuple[Any, ...], Any, str]], base: dict[str, Any] = BASE) -> dict[str, Any]:
-    spec = copy.deepcopy(base)
-    for path, value, how in edits:
-        parent: Any = spec
-        try:
-            for part in path[:-1]:
-                parent = parent[part]
-            if how == "drop":
-                del parent[path[-1]]
-            elif how == "misspell" and isinstance(parent, dict):
-                parent[f"{path[-1]}s"] = parent.pop(path[-1])
-            else:
-                parent[path[-1]] = value
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier edit removed or replaced the place
-    return spec
-
 
 def assert_clean_exit(result: Any, source: Path) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception

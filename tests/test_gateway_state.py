@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from stackgen.cli import cli
 from stackgen.gateway import REDIS_ENV, gateway_config
 from stackgen.load import load_text
-from stackgen.plan import plan
 from stackgen.output import Target
+from stackgen.plan import plan
 from stackgen.values import chart_values
 
 BASE = """\

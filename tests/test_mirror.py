@@ -13,13 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 from stackgen.cli import cli
-from stackgen.load import load_text
-from stackgen.render import render_files
-from tests.chart.chartlib import pod_specs
 from tests.pins import pin
+from tests.support.rendered import HUB, REGISTRY, containers, objects, validate
 
-REGISTRY = "registry.internal:5000"
-HUB = "http://hf.internal:8090"
 LITELLM, REDIS, CURL = pin("litellm"), pin("redis"), pin("curl")
 SPEC = f"""\
 name: team
@@ -35,16 +31,6 @@ models:
   - {{name: gguf, engine: llamacpp, model: Qwen/Qwen2.5-0.5B-Instruct-GGUF, file: qwen2.5-0.5b-instruct-q4_k_m.gguf,
      profile: cpu}}
 """
-
-
-def objects(text: str) -> list[dict[str, Any]]:
-    files = render_files(load_text(text, "stack.yaml"), with_manifests=True)
-    return [yaml.safe_load(body) for rel, body in sorted(files.items())
-            if rel.startswith("manifests/") and rel.endswith(".yaml") and "kustomization" not in rel]
-
-
-def containers(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for spec in pod_specs(objs).values() for c in spec.get("initContainers", []) + spec["containers"]]
 
 
 def env_of(objs: list[dict[str, Any]], deployment: str) -> dict[str, str]:
@@ -87,13 +73,6 @@ def test_plan_says_what_each_server_downloads_and_from_where(tmp_path: Path) -> 
         ("small", f"{REGISTRY}/library/qwen2.5:0.5b", f"{REGISTRY} over plain HTTP"),
         ("gguf", "Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q4_k_m.gguf", HUB)}
     assert report["imageRegistry"] == REGISTRY
-
-
-def validate(tmp_path: Path, text: str) -> tuple[int, str]:
-    path = tmp_path / "stack.yaml"
-    path.write_text(text)
-    result = CliRunner().invoke(cli, ["validate", str(path)])
-    return result.exit_code, result.output
 
 
 @pytest.mark.parametrize(("change", "path", "fix"), [

@@ -11,8 +11,9 @@ from click.testing import CliRunner, Result
 
 from stackgen import examples
 from stackgen.cli import cli
+from tests.support.paths import REPO
 
-INVENTORIES = Path(__file__).resolve().parents[1] / "generator" / "stackgen" / "inventories"
+INVENTORIES = REPO / "generator" / "stackgen" / "inventories"
 
 
 def run(*args: str) -> Result:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from stackgen.bundle import items, staged
 from stackgen.cli import cli
 from stackgen.load import load_text
-from tests.test_mirror import HUB, REGISTRY, containers, objects, validate
+from tests.support.rendered import HUB, REGISTRY, containers, objects, validate
 
 SPEC = f"""\
 name: team

@@ -4,7 +4,8 @@ refused with messages that show no pattern, and with the value the user likely m
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner

@@ -14,11 +14,11 @@ from stackgen import examples
 from stackgen.cli import cli
 from stackgen.load import load_text
 from stackgen.render import render_files
+from tests.support.paths import REPO
 
 EXAMPLES = examples.names()
 
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def rendered(name: str, *args: str) -> dict[str, str]:

@@ -150,7 +150,7 @@ def test_every_generated_client_sends_one_conversation_id(tmp_path: Any, monkeyp
     assert len(ids) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
     assert langchain.chat_model("qwen", conversation="c-1").default_headers[routing.SESSION_HEADER] == "c-1"
     agents_sdk = load_module(tmp_path / "agents/openai_agents_models.py")
-    assert agents_sdk.model("qwen", "c-2")._client.default_headers[routing.SESSION_HEADER] == "c-2"
+    assert agents_sdk.model("qwen", "c-2")._client.default_headers[routing.SESSION_HEADER] == "c-2"  # noqa: SLF001 - the SDK keeps its client private
     framework = load_module(tmp_path / "agents/agent_framework_models.py")
     assert framework.client("qwen", "c-3").default_headers[routing.SESSION_HEADER] == "c-3"
     ag2 = load_module(tmp_path / "agents/ag2_models.py")

@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import functools
-import os
+import json
 import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "inference-stack"
+from tests.support import tools
+from tests.support.paths import CHART
+from tests.support.rendered import pod_specs  # noqa: F401 - the chart tests read pods the same way
+
 CI_DIR = CHART / "ci"
 RELEASE = "demo"
 NAMESPACE = "llm"
-HELMS = ("helm3", "helm4")
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 Obj = dict[str, Any]
-
-
-class HelmMissing(RuntimeError):
-    """A helm binary the suite needs is not installed."""
-
-
-@functools.cache
-def helm_path(name: str) -> str:
-    """The binary for `helm3`/`helm4`: the repo's .tools/bin first, then $STACKGEN_HELM3/4."""
-    candidates = [REPO / ".tools" / "bin" / name]
-    from_env = os.environ.get(f"STACKGEN_{name.upper()}")
-    if from_env:
-        candidates.append(Path(from_env))
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            version = subprocess.run(
-                [str(path), "version", "--short"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            # A helm4 slot holding a v3 binary would silently test one version twice.
-            if not version.startswith(f"v{name[-1]}."):
-                raise HelmMissing(f"{path} is {version}, expected {name}")
-            return str(path)
-    raise HelmMissing(
-        f"{name} not found in {candidates[0]} nor ${'STACKGEN_' + name.upper()}; "
-        "run `make setup-test` (scripts/install-tools.sh) or set the variable"
-    )
 
 
 def scenarios() -> list[str]:
@@ -52,11 +28,12 @@ def scenarios() -> list[str]:
 
 
 def scenario_values(name: str) -> Obj:
-    return yaml.safe_load((CI_DIR / name).read_text())
+    values: Obj = yaml.safe_load((CI_DIR / name).read_text())
+    return values
 
 
 def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm_path(helm), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([tools.helm(helm), *args], capture_output=True, text=True, timeout=120)
 
 
 def _value_args(values: tuple[str, ...], sets: tuple[str, ...]) -> list[str]:
@@ -121,16 +98,24 @@ def image_ref(values: Obj, image: Obj) -> str:
     return f"{repository}:{image['tag']}"
 
 
-def pod_specs(objs: list[Obj]) -> dict[str, Obj]:
-    """Every pod spec the chart renders: Deployments' and Jobs' templates and bare Pods, by object name."""
-    out: dict[str, Obj] = {}
-    for o in objs:
-        if o["kind"] in ("Deployment", "Job"):
-            out[o["metadata"]["name"]] = o["spec"]["template"]["spec"]
-        elif o["kind"] == "Pod":
-            out[o["metadata"]["name"]] = o["spec"]
-    return out
-
-
 def env_of(container: Obj) -> dict[str, Obj]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        name = node["$ref"].removeprefix("#/definitions/")
+        node = SCHEMA["definitions"][name]
+    return node
+
+
+def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(dotted path, schema as written, schema resolved) of every key the values can hold."""
+    resolved = _resolve(node)
+    for key, child in resolved.get("properties", {}).items():
+        child_path = f"{path}.{key}" if path else key
+        yield child_path, child, _resolve(child)
+        yield from walk(child, child_path)
+    extra = resolved.get("additionalProperties")
+    if isinstance(extra, dict) and ("$ref" in extra or "properties" in extra):
+        yield from walk(extra, f"{path}.*")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from .chartlib import HELMS, HelmMissing, helm_path, scenarios
+from tests.support.tools import HELMS, ToolMissing
+from tests.support.tools import helm as helm_path
+
+from .chartlib import scenarios
 
 REQUIRED_SCENARIOS = ("01-kind-cpu.yaml", "02-gpu-fleet.yaml", "03-minimal.yaml")
 
@@ -14,7 +17,7 @@ def helm(request: pytest.FixtureRequest) -> str:
     """`helm3` or `helm4`. A missing binary fails the run: these tests prove Helm 3 and 4 support."""
     try:
         helm_path(request.param)
-    except HelmMissing as exc:
+    except ToolMissing as exc:
         pytest.fail(str(exc))
     return str(request.param)
 

@@ -165,7 +165,7 @@ def test_probes(helm: str, scenario: str) -> None:
 
 @pytest.mark.parametrize("scenario", MODEL_SCENARIOS)
 def test_ollama_pulls_in_an_init_container(helm: str, scenario: str) -> None:
-    for key, model, dep in models_of(helm, scenario):
+    for _key, model, dep in models_of(helm, scenario):
         if model["engine"] != "ollama":
             continue
         spec = dep["spec"]["template"]["spec"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .chartlib import CHART, CI_DIR, NAMESPACE, RELEASE, fullname, run_helm, scenario_values
-from .test_chart_schema import SCHEMA, walk
+from .chartlib import CHART, CI_DIR, NAMESPACE, RELEASE, SCHEMA, fullname, run_helm, scenario_values, walk
 
 
 def notes(scenario: str) -> str:

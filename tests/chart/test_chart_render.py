@@ -6,6 +6,7 @@ import copy
 
 import kubernetes_validate
 import pytest
+
 from .chartlib import CHART, CI_DIR, render, run_helm, template_text
 
 OLDEST_KUBE = "1.30"  # Chart.yaml kubeVersion >=1.30

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
-from .chartlib import CHART, CI_DIR, template_error
+from .chartlib import CHART, CI_DIR, SCHEMA, template_error, walk
 
-SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 MINIMAL = "03-minimal.yaml"
 
 # Objects whose keys are the user's (label names, env names, Kubernetes structures passed through).
@@ -38,25 +36,6 @@ FREE_FORM = {
     "models.*.affinity",
     "models.*.podAnnotations",
 }
-
-
-def _resolve(node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        name = node["$ref"].removeprefix("#/definitions/")
-        node = SCHEMA["definitions"][name]
-    return node
-
-
-def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(dotted path, schema as written, schema resolved) of every key the values can hold."""
-    resolved = _resolve(node)
-    for key, child in resolved.get("properties", {}).items():
-        child_path = f"{path}.{key}" if path else key
-        yield child_path, child, _resolve(child)
-        yield from walk(child, child_path)
-    extra = resolved.get("additionalProperties")
-    if isinstance(extra, dict) and ("$ref" in extra or "properties" in extra):
-        yield from walk(extra, f"{path}.*")
 
 
 def test_every_key_has_a_description() -> None:

@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.kube import condition_true
+from tests.support.tools import ToolMissing
+from tests.support.wait import poll
+
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
 from .crds import keda_scaledobject_crd, pin, prometheus_operator_crds
 from .fakes import POOLS, FakeProvisioner, cluster_objects
-from .kube import Cluster, helm_binaries, say, wait_for
+from .kube import Cluster, helm_binaries, say
 
 NODE_READY_TIMEOUT_S = 90
 _report: dict[str, Any] = {}
@@ -31,20 +35,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"{key}: {value}")
 
 
-def _nodes_ready(c: Cluster, expected: int) -> bool:
-    ready = 0
-    for node in c.items("nodes"):
-        conds = {x["type"]: x["status"] for x in node.get("status", {}).get("conditions", [])}
-        ready += conds.get("Ready") == "True"
-    return ready == expected
+def _nodes_ready(c: Cluster, expected: int) -> tuple[bool, str]:
+    ready = sum(condition_true(node, "Ready") for node in c.items("nodes"))
+    return ready == expected, f"{ready} Ready"
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    helms = helm_binaries()
-    if set(helms) != {"helm3", "helm4"}:
-        pytest.fail(f"helm3 and helm4 are needed (run `make setup-test`); found {helms}",
-                    pytrace=False)
+    try:
+        helms = helm_binaries()
+    except ToolMissing as err:
+        pytest.fail(str(err), pytrace=False)
     t0 = time.monotonic()
     try:
         bin_dir = build_binaries()
@@ -61,8 +62,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for obj in cluster_objects():
             c.apply(obj)
         expected = sum(p.count for p in POOLS)
-        wait_for(f"{expected} kwok nodes Ready", lambda: _nodes_ready(c, expected),
-                 NODE_READY_TIMEOUT_S)
+        poll(f"{expected} kwok nodes Ready", lambda: _nodes_ready(c, expected), NODE_READY_TIMEOUT_S)
         provisioner.start()
     except Exception as err:  # noqa: BLE001 - any start-up failure: stop, then fail loudly
         trouble = cp.stop()
@@ -90,7 +90,7 @@ def crds(cluster: Cluster) -> None:
     for crd in [keda_scaledobject_crd(), *prometheus_operator_crds()]:
         cluster.apply(crd)
         name = crd["metadata"]["name"]
-        wait_for(f"CRD {name} established", lambda: any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in cluster.get("crd", name).get("status", {}).get("conditions", [])), 60)
+        # Right after the create its conditions are null: "not yet", never an error.
+        poll(f"CRD {name} established",
+             lambda: (condition_true(cluster.get("crd", name), "Established"), "not established"), 60)  # noqa: B023
     say(f"CRDs of KEDA {pin('keda')} and the Prometheus Operator {pin('prometheus-operator')} established")

@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import prebuild
 from tests.support.kube import Kubectl
+from tests.support.paths import SCRIPTS
+from tests.support.wait import GiveUp, poll
 
 from . import pki as pki_mod
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "scripts" / "controlplane" / "build.sh"
+BUILD_SCRIPT = SCRIPTS / "controlplane" / "build.sh"
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet",
             "kube-proxy", "kwok")
@@ -43,7 +45,10 @@ class ControlPlaneError(RuntimeError):
 
 
 def build_binaries() -> Path:
-    """Run the build script (a cache hit takes about a second) and return its bin dir."""
+    """Run the build script (a cache hit takes about a second) and return its bin dir, once the session's
+    background chain has built it if it has it."""
+    if background := prebuild.wait("controlplane/build.sh"):
+        print(f"scripts/controlplane/build.sh: {background}", flush=True)
     try:
         done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
                               timeout=BUILD_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
@@ -108,7 +113,7 @@ class ControlPlane:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> Component:
+    def spawn(self, name: str, argv: list[str]) -> Component:
         log = self.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
@@ -121,22 +126,23 @@ class ControlPlane:
         self.components.append(comp)
         return comp
 
-    def _wait(self, what: str, ok: Callable[[], bool], comp: Component | None,
-              timeout: float = START_TIMEOUT_S) -> None:
+    def wait(self, what: str, ok: Callable[[], bool], comp: Component | None = None,
+             timeout: float = START_TIMEOUT_S) -> None:
+        """Until ok() holds; at once, with its log, if any process of the control plane (or the node's) exits."""
         start = time.monotonic()
-        deadline = start + timeout
-        while time.monotonic() < deadline:
+
+        def check() -> tuple[bool, str]:
             for c in self.components:
                 if c.popen.poll() is not None:
-                    raise ControlPlaneError(
-                        f"{c.name} exited ({c.popen.returncode}) while waiting for {what}:\n{c.tail()}")
-            with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
-                if ok():
-                    self.timings[what] = round(time.monotonic() - start, 1)
-                    return
-            time.sleep(0.5)
-        detail = comp.tail() if comp else ""
-        raise ControlPlaneError(f"timed out after {timeout}s waiting for {what}\n{detail}")
+                    raise GiveUp(f"{c.name} exited ({c.popen.returncode}) while waiting for {what}:\n{c.tail()}")
+            return ok(), "not yet"
+
+        try:
+            poll(what, check, timeout, period=0.5, say=lambda _: None)
+        except (GiveUp, AssertionError) as err:
+            detail = comp.tail() if comp else ""
+            raise ControlPlaneError(f"{err}\n{detail}") from err
+        self.timings[what] = round(time.monotonic() - start, 1)
 
     def _get(self, url: str, context: ssl.SSLContext | None = None) -> str:
         with urllib.request.urlopen(url, timeout=5, context=context) as resp:
@@ -167,7 +173,7 @@ class ControlPlane:
             configs[client] = str(path)
         self.kubeconfig = Path(configs["admin"])
 
-        etcd = self._spawn("etcd", [
+        etcd = self.spawn("etcd", [
             self.binary("etcd"), "--name", "test", "--data-dir", str(self.work / "etcd"),
             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
@@ -177,10 +183,10 @@ class ControlPlane:
             # Throwaway data: fsync only costs time on a shared CI disk.
             "--unsafe-no-fsync", "--log-level", "warn",
         ])
-        self._wait("etcd healthy", lambda: json.loads(
+        self.wait("etcd healthy", lambda: json.loads(
             self._get(f"http://127.0.0.1:{etcd_port}/health")).get("health") == "true", etcd)
 
-        api = self._spawn("kube-apiserver", [
+        api = self.spawn("kube-apiserver", [
             self.binary("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             f"--bind-address={self.bind_address}", f"--secure-port={api_port}",
@@ -212,7 +218,7 @@ class ControlPlane:
         ])
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         ctx.load_cert_chain(str(pki.cert("admin")), str(pki.key("admin")))
-        self._wait("kube-apiserver ready", functools.partial(self._is_ok, f"{self.api_url}/readyz", ctx),
+        self.wait("kube-apiserver ready", functools.partial(self._is_ok, f"{self.api_url}/readyz", ctx),
                    api)
 
         # Their serving certs are self-signed at start-up; only health is read from them.
@@ -226,16 +232,16 @@ class ControlPlane:
             ("kube-scheduler", sched_port, []),
         ):
             client = "controller-manager" if name == "kube-controller-manager" else "scheduler"
-            comp = self._spawn(name, [
+            comp = self.spawn(name, [
                 self.binary(name), f"--kubeconfig={configs[client]}",
                 f"--authentication-kubeconfig={configs[client]}",
                 f"--authorization-kubeconfig={configs[client]}",
                 "--bind-address=127.0.0.1", f"--secure-port={port}",
                 f"--cert-dir={self.work / (name + '-certs')}", "--leader-elect=false", *extra])
             url = f"https://127.0.0.1:{port}/healthz"
-            self._wait(f"{name} healthy", functools.partial(self._is_ok, url, insecure), comp)
+            self.wait(f"{name} healthy", functools.partial(self._is_ok, url, insecure), comp)
 
-        kwok = self._spawn("kwok", [
+        kwok = self.spawn("kwok", [
             self.binary("kwok"), f"--kubeconfig={configs['kwok']}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
@@ -243,10 +249,10 @@ class ControlPlane:
             f"--server-address=127.0.0.1:{kwok_port}",
             f"--config={STAGES}",
         ])
-        self._wait("kwok healthy", functools.partial(self._is_ok, f"http://127.0.0.1:{kwok_port}/healthz"),
+        self.wait("kwok healthy", functools.partial(self._is_ok, f"http://127.0.0.1:{kwok_port}/healthz"),
                    kwok)
         # The controller-manager's token controller must have run before pods can be admitted.
-        self._wait("default service account", lambda: self.client.run(
+        self.wait("default service account", lambda: self.client.run(
             "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0, None)
         self.timings["control plane up"] = round(time.monotonic() - t0, 1)
 

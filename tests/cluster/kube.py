@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from .controlplane import REPO, ControlPlane
+from tests.support.paths import TOOLS
+from tests.support.tools import HELMS, helm, stackgen
+
+from .controlplane import ControlPlane
 from .fakes import FakeProvisioner
-
-T = TypeVar("T")
 
 
 def say(message: str) -> None:
@@ -22,19 +20,8 @@ def say(message: str) -> None:
 
 
 def helm_binaries() -> dict[str, str]:
-    """helm3 and helm4 as `make setup-test` installs them (scripts/install-tools.sh), else on PATH."""
-    found = {}
-    for name in ("helm3", "helm4"):
-        local = REPO / ".tools" / "bin" / name
-        path = str(local) if local.is_file() else shutil.which(name)
-        if path:
-            found[name] = path
-    return found
-
-
-def stackgen_bin() -> str:
-    venv = REPO / ".venv" / "bin" / "stackgen"
-    return str(venv) if venv.is_file() else "stackgen"
+    """helm3 and helm4 by name, as `make setup-test` installs them."""
+    return {name: helm(name) for name in HELMS}
 
 
 @dataclass
@@ -89,24 +76,10 @@ class Cluster:
                      *[f"--from-literal={k}=test-{name}-{k}" for k in sorted(keys)])
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, period: float = 1.0,
-             explain: Callable[[], str] | None = None) -> T:
-    """Poll until probe() returns something truthy; on timeout say what was seen instead."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            seen = explain() if explain else repr(last)
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {seen}")
-        time.sleep(period)
-
-
 def render(spec: str | Path, out: Path) -> Path:
     """`stackgen render` of an example name or a spec file; returns the output directory."""
-    env = os.environ | {"PATH": f"{REPO / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([stackgen_bin(), "render", str(spec), "-o", str(out)],
+    env = os.environ | {"PATH": f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([stackgen(), "render", str(spec), "-o", str(out)],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     if done.returncode != 0:
         raise AssertionError(f"stackgen render {spec} failed:\n{done.stdout}\n{done.stderr}")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .controlplane import REPO
-from .fakes import GPU, PROVISIONER
-from .kube import Cluster, referenced_secrets, wait_for
+from tests.support import kube
+from tests.support.paths import CHART, REPO
+from tests.support.wait import poll
 
-CHART = REPO / "charts" / "inference-stack"
+from .fakes import GPU, PROVISIONER
+from .kube import Cluster, referenced_secrets
+
 EXAMPLES_DIR = REPO / "generator" / "stackgen" / "examples"
 EXAMPLES = ("kind-cpu", "gpu-fleet", "hybrid")
 INSTALL_TIMEOUT = "180s"
@@ -71,6 +75,17 @@ class Release:
             self.cluster.helm(self.helm, "uninstall", self.name, "-n", self.namespace, check=False)
         self.cluster.delete_namespace(self.namespace)
 
+    @contextlib.contextmanager
+    def installed_for(self) -> Iterator[Release]:
+        """Installed into its namespace (made first, with the Secrets the values name) while the block runs;
+        then uninstalled and the namespace deleted, which waits for its pods, whatever the block did."""
+        self.prepare_namespace()
+        try:
+            self.install()
+            yield self
+        finally:
+            self.teardown()
+
     # -- reading the cluster -----------------------------------------------------------------
 
     def deployments(self) -> list[dict[str, Any]]:
@@ -89,10 +104,9 @@ class Release:
 
 
 def available(dep: dict[str, Any]) -> bool:
-    status = dep.get("status", {})
-    conds = {c["type"]: c["status"] for c in status.get("conditions", [])}
+    status = kube.status(dep)
     want = dep["spec"].get("replicas", 1)
-    return (conds.get("Available") == "True"
+    return (kube.condition_true(dep, "Available")
             and status.get("observedGeneration") == dep["metadata"]["generation"]
             and status.get("updatedReplicas", 0) == want
             and status.get("readyReplicas", 0) == want
@@ -105,21 +119,19 @@ def pod_gpus(pod: dict[str, Any]) -> int:
 
 
 def wait_all_available(release: Release, timeout: float = 120) -> list[dict[str, Any]]:
-    def probe() -> list[dict[str, Any]] | None:
+    def check() -> tuple[list[dict[str, Any]] | None, str]:
         deps = release.deployments()
-        return deps if deps and all(available(d) for d in deps) else None
-    return wait_for(f"every Deployment in {release.namespace} Available", probe, timeout,
-                    explain=lambda: not_running(release))
+        return (deps if deps and all(available(d) for d in deps) else None), not_running(release)
+    return poll(f"every Deployment in {release.namespace} Available", check, timeout)
 
 
 def not_running(release: Release) -> str:
     """Why pods are not up: each non-running pod with its scheduling message."""
     lines = []
     for pod in release.pods():
-        if pod["status"].get("phase") != "Running":
-            conds = {c["type"]: c.get("message", "") for c in pod["status"].get("conditions", [])}
-            lines.append(f"{pod['metadata']['name']} {pod['status'].get('phase')}: "
-                         f"{conds.get('PodScheduled', '')}")
+        if kube.status(pod).get("phase") != "Running":
+            scheduled = kube.conditions(pod).get("PodScheduled", {}).get("message", "")
+            lines.append(f"{pod['metadata']['name']} {kube.status(pod).get('phase')}: {scheduled}")
     return "; ".join(lines) or "all pods running; Deployments not yet reporting Available"
 
 

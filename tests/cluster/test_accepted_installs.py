@@ -21,7 +21,7 @@ from stackgen.errors import StackgenError
 from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.render import render_files
-from tests.test_front_door import BASE, EDGES, leaves, mutate
+from tests.support.edges import BASE, EDGES, leaves, mutate
 
 from .kube import Cluster, render, say
 from .releases import Release, wait_all_available
@@ -38,14 +38,9 @@ def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     path = work / "stack.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = render(path, work / "out")
-    rel = Release(cluster, "helm3", spec["name"], "accepted-every-engine", out)
-    rel.prepare_namespace()
-    say(f"installing the front door's base spec into {rel.namespace}")
-    try:
-        rel.install()
+    say("installing the front door's base spec into accepted-every-engine")
+    with Release(cluster, "helm3", spec["name"], "accepted-every-engine", out).installed_for() as rel:
         yield rel
-    finally:
-        rel.teardown()
 
 
 def test_a_spec_with_every_engine_installs_and_becomes_available(release: Release) -> None:

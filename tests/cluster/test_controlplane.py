@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .controlplane import BUILD_SCRIPT, REPO
+from tests.support.paths import REPO
+
+from .controlplane import BUILD_SCRIPT
 from .kube import Cluster
 
 pytestmark = pytest.mark.cluster

@@ -41,13 +41,8 @@ def release(cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFacto
     work = tmp_path_factory.mktemp("day-two")
     path = work / "stack.yaml"
     path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    rel = Release(cluster, "helm4", "ops", "ops", render(path, work / "out"))
-    rel.prepare_namespace()
-    try:
-        rel.install()
+    with Release(cluster, "helm4", "ops", "ops", render(path, work / "out")).installed_for() as rel:
         yield rel
-    finally:
-        rel.teardown()
 
 
 def _get(release: Release, kind: str, name: str) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from tests.support.wait import poll
+
 from .fakes import GPU
-from .kube import Cluster, referenced_secrets, render, say, wait_for
+from .kube import Cluster, referenced_secrets, render, say
 from .releases import (
     EXAMPLES,
     Release,
@@ -29,19 +31,14 @@ CASES = [(example, helm) for example in EXAMPLES for helm in ("helm3", "helm4")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{e}-{h}" for e, h in CASES])
-def release(request: pytest.FixtureRequest, cluster: Cluster,
+def release(request: pytest.FixtureRequest, cluster: Cluster, crds: None,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     example, helm = request.param
     out = render(example, tmp_path_factory.mktemp(f"{example}-{helm}") / "out")
     name = yaml.safe_load((out / "values.yaml").read_text())["fullnameOverride"]
-    rel = Release(cluster, helm, name, f"{example}-{helm}", out, example=example)
-    rel.prepare_namespace()
-    say(f"installing {example} with {helm} into {rel.namespace}")
-    try:
-        rel.install()
+    say(f"installing {example} with {helm} into {example}-{helm}")
+    with Release(cluster, helm, name, f"{example}-{helm}", out, example=example).installed_for() as rel:
         yield rel
-    finally:
-        rel.teardown()
 
 
 def test_install_makes_every_deployment_available(release: Release) -> None:
@@ -98,9 +95,9 @@ def test_helm_test_pod_is_admitted_run_and_reaped(release: Release, cluster: Clu
     assert f"{release.name}-test" in done.stdout
     assert "Succeeded" in done.stdout
     # hook-delete-policy hook-succeeded: Helm deletes the pod once it has passed.
-    wait_for("test pod deleted", lambda: cluster.kubectl(
+    poll("test pod deleted", lambda: (cluster.kubectl(
         "get", "pod", f"{release.name}-test", "-n", release.namespace,
-        check=False).returncode != 0, 60)
+        check=False).returncode != 0, "still there"), 60)
 
 
 def test_upgrade_with_changed_spec_rolls_out(release: Release, cluster: Cluster,
@@ -130,8 +127,11 @@ def test_upgrade_with_changed_spec_rolls_out(release: Release, cluster: Cluster,
 def test_uninstall_leaves_nothing_behind(release: Release, cluster: Cluster) -> None:
     keep = set(referenced_secrets(release.values))  # created by the test, not by the chart
     release.uninstall()
-    wait_for(f"{release.namespace} emptied", lambda: not leftovers(cluster, release.namespace, keep),
-             120, explain=lambda: f"left: {leftovers(cluster, release.namespace, keep)}")
-    wait_for("provisioned volumes deleted",
-             lambda: not provisioned_volumes(cluster, release.namespace), 60)
+    def emptied() -> tuple[bool, str]:
+        left = leftovers(cluster, release.namespace, keep)
+        return not left, f"left: {left}"
+
+    poll(f"{release.namespace} emptied", emptied, 120)
+    poll("provisioned volumes deleted", lambda: (not (left := provisioned_volumes(cluster, release.namespace)),
+                                                 f"left: {left}"), 60)
     assert cluster.helm(release.helm, "list", "-n", release.namespace, "-q").stdout.strip() == ""

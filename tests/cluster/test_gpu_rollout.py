@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.kube import conditions
+from tests.support.wait import poll
+
 from .fakes import GPU, ROLLOUT_TAINT
-from .kube import Cluster, render, wait_for
+from .kube import Cluster, render
 from .releases import Release, available, pod_gpus, wait_all_available
 
 pytestmark = pytest.mark.cluster
@@ -69,14 +72,9 @@ def gpu_release(request: pytest.FixtureRequest, cluster: Cluster,
                 tmp_path: Path) -> Iterator[Release]:
     values = _render(tmp_path, 4096)
     namespace = "rollout-" + request.node.name.split("_")[1]
-    rel = Release(cluster, "helm3", "roll", namespace, values.parent)
-    rel.prepare_namespace()
-    try:
-        rel.install()
+    # Deleting the namespace afterwards waits for its pods: the GPU is free for the next test.
+    with Release(cluster, "helm3", "roll", namespace, values.parent).installed_for() as rel:
         yield rel
-    finally:
-        # Deleting the namespace waits for its pods: the GPU is free for the next test.
-        rel.teardown()
 
 
 def _pool_is_full(cluster: Cluster, rel: Release) -> dict[str, Any]:
@@ -111,16 +109,15 @@ def test_surge_strategy_hangs_on_a_full_pool(gpu_release: Release, cluster: Clus
     # No --wait: this rollout is expected never to finish.
     gpu_release.upgrade(_render(tmp_path / "next", 2048, SURGE))
 
-    def surge_pod_unschedulable() -> dict[str, Any] | None:
+    def surge_pod_unschedulable() -> tuple[dict[str, Any] | None, str]:
         for pod in _model_pods(gpu_release):
-            conds = {c["type"]: c for c in pod["status"].get("conditions", [])}
-            sched = conds.get("PodScheduled", {})
+            sched = conditions(pod).get("PodScheduled", {})
             if (pod["metadata"]["uid"] != old["metadata"]["uid"]
                     and sched.get("status") == "False" and sched.get("reason") == "Unschedulable"):
-                return pod
-        return None
+                return pod, "found"
+        return None, "no surge pod Unschedulable yet"
 
-    surge = wait_for("surge pod reported Unschedulable", surge_pod_unschedulable, 60)
+    surge = poll("surge pod reported Unschedulable", surge_pod_unschedulable, 60)
     message = next(c.get("message", "") for c in surge["status"]["conditions"]
                    if c["type"] == "PodScheduled")
     assert f"Insufficient {GPU}" in message, message

@@ -65,7 +65,7 @@ def _apply(cluster: Cluster, namespace: str, files: list[Path]) -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_server_side_apply_of_plain_manifests_matches_the_helm_release(
-        example: str, cluster: Cluster, tmp_path: Path) -> None:
+        example: str, cluster: Cluster, crds: None, tmp_path: Path) -> None:
     out = render(example, tmp_path / "out")
     rendered_for = examples.resolve(example).stack.namespace
     name = yaml.safe_load((out / "values.yaml").read_text())["fullnameOverride"]

@@ -14,9 +14,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .kube import Cluster
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+from .kube import Cluster
 
 
 def _block_after(heading: str) -> list[str]:

@@ -10,9 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.paths import SCRIPTS
+from tests.support.tools import stackgen as stackgen_command
+from tests.support.tools import tool
+
 from .kube import Kube, say
 from .specs import host_has_avx512
-from .tools import SCRIPTS, find_tool, kind_unavailable_reason, require_tool
+from .tools import kind_unavailable_reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,8 +49,8 @@ def kube() -> Iterator[Kube]:
         subprocess.run([str(SCRIPTS / "kind-up.sh"), "--name", name], check=True, timeout=1200)
     yield Kube(
         context=f"kind-{name}",
-        kubectl=require_tool("kubectl", "make setup installs it"),
-        helm=require_tool("helm", "make setup installs it"),
+        kubectl=tool("kubectl"),
+        helm=tool("helm"),
     )
     if owned and os.environ.get("KEEP_CLUSTER") != "1":
         subprocess.run([str(SCRIPTS / "kind-down.sh"), "--name", name], check=False, timeout=600)
@@ -54,10 +58,7 @@ def kube() -> Iterator[Kube]:
 
 @pytest.fixture(scope="session")
 def stackgen() -> str:
-    path = find_tool("stackgen")
-    if path is None:
-        raise RuntimeError("stackgen not found: make setup-test installs it into .venv")
-    return path
+    return stackgen_command()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,22 +102,6 @@ class Kube(Kubectl):
         kinds = self.run("api-resources", "--verbs=list", "--namespaced", "-o", "name").stdout.split()
         kinds = [k for k in kinds if k not in objects.RECORD_RESOURCES]
         return self.items(",".join(kinds), "-n", namespace, "--ignore-not-found")
-
-
-def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str) -> None:
-    """Call `check` until it reports done; print its text when it changes; fail after `timeout`."""
-    start, last = time.monotonic(), ""
-    while True:
-        done, text = check()
-        elapsed = time.monotonic() - start
-        if text != last:
-            say(f"{what} [{elapsed:4.0f}s / {timeout:.0f}s]: {text}")
-            last = text
-        if done:
-            return
-        if elapsed >= timeout:
-            raise AssertionError(f"{what}: not done after {timeout:.0f}s: {text}")
-        time.sleep(2.0)
 
 
 @contextlib.contextmanager

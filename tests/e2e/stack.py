@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.paths import CHART
+from tests.support.wait import poll
+
 from . import objects, specs
 from .kube import POLL_S, Kube, port_forward, say
-from .tools import CHART
 
 MASTER_KEY_ENV = "STACKGEN_E2E_MASTER_KEY"
 
@@ -114,19 +115,13 @@ class Stack:
                            "--timeout", "5m", timeout=400)
         self.installed = False
         # Pods and ReplicaSets go by background garbage collection after their owners: give them time.
-        deadline = time.monotonic() + 180
-        while True:
+        def emptied() -> tuple[bool, str]:
             left = objects.leftovers(self.kube.remaining(self.namespace), keep)
             pvs = [pv for pv in objects.pvs_claimed_from(self.kube.items("persistentvolumes"), self.namespace)
                    if pv not in retained]
-            if not left and not pvs:
-                say(f"namespace {self.namespace} holds only its defaults after uninstall")
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"left behind in {self.namespace} after helm uninstall: {left}; "
-                    f"PersistentVolumes still claimed from it: {pvs}")
-            time.sleep(POLL_S)
+            return not left and not pvs, f"left behind: {left}; PersistentVolumes still claimed from it: {pvs}"
+
+        poll(f"{self.namespace} holding only its defaults after helm uninstall", emptied, 180, POLL_S, say)
 
     def teardown(self) -> None:
         """Best effort after a failure: never hides the failure itself."""

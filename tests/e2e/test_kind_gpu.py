@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.wait import poll
+
 from . import gpu, objects, specs
-from .kube import Kube, poll, say
+from .kube import Kube, say
 from .stack import Stack
 from .tools import SCRIPTS
 
@@ -83,7 +85,7 @@ def test_fake_gpu_scheduling_and_surge_free_rollout(
             pods = _pods(kube)
             return any(map(_scheduled, pods)), "; ".join(map(objects.pod_state, pods)) or "no pod yet"
 
-        poll(first_scheduled, 300, f"{gpu.DEPLOYMENT} scheduled")
+        poll(f"{gpu.DEPLOYMENT} scheduled", first_scheduled, 300, 2)
         (pod,) = [p for p in _pods(kube) if _scheduled(p)]
         assert pod["spec"]["nodeName"] == node_name
         assert objects.untolerated(pod["spec"].get("tolerations", []), taints) == []
@@ -98,7 +100,7 @@ def test_fake_gpu_scheduling_and_surge_free_rollout(
             message = str(cond.get("message", "not evaluated yet"))
             return cond.get("reason") == "Unschedulable" and f"Insufficient {fake.GPU_RESOURCE}" in message, message
 
-        poll(probe_refused, 120, "probe pod wanting a second GPU")
+        poll("probe pod wanting a second GPU", probe_refused, 120, 2)
         kube.run("delete", "pod", "gpu-probe", "-n", gpu.NAMESPACE, "--wait=true", "--timeout=60s", timeout=90)
 
         # Rollout without a spare GPU: new args; the old pod has to go before the new one fits.
@@ -112,7 +114,7 @@ def test_fake_gpu_scheduling_and_surge_free_rollout(
             states = "; ".join(map(objects.pod_state, new)) or "none yet"
             return not old and any(map(_scheduled, new)), f"old pod {'present' if old else 'gone'}; new: {states}"
 
-        poll(replaced, 300, "surge-free rollout")
+        poll("surge-free rollout", replaced, 300, 2)
         (new_pod,) = [p for p in _pods(kube) if _scheduled(p)]
         assert new_pod["spec"]["nodeName"] == node_name
         container = new_pod["spec"]["containers"][0]

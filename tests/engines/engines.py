@@ -11,24 +11,28 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tests.pins import pin
+from tests.support import prebuild
+from tests.support.paths import REPO
 
-from .pods import (Container, Server, base_env, container, deployment, free_port, launch, rehome, replace_flag,
-                   run_to_completion)
+from .pods import Container, Server, base_env, container, deployment, free_port, launch, rehome, replace_flag, run_to_completion
 
 # Two cores are shared by the engines, the gateway and the test; a vLLM start is ~50 s when alone.
 VLLM_START_BUDGET = 420.0
 OLLAMA_START_BUDGET = 120.0
-REPO = Path(__file__).resolve().parents[2]
 
 
 def cached_build(script: str) -> Path:
     """Run a build script under scripts/ (``engines/vllm-cpu.sh``, ``node/build.sh``); its last line of
-    output is where it put things, in the per-version cache."""
+    output is where it put things, in the per-version cache. A build the session's background chain has is
+    waited for first."""
+    if background := prebuild.wait(script):
+        print(f"scripts/{script}: {background}", flush=True)
     done = subprocess.run(["bash", str(REPO / "scripts" / script)], capture_output=True, text=True,
                           check=False)
     if done.returncode != 0:

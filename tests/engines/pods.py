@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 from stackgen.localstack import ManagedProcess, free_port, spawn
+from tests.support.wait import GiveUp, poll
 
 
 @dataclass(frozen=True)
@@ -142,20 +143,21 @@ def wait_for_probes(server: Server, budget_cap: float, exec_argv: list[str] | No
     if server.container.startup_exec and exec_argv is None:
         raise ValueError(f"{server.name}: its startup probe runs {server.container.startup_exec}; give it locally")
 
-    def started() -> bool:
-        if exec_argv is not None:
-            return _exec_ok(exec_argv, exec_env or {})
-        return _status(server.url + first) == 200
-
-    while not started():
+    def started() -> tuple[bool, str]:
         if not server.process.alive():
-            raise RuntimeError(f"{server.name} exited with {server.process.popen.returncode} before its startup "
-                               f"probe passed:\n{server.process.log_tail(60)}")
-        if time.monotonic() > deadline:
-            server.stop()
-            raise TimeoutError(f"{server.name}: startup probe {exec_argv or first} not passing after "
-                               f"{time.monotonic() - start:.0f}s:\n{server.process.log_tail(60)}")
-        time.sleep(1.0)
+            raise GiveUp(f"{server.name} exited with {server.process.popen.returncode} before its startup "
+                         f"probe passed:\n{server.process.log_tail(60)}")
+        if exec_argv is not None:
+            return _exec_ok(exec_argv, exec_env or {}), "startup command failing"
+        return _status(server.url + first) == 200, "startup probe failing"
+
+    try:
+        poll(f"{server.name}'s startup probe {exec_argv or first}", started, deadline - start, say=lambda _: None)
+    except GiveUp as err:
+        raise RuntimeError(str(err)) from None
+    except AssertionError as err:
+        server.stop()
+        raise TimeoutError(f"{server.name}: {err}:\n{server.process.log_tail(60)}") from None
     server.started_seconds = time.monotonic() - start
     ready = server.container.readiness_exec
     if ready:

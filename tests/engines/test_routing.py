@@ -96,7 +96,7 @@ def _drive(module: Any, run: str) -> int:
             messages.append(HumanMessage(f"Turn {turn}: what is duty {turn}?"))
             try:
                 reply = llm.invoke(messages)
-            except Exception:
+            except Exception:  # noqa: BLE001 - any failed turn is counted, and the count asserted
                 failed += 1
                 continue
             messages.append(AIMessage(str(reply.content)))

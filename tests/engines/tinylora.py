@@ -31,8 +31,8 @@ def build_adapter(base: Path, out: Path, source: str, target: str) -> Path:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     adapted = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=RANK, target_modules=["o_proj"], lora_dropout=0.0))
-    slots = tinyqwen._slots()
-    src, dst = slots[tinyqwen._token_id(source)], slots[tinyqwen._token_id(target)]
+    slots = tinyqwen.token_slots()
+    src, dst = slots[tinyqwen.token_id(source)], slots[tinyqwen.token_id(target)]
     # The head that reads the source slot, and its output column (the layout of tinyqwen._weights).
     kv, j = divmod(src, tinyqwen.HEAD_DIM)
     column = kv * (tinyqwen.N_HEADS // tinyqwen.N_KV_HEADS) * tinyqwen.HEAD_DIM + j
@@ -42,8 +42,8 @@ def build_adapter(base: Path, out: Path, source: str, target: str) -> Path:
         a.zero_()
         b.zero_()
         a[0, column] = 1.0
-        b[tinyqwen._COPY + src, 0] = -1.0  # the copied slot goes ...
-        b[tinyqwen._COPY + dst, 0] = 1.0  # ... and the target's comes instead
+        b[tinyqwen.COPY_OFFSET + src, 0] = -1.0  # the copied slot goes ...
+        b[tinyqwen.COPY_OFFSET + dst, 0] = 1.0  # ... and the target's comes instead
     adapted.save_pretrained(str(out))
     return out
 

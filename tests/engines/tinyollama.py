@@ -54,8 +54,19 @@ import gguf
 import numpy as np
 
 from .tinyqwen import (
-    GREETING, HEAD_DIM, HIDDEN, IM_END, INTERMEDIATE, MAX_POSITIONS, N_HEADS, N_KV_HEADS, ROPE_THETA,
-    SCRIPT_SPAN, TOOL_RESULT_PREFIX, vocabulary, weights,
+    GREETING,
+    HEAD_DIM,
+    HIDDEN,
+    IM_END,
+    INTERMEDIATE,
+    MAX_POSITIONS,
+    N_HEADS,
+    N_KV_HEADS,
+    ROPE_THETA,
+    SCRIPT_SPAN,
+    TOOL_RESULT_PREFIX,
+    vocabulary,
+    weights,
 )
 
 ARCHITECTURE = "qwen2"

@@ -72,7 +72,7 @@ N_KV_HEADS = 2
 HIDDEN = N_HEADS * HEAD_DIM
 INTERMEDIATE = 64
 CODE = 128  # one-hot slots; every token a script can contain needs one
-_COPY = CODE  # start of the copied-token block
+COPY_OFFSET = CODE  # start of the copied-token block
 _CONST = 2 * CODE  # the constant unit
 MAX_POSITIONS = 4096  # the chart serves with --max-model-len 4096
 ROPE_THETA = 20.0
@@ -226,7 +226,7 @@ def _tokenizer() -> Tokenizer:
     return tok
 
 
-def _token_id(text: str) -> int:
+def token_id(text: str) -> int:
     return 256 + _ADDED.index(text) if text in _ADDED else text.encode()[0]
 
 
@@ -236,15 +236,15 @@ def vocabulary() -> list[tuple[str, bool]]:
     return [(char, False) for char in _byte_chars()] + [(tag, tag in _CONTROL) for tag in _ADDED]
 
 
-def _slots() -> dict[int, int]:
+def token_slots() -> dict[int, int]:
     """One-hot slot for every token a script may contain."""
-    ids = _SPEAKABLE_BYTES + [_token_id(t) for t in _ADDED]
+    ids = _SPEAKABLE_BYTES + [token_id(t) for t in _ADDED]
     assert len(ids) <= CODE
     return {token: slot for slot, token in enumerate(ids)}
 
 
 def _weights() -> dict[str, np.ndarray]:
-    slots = _slots()
+    slots = token_slots()
     f32 = np.float32
 
     # Embeddings: the token's slot plus the constant unit, both 1. Tokens without a slot carry only
@@ -282,20 +282,20 @@ def _weights() -> dict[str, np.ndarray]:
         k_bias[kv * HEAD_DIM : (kv + 1) * HEAD_DIM] = key
         for j in range(HEAD_DIM):
             v_weight[kv * HEAD_DIM + j, kv * HEAD_DIM + j] = 1.0 / norm_in  # back to a unit one-hot
-            o_weight[_COPY + kv * HEAD_DIM + j, head * HEAD_DIM + j] = 1.0  # the other heads write nothing
+            o_weight[COPY_OFFSET + kv * HEAD_DIM + j, head * HEAD_DIM + j] = 1.0  # the other heads write nothing
 
     # Output head: the copied slot, far above the rest; then the constant preferences and the bigram.
     head_w = np.zeros((VOCAB_SIZE, HIDDEN), f32)
     for token, slot in slots.items():
-        head_w[token, _COPY + slot] = _COPY_LOGIT / norm_out
+        head_w[token, COPY_OFFSET + slot] = _COPY_LOGIT / norm_out
     prefs = np.full(VOCAB_SIZE, _NEVER, f32)
     prefs[list(slots)] = 0.0
     for char, logit in _FALLBACK.items():
-        prefs[_token_id(char)] = logit
-    prefs[_token_id(IM_END)] = _EOT_FALLBACK
-    prefs[_token_id(IM_START)] = _NEVER
+        prefs[token_id(char)] = logit
+    prefs[token_id(IM_END)] = _EOT_FALLBACK
+    prefs[token_id(IM_START)] = _NEVER
     head_w[:, _CONST] = prefs / norm_out
-    quote = _token_id('"')
+    quote = token_id('"')
     head_w[quote, slots[quote]] = _QUOTE_AFTER_QUOTE / norm_out
 
     p = "model.layers.0."
@@ -326,7 +326,7 @@ def weights() -> dict[str, np.ndarray]:
 
 
 def _config() -> dict[str, object]:
-    eos = _token_id(IM_END)
+    eos = token_id(IM_END)
     return {
         "architectures": ["Qwen2ForCausalLM"],
         "model_type": "qwen2",
@@ -364,7 +364,7 @@ def _tokenizer_config() -> dict[str, object]:
         "clean_up_tokenization_spaces": False,
         "chat_template": CHAT_TEMPLATE,
         "added_tokens_decoder": {
-            str(_token_id(t)): {
+            str(token_id(t)): {
                 "content": t, "lstrip": False, "rstrip": False, "normalized": False,
                 "single_word": False, "special": t in _CONTROL,
             }
@@ -406,7 +406,7 @@ def build_tiny_qwen(out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     _save_bf16(_weights(), out_dir / "model.safetensors")
     _tokenizer().save(str(out_dir / "tokenizer.json"))
-    eos = _token_id(IM_END)
+    eos = token_id(IM_END)
     files = {
         "config.json": _config(),
         "tokenizer_config.json": _tokenizer_config(),

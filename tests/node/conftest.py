@@ -10,7 +10,6 @@ Built parts are cached per version; no part missing means a loud failure, never 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import prebuild
-from tests.conftest import NODE_BUILDS
 from tests.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
 from tests.cluster.fakes import POOLS
 from tests.cluster.kube import helm_binaries, say
@@ -30,6 +27,9 @@ from tests.e2e.kube import Kube
 from tests.engines.engines import cached_build, ollama_bin_dir, tiny_qwen, vllm_venv
 from tests.engines.registry import Registry, build_tiny_model, publish_model, start_registry
 from tests.pins import pin
+from tests.support import prebuild
+from tests.support.kube import condition_true
+from tests.support.tools import ToolMissing
 
 from . import policy
 from .network import FILES_IP, HOST_IP, NodeNetwork
@@ -62,11 +62,7 @@ class NodeCluster:
 
 
 def _node_ready(cp: ControlPlane) -> bool:
-    done = cp.client.run("get", "node", NODE_NAME, "-o", "json", check=False)
-    if done.returncode != 0:
-        return False
-    conds = {c["type"]: c["status"] for c in json.loads(done.stdout)["status"].get("conditions", [])}
-    return conds.get("Ready") == "True"
+    return condition_true(cp.client.get("node", NODE_NAME), "Ready")
 
 
 def _coredns_objects() -> list[dict[str, Any]]:
@@ -80,17 +76,14 @@ def _gpu_pools() -> list[dict[str, Any]]:
     return [n for pool in POOLS if pool.gpus for n in pool.nodes()]
 
 
-def _wait(cp: ControlPlane, what: str, ok: Any, timeout: float = READY_TIMEOUT_S) -> None:
-    cp._wait(what, ok, None, timeout)  # noqa: SLF001 - the control plane's bounded wait, which watches every process
-
-
 @pytest.fixture(scope="session")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
-    helms = helm_binaries()
-    if set(helms) != {"helm3", "helm4"}:
-        pytest.fail(f"helm3 and helm4 are needed (run `make setup-test`); found {helms}", pytrace=False)
+    try:
+        helms = helm_binaries()
+    except ToolMissing as err:
+        pytest.fail(str(err), pytrace=False)
     t0 = time.monotonic()
-    for script in NODE_BUILDS:
+    for script in prebuild.NEEDS["node"]:
         if background := prebuild.wait(script):
             report[script] = background
     try:
@@ -120,7 +113,7 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         cp.timings["images imported"] = node.import_images()
         node.start_kubelet()
         node.start_kube_proxy()
-        _wait(cp, "node Ready", lambda: _node_ready(cp))
+        cp.wait("node Ready", lambda: _node_ready(cp), timeout=READY_TIMEOUT_S)
         cp.timings["node Ready"] = round(time.monotonic() - start, 1)
         kube = Kube(context="stackgen-test", kubectl=cp.binary("kubectl"), helm=helms["helm3"],
                     kubeconfig=str(cp.kubeconfig))

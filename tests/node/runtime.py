@@ -224,7 +224,7 @@ class Node:
     def _in_ns(self, name: str, argv: list[str]) -> None:
         # nsenter joins only the network namespace: the kubelet's mounts (Secrets, ConfigMaps, tokens)
         # must be the ones containerd sees, so both stay in this machine's mount namespace.
-        self.cp._spawn(name, ["nsenter", f"--net={self.net.path}", *argv])  # noqa: SLF001
+        self.cp.spawn(name, ["nsenter", f"--net={self.net.path}", *argv])
 
     def ctr(self, *args: str, timeout: float = 600) -> str:
         done = subprocess.run(["ctr", "--address", str(socket(self.runtime)), "-n", "k8s.io", *args],
@@ -239,7 +239,7 @@ class Node:
         config.write_text(containerd_config(self.runtime, sandbox_image))
         write_cni(self.runtime / "cni")
         self._in_ns("containerd", ["containerd", "--config", str(config), "--log-level", "warn"])
-        self.cp._wait("containerd serving", lambda: bool(self.ctr("version", timeout=10)), None)  # noqa: SLF001
+        self.cp.wait("containerd serving", lambda: bool(self.ctr("version", timeout=10)))
 
     def trust_registry(self, host: str) -> None:
         """Let the kubelet's pulls reach the registry ``host`` (host:port) over plain HTTP: its hosts.toml."""
@@ -260,7 +260,7 @@ class Node:
 
         names = sorted(refs, key=lambda name: -(self.images / f"{name}.tar").stat().st_size)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            took = dict(zip(names, pool.map(one, names)))
+            took = dict(zip(names, pool.map(one, names), strict=True))
         listed = self.ctr("images", "list", "-q").split()
         missing = [ref for ref in refs.values() if normalized(ref) not in listed]
         assert not missing, f"missing after import: {missing}"
@@ -300,8 +300,8 @@ class Node:
         kubeconfig_path = work / "kubeconfig"
         kubeconfig_path.write_text(kubeconfig(self.cp.pki, "kube-router", self.cp.api_url))
         self._in_ns("kube-router", policy.argv(binary, kubeconfig_path))
-        self.cp._wait("kube-router's NetworkPolicy chains",  # noqa: SLF001
-                      lambda: f":{policy.FORWARD_CHAIN} " in self.net.in_ns("iptables-save", "-t", "filter"), None)
+        self.cp.wait("kube-router's NetworkPolicy chains",
+                     lambda: f":{policy.FORWARD_CHAIN} " in self.net.in_ns("iptables-save", "-t", "filter"))
 
     def stop_containers(self) -> list[str]:
         """Kill whatever containers are left (their shims outlive containerd's process group), so the

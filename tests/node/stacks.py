@@ -17,10 +17,11 @@ from tests.e2e import specs
 from tests.e2e.kube import Kube, timed
 from tests.e2e.stack import Stack
 from tests.engines.registry import mirrored
+from tests.support.tools import stackgen
 
 from .conftest import NodeCluster
 
-STACKGEN = str(Path(specs.__file__).resolve().parents[2] / ".venv" / "bin" / "stackgen")
+STACKGEN = stackgen()
 SEEDED_CLASS = "seeded-models"
 # The cache's snapshot name: any 40 hex digits; refs/main points at it as the Hub's download would.
 SNAPSHOT = "0" * 40

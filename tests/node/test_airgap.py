@@ -35,12 +35,13 @@ from stackgen.bundle import staged
 from stackgen.localstack import ManagedProcess, spawn, wait_until
 from stackgen.spec import Stack as Spec
 from tests.e2e import specs
-from tests.e2e.kube import poll, say
+from tests.e2e.kube import say
 from tests.e2e.stack import Stack
 from tests.engines.engines import cached_build, ollama_bin_dir
 from tests.engines.fresh_venv import fresh_venv
 from tests.engines.registry import Registry, free_port_on, http_ok, start_registry
 from tests.pins import pin
+from tests.support.wait import poll
 
 from .conftest import NodeCluster
 from .network import FILES_IP, HOST_IP
@@ -283,7 +284,7 @@ def test_an_image_missing_from_the_mirror_is_named_and_bundle_puts_it_back(airga
         named = [w for w in waiting if w.get("reason") in ("ErrImagePull", "ImagePullBackOff")]
         return bool(named), json.dumps(waiting)
 
-    poll(pull_failed, 90, "the gateway's new pod failing its pull")
+    poll("the gateway's new pod failing its pull", pull_failed, 90, 2)
     waiting = [s["state"]["waiting"] for p in airgap.pods("gateway") for s in p["status"].get("containerStatuses", [])
                if s.get("state", {}).get("waiting", {}).get("reason") in ("ErrImagePull", "ImagePullBackOff")]
     assert any(image in w.get("message", "") for w in waiting), waiting

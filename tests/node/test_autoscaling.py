@@ -8,8 +8,9 @@ the gateway through a port-forward, bounded in count and time.
 
 In order, each step a test:
 1. KEDA reads the queue and its HPA holds the model at 1; `stackgen verify --kube-context` reports it.
-2. Negative control: with KEDA's operator stopped, the queue builds and the replicas stay at 1.
-3. With the operator back, the same load brings a second replica; once the HPA asks for it, the load eases to a
+2. Negative control: with KEDA's operator stopped, the load is raised until a queue builds (how many agents that
+   takes depends on the machine's speed, so the test finds out rather than assumes), and the replicas stay at 1.
+3. With the operator back, that same load brings a second replica; once the HPA asks for it, the load eases to a
    trickle while the replica loads. The time from "queue above target" to "second replica Ready" is split into
    its parts, the router sends conversations to the new pod, and no call fails.
 4. `helm upgrade` shortens the scale-down window and leaves the replicas alone; with the queue low since step 3
@@ -37,10 +38,12 @@ import yaml
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.routing import SESSION_HEADER
 from tests.e2e import specs
-from tests.e2e.kube import Kube, poll, port_forward, say, timed
+from tests.e2e.kube import Kube, port_forward, say, timed
+from tests.support.kube import conditions
+from tests.support.kube import status as kube_status
+from tests.support.wait import poll
 
-from .autoscaler import (KEDA_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_PORT, SCRAPE_SECONDS, keda_objects,
-                         prometheus_objects)
+from .autoscaler import KEDA_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_PORT, SCRAPE_SECONDS, keda_objects, prometheus_objects
 from .conftest import NodeCluster, report
 from .stacks import STACKGEN, Installed, install, node_spec, ready
 
@@ -56,8 +59,12 @@ AUTOSCALING = {"minReplicas": 1, "maxReplicas": 2, "targetQueue": TARGET_QUEUE}
 SCALE_DOWN_DELAY_S = 30
 PROFILE_CPU = {"cpu-vllm": "350m"}
 # Agents that build a queue on one replica (one sequence at a time), and the fewer that do not (the scale-down
-# load: at most one waiting on one replica, which is not above the target).
+# load: at most one waiting on one replica, which is not above the target). Six were enough on most runs; on a
+# machine slow enough that the gateway, not vLLM, held the calls back, six built no queue. So the negative
+# control adds QUEUE_STEP agents every QUEUE_WINDOW_S seconds, up to MAX_AGENTS, until the queue reads above the
+# target in half of a window's readings, and the scale-up reuses the load it found.
 BUSY_AGENTS, CALM_AGENTS = 6, 2
+QUEUE_STEP, MAX_AGENTS, QUEUE_WINDOW_S = 4, 30, 20
 # Once the HPA has asked for a second replica, one agent calling every few seconds: calls keep flowing through
 # the scale-up, and the new replica loads with most of the node's CPU, as it would on a node of its own. Under
 # the full load it shared 2 cores with the busy replica and the gateway, and took 389 s to load instead of
@@ -84,6 +91,7 @@ def _time(stamp: str) -> float:
 class Autoscaled:
     installed: Installed
     prometheus: str  # http://<pod IP>:9090: this machine routes to the node's pods
+    busy_agents: int = BUSY_AGENTS  # the load that builds a queue here, as the negative control found it
 
     def queue(self) -> float:
         """The model's queue summed over its replicas: the ScaledObject's own query, asked of Prometheus."""
@@ -110,6 +118,15 @@ class Load:
     active: int = 0  # agents calling now (all of them until `ease`)
     pause: float = 0.0  # seconds each waits after a call
 
+    def grow(self, more: int) -> None:
+        """`more` agents join the ones calling."""
+        first = len(self.threads)
+        self.agents = self.active = first + more
+        for n in range(first, first + more):
+            thread = threading.Thread(target=self._agent, args=(n,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
     def ease(self, agents: int, pause: float) -> None:
         """From now on only `agents` of them call, each `pause` seconds after its last reply."""
         self.active, self.pause = agents, pause
@@ -131,10 +148,7 @@ class Load:
                     self.statuses.append(0)
 
     def __enter__(self) -> Load:
-        self.active = self.agents
-        self.threads = [threading.Thread(target=self._agent, args=(n,), daemon=True) for n in range(self.agents)]
-        for thread in self.threads:
-            thread.start()
+        self.grow(self.agents)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -173,6 +187,26 @@ class Samples:
     def first(self, test: Any) -> tuple[float, float, int] | None:
         return next((row for row in self.rows if test(row)), None)
 
+    def since(self, start: float) -> list[tuple[float, float, int]]:
+        return [row for row in self.rows if row[0] >= start]
+
+
+def build_queue(load: Load, samples: Samples) -> float:
+    """Raise the load until the queue reads above the target in half of a window's readings; returns when
+    that window began. Fails, saying so, if MAX_AGENTS cannot build one: a control without a queue proves
+    nothing."""
+    while True:
+        start = time.time()
+        time.sleep(QUEUE_WINDOW_S)
+        window = samples.since(start)
+        above = [row for row in window if row[1] > TARGET_QUEUE]
+        say(f"{load.agents} agents: queue above {TARGET_QUEUE} in {len(above)} of {len(window)} readings")
+        if window and len(above) * 2 >= len(window):
+            return start
+        if load.agents >= MAX_AGENTS:
+            raise AssertionError(f"{MAX_AGENTS} agents built no queue above {TARGET_QUEUE}: {window}")
+        load.grow(min(QUEUE_STEP, MAX_AGENTS - load.agents))
+
 
 def _apply_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
     # Server-side: KEDA's CRDs are too big for client-side apply's last-applied annotation.
@@ -181,8 +215,7 @@ def _apply_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
 
 
 def _available(kube: Kube, name: str) -> tuple[bool, str]:
-    status = kube.get("apiservice", name).get("status", {})
-    condition = next((c for c in status.get("conditions", []) if c["type"] == "Available"), {})
+    condition = conditions(kube.get("apiservice", name)).get("Available", {})
     return condition.get("status") == "True", f"{name} {condition.get('status')}: {condition.get('message', '')}"
 
 
@@ -191,8 +224,8 @@ def _scale_operator(kube: Kube, replicas: int) -> None:
     if replicas:
         kube.wait_rollouts(KEDA_NAMESPACE, [OPERATOR], 180)
     else:
-        poll(lambda: (not kube.items("pods", "-n", KEDA_NAMESPACE, "-l", f"app={OPERATOR}"), "operator pod"),
-             120, "KEDA's operator stopped")
+        poll("KEDA's operator stopped",
+             lambda: (not kube.items("pods", "-n", KEDA_NAMESPACE, "-l", f"app={OPERATOR}"), "operator pod"), 120, 2)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +236,7 @@ def keda(node_cluster: NodeCluster) -> Iterator[Kube]:
     try:
         _apply_all(kube, objects)
         kube.wait_rollouts(KEDA_NAMESPACE, ["keda-operator", "keda-metrics-apiserver"], 300)
-        poll(lambda: _available(kube, "v1beta1.external.metrics.k8s.io"), 180, "KEDA's metrics API")
+        poll("KEDA's metrics API", lambda: _available(kube, "v1beta1.external.metrics.k8s.io"), 180, 2)
         report["KEDA Ready"] = f"{time.monotonic() - start:.0f}s"
         yield kube
     finally:
@@ -239,11 +272,11 @@ def _hpa(scaled: Autoscaled) -> dict[str, Any]:
 def _wait_reading(scaled: Autoscaled) -> None:
     """Until the HPA reads the queue through KEDA's metrics API (its ScalingActive condition)."""
     def reading() -> tuple[bool, str]:
-        status = _hpa(scaled).get("status", {})
-        active = next((c for c in status.get("conditions", []) if c["type"] == "ScalingActive"), {})
-        return active.get("status") == "True" and bool(status.get("currentMetrics")), str(active.get("message"))
+        hpa = _hpa(scaled)
+        active = conditions(hpa).get("ScalingActive", {})
+        return active.get("status") == "True" and bool(kube_status(hpa).get("currentMetrics")), str(active.get("message"))
 
-    poll(reading, 180, "the HPA reading the queue through KEDA")
+    poll("the HPA reading the queue through KEDA", reading, 180, 2)
 
 
 def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscaled) -> None:
@@ -271,18 +304,21 @@ def test_without_the_keda_operator_the_queue_builds_and_replicas_stay_at_one(sca
     try:
         with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
                 Load(url, installed.stack.master_key, BUSY_AGENTS) as load:
+            queued = build_queue(load, samples)
             time.sleep(NEGATIVE_S)
     finally:
         _scale_operator(keda, 1)
         # The next step times KEDA's reaction: start it with KEDA reading again, not reconnecting.
         _wait_reading(scaled)
-    above = [row for row in samples.rows if row[1] > TARGET_QUEUE]
-    say(f"operator stopped for {NEGATIVE_S}s under load: queue above {TARGET_QUEUE} in {len(above)} of "
-        f"{len(samples.rows)} samples (max {max(r[1] for r in samples.rows):g}), replicas "
+    scaled.busy_agents = load.agents
+    held = samples.since(queued)
+    above = [row for row in held if row[1] > TARGET_QUEUE]
+    say(f"operator stopped, {load.agents} agents for {NEGATIVE_S}s once the queue built: queue above {TARGET_QUEUE} "
+        f"in {len(above)} of {len(held)} samples (max {max(r[1] for r in held):g}), replicas "
         f"{sorted({r[2] for r in samples.rows})}; {len(load.statuses)} calls, {len(load.failed())} failed")
-    # The queue is a gauge read every second: above the target for a third of the minute is a queue that, with
+    # The queue is a gauge read every second: above the target for a third of the hold is a queue that, with
     # KEDA running, calls for a second replica (step 3 shows it does).
-    assert len(above) >= len(samples.rows) // 3, f"the load built no queue: {samples.rows}"
+    assert len(above) >= len(held) // 3, f"the queue did not hold: {held}"
     assert {r[2] for r in samples.rows} == {1}, f"replicas changed with KEDA stopped: {samples.rows}"
     assert not load.failed(), load.failed()
 
@@ -298,14 +334,14 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
         return bool(pods) and ready(pods[0]), f"{len(pods)} new pods, replicas {scaled.replicas()}"
 
     with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
-            Load(url, installed.stack.master_key, BUSY_AGENTS) as load:
-        poll(lambda: (scaled.replicas() == 2, f"replicas {scaled.replicas()}"), SCALE_UP_TIMEOUT_S,
-             "the HPA asking for a second replica")
+            Load(url, installed.stack.master_key, scaled.busy_agents) as load:
+        poll("the HPA asking for a second replica",
+             lambda: (scaled.replicas() == 2, f"replicas {scaled.replicas()}"), SCALE_UP_TIMEOUT_S, 2)
         load.ease(EASED_AGENTS, EASED_PAUSE_S)
-        poll(second_ready, SCALE_UP_TIMEOUT_S, "a second replica Ready")
+        poll("a second replica Ready", second_ready, SCALE_UP_TIMEOUT_S, 2)
         new = next(p for p in installed.of(MODEL) if p["metadata"]["name"] not in before)
         name = new["metadata"]["name"]
-        poll(lambda: (installed.vllm_requests(name) > 0, "no call yet"), 120, f"the router sending calls to {name}")
+        poll(f"the router sending calls to {name}", lambda: (installed.vllm_requests(name) > 0, "no call yet"), 120, 2)
         routed = time.time()
         time.sleep(10)
     queued = samples.first(lambda row: row[1] > TARGET_QUEUE)
@@ -326,7 +362,7 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
     total = conditions["Ready"] - queued[0]
     report["scale-up"] = {**{k: f"{v:.0f}s" for k, v in parts.items()}, "queue above target -> Ready": f"{total:.0f}s",
                           "calls": len(load.statuses), "failed": len(load.failed()),
-                          "load": f"{BUSY_AGENTS} agents, {EASED_AGENTS} every {EASED_PAUSE_S:g}s once 2 were asked for"}
+                          "load": f"{scaled.busy_agents} agents, {EASED_AGENTS} every {EASED_PAUSE_S:g}s once 2 were asked for"}
     say(f"scale-up: {report['scale-up']}")
     log = installed.kube.run("logs", "-n", installed.namespace, installed.of(f"{MODEL}-router")[0]["metadata"]["name"]).stdout
     assert f"Adding pod: {name}" in log, log[-3000:]
@@ -357,7 +393,7 @@ def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_
 
     with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
             Load(url, installed.stack.master_key, CALM_AGENTS) as load:
-        poll(one_left, SCALE_DOWN_DELAY_S + 240, "back to one replica")
+        poll("back to one replica", one_left, SCALE_DOWN_DELAY_S + 240, 2)
         gone = time.time()
     calm = samples.first(lambda row: row[2] == 1)
     assert calm and leaving, samples.rows

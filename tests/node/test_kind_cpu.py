@@ -30,9 +30,8 @@ import pytest
 from tests.cluster.pki import NODE_NAME
 from tests.e2e import specs
 from tests.e2e.kube import port_forward, say
-from tests.support.kube import pod_of
-
 from tests.engines.engines import tiny_lora, vllm_venv
+from tests.support.kube import pod_of
 
 from .conftest import NodeCluster
 from .network import POD_CIDR

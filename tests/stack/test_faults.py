@@ -20,7 +20,7 @@ from stackgen.cli import cli
 
 from .calls import chat, decode_count
 from .conftest import Launch, LocalStack
-from .test_verify import STAND_IN_LIMITS, expected_rows, table_of
+from .verifytable import STAND_IN_LIMITS, expected_rows, table_of
 
 # An error must come back well inside this; a hang would run into the client's own timeout.
 ERROR_DEADLINE_S = 30.0

@@ -63,7 +63,7 @@ async def _load(local: LocalStack, tally: Tally, started: float) -> None:
         await asyncio.gather(*(agent() for _ in range(CONCURRENCY)))
 
 
-def _run_with(local: LocalStack, fault: "asyncio.Future[None] | None" = None, *, at: float,
+def _run_with(local: LocalStack, fault: asyncio.Future[None] | None = None, *, at: float,
               action: object, undo_at: float | None = None, undo: object = None) -> Tally:
     tally = Tally()
 

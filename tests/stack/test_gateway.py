@@ -8,7 +8,6 @@ import httpx
 import pytest
 import yaml
 
-
 from .calls import MAX_TOKENS, chat, decode_count, decode_counts
 from .conftest import EXAMPLES, ExamplePool, example_models, served_alias
 

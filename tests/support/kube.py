@@ -37,7 +37,7 @@ class Kubectl:
         return obj
 
     def items(self, *args: str) -> list[dict[str, Any]]:
-        return list(self.get(*args).get("items", []))
+        return list(self.get(*args).get("items") or [])
 
     def apply(self, obj: dict[str, Any], server_side: bool = False) -> None:
         # Through stdin: a Secret's value never appears in a command line.
@@ -49,6 +49,20 @@ class Kubectl:
         labels = {f"pod-security.kubernetes.io/{mode}": POD_SECURITY for mode in ("enforce", "audit", "warn")}
         labels["pod-security.kubernetes.io/enforce-version"] = "latest"
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+
+
+def status(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's status: empty until a controller fills it in (the API server may return `null`)."""
+    return obj.get("status") or {}
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """An object's conditions by type; none yet right after its creation, when the list is missing or null."""
+    return {c["type"]: c for c in status(obj).get("conditions") or []}
+
+
+def condition_true(obj: dict[str, Any], kind: str) -> bool:
+    return conditions(obj).get(kind, {}).get("status") == "True"
 
 
 def pod_of(deployment: dict[str, Any], name: str) -> dict[str, Any]:

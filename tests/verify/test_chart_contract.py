@@ -14,8 +14,7 @@ import yaml
 from stackgen import chartgen, examples
 from stackgen.engines import SERVED
 from stackgen.plan import plan
-
-from .chartlib import CHART
+from tests.support.paths import CHART
 
 
 def test_the_chart_holds_what_the_engine_modules_generate() -> None:
@@ -74,6 +73,7 @@ def test_a_removed_engine_leaves_no_keys_behind() -> None:
     old = chartgen.old_engines(current)
     values = chartgen.values_yaml((CHART / "values.yaml").read_text(), old, fewer)
     readme = chartgen.readme((CHART / "README.md").read_text(), old, fewer)
-    assert set(yaml.safe_load(values)["images"]) == set(yaml.safe_load((CHART / "values.yaml").read_text())["images"]) - {"llamacpp"}
+    chart_images = set(yaml.safe_load((CHART / "values.yaml").read_text())["images"])
+    assert set(yaml.safe_load(values)["images"]) == chart_images - {"llamacpp"}
     assert "| `models.<name>.llamacpp" not in readme and "| `images.llamacpp" not in readme
     assert "| `models.<name>.vllm.maxModelLen` |" in readme

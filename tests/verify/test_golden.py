@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 import pytest
 
 from stackgen import examples
 from stackgen.golden import expected
+from tests.support.paths import REPO
 
-GOLDEN = Path(__file__).resolve().parents[1] / "manifests"
+GOLDEN = REPO / "manifests"
 
 
 @pytest.mark.parametrize("name", examples.names())

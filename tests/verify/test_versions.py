@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.pins import pins
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ENTRIES: dict[str, dict[str, Any]] = yaml.safe_load((REPO / "versions.yaml").read_text())
 # Not scanned for stray versions (versions.yaml's header says why).
 UNCHECKED = re.compile(r"^(manifests/|bench/RESULTS\.md$|versions\.yaml$)|go\.sum$")
