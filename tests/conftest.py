@@ -6,6 +6,8 @@ background (tests/support/prebuild.py)."""
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not session.config.option.collectonly:
         known = tiers(session.config)
         prebuild.start({tier for item in session.items if (tier := tier_of(item, known))})
+
+
+# Seconds each tier took, fixtures included, from its first test's start to its last test's end: what
+# docs/testing.md quotes as each tier's cost.
+_tier_spans: dict[str, list[float]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Any:
+    start = time.monotonic()
+    try:
+        return (yield)
+    finally:
+        tier = tier_of(item, tiers(item.config))
+        if tier:
+            span = _tier_spans.setdefault(tier, [start, start])
+            span[1] = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _tier_spans:
+        terminalreporter.write_sep("-", "time per tier (first test's start to last test's end)")
+        for tier, (start, end) in _tier_spans.items():
+            terminalreporter.write_line(f"{tier}: {(end - start) / 60:.1f} min")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

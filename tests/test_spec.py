@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ from click.testing import CliRunner
 
 from stackgen.cli import cli
 from stackgen.engines import ENGINES
+from stackgen.plan import RESERVED_COMPONENTS
+from tests.support.paths import CHART
 
 # The engines in the order refusals list them (a new engine joins it without an edit here).
 ENGINE_LIST = ", ".join(ENGINES)
@@ -188,3 +191,12 @@ def test_a_file_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
     assert result.output == f"{spec}:13: column 14: byte 0xe9 is not UTF-8, the encoding YAML files are read in " \
                             "(save the file as UTF-8)\n"
+
+
+def test_no_model_may_take_a_name_the_chart_gives_its_own_objects() -> None:
+    """The chart names its own objects <fullname>-<component> with a literal component; each is reserved, so that
+    a model's objects (named by its key) never collide with them."""
+    literal = re.compile(r'"component" "([a-z][a-z0-9-]*)"')
+    given = {name for path in (CHART / "templates").rglob("*") if path.is_file()
+             for name in literal.findall(path.read_text())}
+    assert given and given <= RESERVED_COMPONENTS, sorted(given - RESERVED_COMPONENTS)

@@ -153,6 +153,16 @@ _OLLAMA = [
 OLLAMA_TAGS: dict[str, OllamaTag] = {t.tag: t for t in _OLLAMA}
 
 
+# Publishers whose Hub repositories are gated: a download needs a token of a user who accepted the licence.
+# Meta's Llama and Google's Gemma repositories are all gated; so are Mistral AI's since mid-2024.
+GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
+
+
+def gated(model_id: str) -> bool:
+    """Whether the Hub asks for an accepted licence (and a token) before it serves the repository's files."""
+    return model_id.lower().startswith(GATED_PREFIXES)
+
+
 def hf_model(model_id: str) -> ModelFacts | None:
     """Facts of a Hugging Face model id (case-insensitive), or None when uncatalogued."""
     return HF_MODELS.get(model_id.lower())

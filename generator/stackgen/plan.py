@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import capacity, routing
+from . import capacity, catalog, routing
 from .engines import SERVED, Capabilities, EngineValues, ServedEngine, engine_of
 from .engines.base import AMD, Download, accelerator
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
@@ -23,11 +23,15 @@ from .spec import Stack
 from .specbase import ModelCommon, Profile, SecretRef, ServedModel
 
 GATEWAY_PORT = 4000
-RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis"})
+# The components the chart names its own objects after (<fullname>-<component>): no model may take one.
+# tests/test_spec.py checks this holds every name the chart's templates give.
+RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis", "monitoring", "dashboard"})
 HF_HUB = "https://huggingface.co"  # where Hub downloads go without a mirror
 # The chart names a model's preload Job <fullname>-<model>-preload-<6 hex digits of what it downloads>.
 PRELOAD_JOB_SUFFIX = "-preload-" + "0" * 6
 REDIS_PASSWORD_KEY = "password"
+# Seconds between a model server's startup probes (the values set it; the chart's default is the same).
+STARTUP_PERIOD_S = 10
 
 
 @dataclass(frozen=True)
@@ -345,8 +349,8 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
     server = engine.server(m, profile, sized)
     weights = engine.weights_gib(m)
     cache_gib = math.ceil(max(10.0, 1.5 * weights)) if weights else 50
-    # Thirty minutes for start-up, plus a minute per GiB of weights to download and load.
-    startup = 180 + 6 * math.ceil(weights or 0)
+    # Thirty minutes for start-up, plus a minute per GiB of weights to download and load, in probe periods.
+    startup = (1800 + 60 * math.ceil(weights or 0)) // STARTUP_PERIOD_S
     policy = _policy(m)
     router = routing.router(fullname, m.name, policy) if policy else None
     preload = _hub_downloads(engine, m) if m.cache.preload else ()
@@ -411,7 +415,7 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
             assert isinstance(m, ExternalModel)
             external.append(_external(m))
     redis, notes = _redis(stack, fullname)
-    notes += _spread_notes(stack) + _fallback_cycle_notes(stack) + _restricted_notes(stack)
+    notes += _spread_notes(stack) + _fallback_cycle_notes(stack) + _restricted_notes(stack) + _gpu_notes(stack)
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
                 served=tuple(served), external=tuple(external), adapters=tuple(adapters), redis=redis, notes=notes)
 
@@ -427,6 +431,32 @@ def _spread_notes(stack: Stack) -> tuple[str, ...]:
         why = "routing: service" if m.routing == routing.NO_ROUTER else f"no router is proven on {engine.name}"
         notes.append(f"note: models[{i}]: the replicas of {m.name} share requests through their Service at random "
                      f"({why}): each replica's prompt cache sees only part of each conversation")
+    return tuple(notes)
+
+
+def _gpu_notes(stack: Stack) -> tuple[str, ...]:
+    """What the GPU path cannot check or place by itself: a product that no node selector asks for, a GPU whose
+    memory is unknown (nothing checks a model fits it), and a gated Hub model with no token."""
+    notes = []
+    for key, profile in stack.profiles.items():
+        gpu = profile.gpu
+        if gpu is None:
+            continue
+        if gpu.product and not profile.nodeSelector and not profile.affinity:
+            label = "nvidia.com/gpu.product" if gpu.resource.startswith("nvidia.com/") else "<the node label naming it>"
+            notes.append(f"warning: profiles.{key}.gpu.product: {gpu.product} asks no node for it: its pods may land "
+                         f"on any node with {gpu.resource} (add nodeSelector: {{{label}: {gpu.product}}}, the label "
+                         "GPU feature discovery sets)")
+        if gpu.memoryGiB is None:
+            notes.append(f"warning: profiles.{key}.gpu.memoryGiB: not set, so nothing checks that its models fit their "
+                         "GPUs (set the memory of one GPU in GiB, e.g. 24 for an L4)")
+    for i, m in enumerate(stack.models):
+        # Only the engines that download from the Hub have an hfToken field (False: this one has none).
+        model = getattr(m, "model", "")
+        if getattr(m, "hfToken", False) is None and catalog.gated(model):
+            notes.append(f"warning: models[{i}].hfToken: {m.name}'s {model} is gated on the Hugging "
+                         "Face Hub: without a token of a user who accepted its licence, its download fails with 401 "
+                         "(add hfToken: {secretName: hf-token, key: token})")
     return tuple(notes)
 
 

@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from . import grammars
 from .routing import Policy as RoutingPolicy
@@ -24,6 +24,8 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 EXTENDED_RESOURCE = r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$"
+# A MIG slice's resource name carries its memory: nvidia.com/mig-1g.10gb is a slice with 10 GB.
+MIG_RESOURCE = re.compile(r"nvidia\.com/mig-\d+g\.(\d+)gb")
 HTTP_URL = r"^https?://\S+$"
 URL_PATH = r"^/\S*$"
 GGUF_FILE = r"^\S+\.gguf$"
@@ -118,6 +120,15 @@ class Gpu(Base):
     count: int = Field(default=1, ge=1, le=16, description="GPUs a pod on this profile may use (largest tensor parallel size).")
     memoryGiB: float | None = Field(default=None, gt=0, description="Memory of one GPU in GiB (used for capacity checks).")
     product: str | None = Field(default=None, description="GPU product name, for documentation and placement (e.g. NVIDIA-L4).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mig_memory(cls, data: Any) -> Any:
+        """A MIG slice's memory, from its resource name, when memoryGiB is not given: the fit check needs it."""
+        if not isinstance(data, dict) or data.get("memoryGiB") is not None:
+            return data
+        found = MIG_RESOURCE.fullmatch(str(data.get("resource", "")))
+        return {**data, "memoryGiB": float(found.group(1))} if found else data
 
 
 class Toleration(Base):

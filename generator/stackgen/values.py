@@ -9,7 +9,7 @@ from . import monitoring
 from .agents import autogen
 from .gateway import config_for, gateway_env, secret_env
 from .output import Target
-from .plan import GATEWAY_PORT, Plan, ServedPlan
+from .plan import GATEWAY_PORT, STARTUP_PERIOD_S, Plan, ServedPlan
 from .spec import Profile, SecretRef, Stack
 
 
@@ -130,7 +130,7 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
     if m.preload:
         cache["preload"] = list(m.preload)
     values["cache"] = cache
-    values["startupProbe"] = {"periodSeconds": 10, "failureThreshold": m.startup_failure_threshold}
+    values["startupProbe"] = {"periodSeconds": STARTUP_PERIOD_S, "failureThreshold": m.startup_failure_threshold}
     surge, unavailable = (1, 0) if m.surge else (0, 1)
     values["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
     values.update(_placement(m.profile))

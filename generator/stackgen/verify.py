@@ -240,18 +240,25 @@ def _quantity(text: str) -> float:
 
 
 def autoscaler(kubectl: list[str], plan: Plan, m: ServedPlan) -> str:
-    """The HPA KEDA made for the model's ScaledObject (KEDA names it keda-hpa-<ScaledObject>): its replicas,
-    and the queue per replica it last read against the target. Fails when there is no HPA (KEDA is not
-    running) or when it cannot read the queue (Prometheus, or KEDA's metrics API, is not answering)."""
+    """The HPA KEDA made for the model's ScaledObject (the name KEDA writes in the ScaledObject's status): its
+    replicas, and the queue per replica it last read against the target. Fails when there is no HPA (KEDA is
+    not running) or when it cannot read the queue (Prometheus, or KEDA's metrics API, is not answering)."""
     scaling = m.spec.autoscaling
     assert scaling is not None
-    name = f"keda-hpa-{plan.fullname}-{m.name}"
+    scaled_object = f"{plan.fullname}-{m.name}"
+    done = subprocess.run([*kubectl, "get", "scaledobject", scaled_object, "-n", plan.stack.namespace,
+                           "-o", "jsonpath={.status.hpaName}"], capture_output=True, text=True, timeout=60, check=False)
+    name = done.stdout.strip()
+    if done.returncode != 0 or not name:
+        raise LookupError(f"ScaledObject {scaled_object} names no HorizontalPodAutoscaler: is KEDA running? "
+                          f"({done.stderr.strip()[:120]})")
     done = subprocess.run([*kubectl, "get", "hpa", name, "-n", plan.stack.namespace, "-o", "json"],
                           capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         raise LookupError(f"no HorizontalPodAutoscaler {name}: is KEDA running? ({done.stderr.strip()[:120]})")
-    status = json.loads(done.stdout).get("status", {})
-    for condition in status.get("conditions", []):
+    # Fields a controller has not filled in yet are missing or null.
+    status = json.loads(done.stdout).get("status") or {}
+    for condition in status.get("conditions") or []:
         if condition["type"] == "ScalingActive" and condition["status"] != "True":
             raise RuntimeError(f"the autoscaler cannot read the queue: {condition.get('message', '')[:160]}")
     queue = [_quantity(metric["external"]["current"]["averageValue"]) for metric in status.get("currentMetrics") or []

@@ -266,7 +266,8 @@ def scaled(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempP
 
 def _hpa(scaled: Autoscaled) -> dict[str, Any]:
     installed = scaled.installed
-    return installed.kube.get("hpa", "-n", installed.namespace, f"keda-hpa-{installed.stack.release}-{MODEL}")
+    scaled_object = installed.kube.get("scaledobject", "-n", installed.namespace, f"{installed.stack.release}-{MODEL}")
+    return installed.kube.get("hpa", "-n", installed.namespace, scaled_object["status"]["hpaName"])
 
 
 def _wait_reading(scaled: Autoscaled) -> None:

@@ -15,9 +15,10 @@ from stackgen.render import render_files
 
 from .conftest import EXAMPLES, ExamplePool
 
-# Shapes of credentials: OpenAI/LiteLLM-style keys, Hugging Face tokens, PEM keys, bearer headers.
+# Shapes of credentials: OpenAI/LiteLLM-style keys, Hugging Face tokens, PEM keys, bearer headers (a token on the
+# same line: a ServiceMonitor's `authorization: {type: Bearer, credentials: {name, key}}` names a Secret).
 SECRET_SHAPES = [re.compile(p) for p in (r"\bsk-[A-Za-z0-9_-]{8,}", r"hf_[A-Za-z0-9]{20,}",
-                                         r"-----BEGIN [A-Z ]*PRIVATE KEY-----", r"(?i)bearer\s+[A-Za-z0-9._-]{8,}")]
+                                         r"-----BEGIN [A-Z ]*PRIVATE KEY-----", r"(?i)bearer[ \t]+[A-Za-z0-9._-]{8,}")]
 SECRET_NAMES = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 
 
