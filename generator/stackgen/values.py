@@ -168,6 +168,8 @@ def chart_values(target: Target) -> dict[str, Any]:
             ingress["annotations"] = dict(gw.ingress.annotations)
         gateway["ingress"] = ingress
     values: dict[str, Any] = {
+        # The autoscaling queries, alert expressions and agent URLs below name it: the chart refuses another.
+        "namespace": stack.namespace,
         "fullnameOverride": plan.fullname,
         "gateway": gateway,
         "models": {m.name: _model_values(m, stack) for m in plan.served},

@@ -60,3 +60,19 @@ def test_output_is_deterministic(helm: str, scenario: str) -> None:
 def test_helm3_and_helm4_render_the_same_objects(scenario: str) -> None:
     assert render("helm3", (scenario,)) == render("helm4", (scenario,))
 
+
+
+def test_values_made_for_one_namespace_are_refused_in_another(helm: str) -> None:
+    """stackgen's values name their namespace in PromQL and URLs: installed elsewhere, autoscaling and alerts
+    would watch nothing. The chart refuses, saying how to install them; values that name none go anywhere."""
+    made_for = ("--set", "namespace=llm")
+    assert run_helm(helm, "template", "demo", str(CHART), "-n", "llm", "-f", str(CI_DIR / "03-minimal.yaml"),
+                    *made_for).returncode == 0
+    refused = run_helm(helm, "template", "demo", str(CHART), "-n", "other", "-f", str(CI_DIR / "03-minimal.yaml"),
+                       *made_for)
+    assert refused.returncode != 0
+    assert ('these values were rendered for namespace "llm", which their autoscaling queries, alerts and agent URLs '
+            'name, not "other": install them with -n llm, or set namespace: other in the stack spec and render again'
+            ) in refused.stderr, refused.stderr
+    assert run_helm(helm, "template", "demo", str(CHART), "-n", "other", "-f", str(CI_DIR / "03-minimal.yaml")
+                    ).returncode == 0

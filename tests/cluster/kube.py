@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.paths import TOOLS
+import yaml
+
+from tests.support.paths import REPO, TOOLS
 from tests.support.tools import HELMS, helm, stackgen
 
 from .controlplane import ControlPlane
 from .fakes import FakeProvisioner
+
+EXAMPLES_DIR = REPO / "generator" / "stackgen" / "examples"
 
 
 def say(message: str) -> None:
@@ -76,8 +80,15 @@ class Cluster:
                      *[f"--from-literal={k}=test-{name}-{k}" for k in sorted(keys)])
 
 
-def render(spec: str | Path, out: Path) -> Path:
-    """`stackgen render` of an example name or a spec file; returns the output directory."""
+def render(spec: str | Path, out: Path, namespace: str | None = None) -> Path:
+    """`stackgen render` of an example name or a spec file; returns the output directory. With `namespace`, the
+    spec is rendered for that namespace instead of its own (its values name it, and the chart refuses any other)."""
+    if namespace is not None:
+        source = Path(spec) if Path(spec).is_file() else EXAMPLES_DIR / f"{spec}.yaml"
+        data = yaml.safe_load(source.read_text())
+        spec = out.parent / f"{source.stem}-in-{namespace}.yaml"
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        spec.write_text(yaml.safe_dump({**data, "namespace": namespace}, sort_keys=False))
     env = os.environ | {"PATH": f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([stackgen(), "render", str(spec), "-o", str(out)],
                           capture_output=True, text=True, timeout=120, env=env, check=False)

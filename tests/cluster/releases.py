@@ -12,13 +12,12 @@ from typing import Any
 import yaml
 
 from tests.support import kube
-from tests.support.paths import CHART, REPO
+from tests.support.paths import CHART
 from tests.support.wait import poll
 
 from .fakes import GPU, PROVISIONER
-from .kube import Cluster, referenced_secrets
+from .kube import EXAMPLES_DIR, Cluster, referenced_secrets
 
-EXAMPLES_DIR = REPO / "generator" / "stackgen" / "examples"
 EXAMPLES = ("kind-cpu", "gpu-fleet", "hybrid")
 INSTALL_TIMEOUT = "180s"
 # Kinds a release may leave behind that the namespace itself owns (not the chart's).

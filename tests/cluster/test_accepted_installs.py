@@ -32,14 +32,15 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     spec = copy.deepcopy(BASE)
+    spec["namespace"] = "accepted-every-engine"
     # The test cluster taints its GPU nodes, as GPU pools are; the spec tolerates it as a real one would.
     spec["profiles"]["l4"]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     work = tmp_path_factory.mktemp("accepted")
     path = work / "stack.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = render(path, work / "out")
-    say("installing the front door's base spec into accepted-every-engine")
-    with Release(cluster, "helm3", spec["name"], "accepted-every-engine", out).installed_for() as rel:
+    say(f"installing the front door's base spec into {spec['namespace']}")
+    with Release(cluster, "helm3", spec["name"], spec["namespace"], out).installed_for() as rel:
         yield rel
 
 

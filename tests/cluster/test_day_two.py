@@ -15,6 +15,7 @@ import yaml
 from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.verify import autoscaler
+from tests.support.paths import CHART
 
 from .kube import Cluster, render
 from .releases import Release, wait_all_available
@@ -114,3 +115,19 @@ def test_an_object_the_crd_forbids_is_refused(release: Release, manifest: str, b
     done = release.cluster.kubectl("apply", "--dry-run=server", "-n", release.namespace, "-f", "-",
                                    stdin=json.dumps(broken), check=False)
     assert done.returncode != 0 and field in done.stderr, done.stderr
+
+
+def test_an_install_into_another_namespace_is_refused_and_creates_nothing(release: Release) -> None:
+    """The release's values name namespace ops in their queries (above): `helm install -n elsewhere` with them
+    fails before it creates anything, and says how to install them."""
+    cluster = release.cluster
+    cluster.create_namespace("elsewhere")
+    try:
+        done = cluster.helm(release.helm, "install", "ops", str(CHART), "-n", "elsewhere",
+                            "-f", str(release.out / "values.yaml"), check=False)
+        assert done.returncode != 0
+        assert 'rendered for namespace "ops"' in done.stderr and "install them with -n ops" in done.stderr, done.stderr
+        assert cluster.items("all", "-n", "elsewhere") == []
+        assert cluster.helm(release.helm, "list", "-n", "elsewhere", "-q").stdout.strip() == ""
+    finally:
+        cluster.delete_namespace("elsewhere")

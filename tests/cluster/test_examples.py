@@ -34,7 +34,7 @@ CASES = [(example, helm) for example in EXAMPLES for helm in ("helm3", "helm4")]
 def release(request: pytest.FixtureRequest, cluster: Cluster, crds: None,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     example, helm = request.param
-    out = render(example, tmp_path_factory.mktemp(f"{example}-{helm}") / "out")
+    out = render(example, tmp_path_factory.mktemp(f"{example}-{helm}") / "out", namespace=f"{example}-{helm}")
     name = yaml.safe_load((out / "values.yaml").read_text())["fullnameOverride"]
     say(f"installing {example} with {helm} into {example}-{helm}")
     with Release(cluster, helm, name, f"{example}-{helm}", out, example=example).installed_for() as rel:
@@ -104,7 +104,7 @@ def test_upgrade_with_changed_spec_rolls_out(release: Release, cluster: Cluster,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     before = {d["metadata"]["name"]: d for d in release.deployments()}
     spec, model, max_len = changed_spec(release.example, tmp_path_factory.mktemp("changed"))
-    out = render(spec, tmp_path_factory.mktemp("changed-out") / "out")
+    out = render(spec, tmp_path_factory.mktemp("changed-out") / "out", namespace=release.namespace)
     release.upgrade(out / "values.yaml", "--wait", "--timeout", "180s")
 
     deps = wait_all_available(release)

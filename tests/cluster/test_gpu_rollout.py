@@ -26,10 +26,10 @@ HANG_WINDOW_S = 20
 SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
-def _spec(max_model_len: int) -> dict[str, Any]:
+def _spec(max_model_len: int, namespace: str) -> dict[str, Any]:
     return {
         "name": "roll",
-        "namespace": "roll",
+        "namespace": namespace,
         "gateway": {"replicas": 1},
         "profiles": {"t4": {
             "gpu": {"resource": GPU, "count": 1, "memoryGiB": 16, "product": "Tesla-T4"},
@@ -45,9 +45,9 @@ def _spec(max_model_len: int) -> dict[str, Any]:
     }
 
 
-def _render(tmp: Path, max_model_len: int, strategy: dict[str, Any] | None = None) -> Path:
+def _render(tmp: Path, namespace: str, max_model_len: int, strategy: dict[str, Any] | None = None) -> Path:
     spec = tmp / f"spec-{max_model_len}.yaml"
-    spec.write_text(yaml.safe_dump(_spec(max_model_len)))
+    spec.write_text(yaml.safe_dump(_spec(max_model_len, namespace)))
     out = render(spec, tmp / f"out-{max_model_len}")
     values_file = out / "values.yaml"
     if strategy:
@@ -70,8 +70,8 @@ def _max_len(pod: dict[str, Any]) -> str:
 @pytest.fixture
 def gpu_release(request: pytest.FixtureRequest, cluster: Cluster,
                 tmp_path: Path) -> Iterator[Release]:
-    values = _render(tmp_path, 4096)
     namespace = "rollout-" + request.node.name.split("_")[1]
+    values = _render(tmp_path, namespace, 4096)
     # Deleting the namespace afterwards waits for its pods: the GPU is free for the next test.
     with Release(cluster, "helm3", "roll", namespace, values.parent).installed_for() as rel:
         yield rel
@@ -95,7 +95,7 @@ def test_chart_strategy_rolls_a_gpu_holder_on_a_full_pool(gpu_release: Release,
     old = _pool_is_full(cluster, gpu_release)
 
     (tmp_path / "next").mkdir()
-    gpu_release.upgrade(_render(tmp_path / "next", 2048), "--wait", "--timeout", "120s")
+    gpu_release.upgrade(_render(tmp_path / "next", gpu_release.namespace, 2048), "--wait", "--timeout", "120s")
     wait_all_available(gpu_release)
     new = _pool_is_full(cluster, gpu_release)
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
@@ -107,7 +107,7 @@ def test_surge_strategy_hangs_on_a_full_pool(gpu_release: Release, cluster: Clus
     old = _pool_is_full(cluster, gpu_release)
     (tmp_path / "next").mkdir()
     # No --wait: this rollout is expected never to finish.
-    gpu_release.upgrade(_render(tmp_path / "next", 2048, SURGE))
+    gpu_release.upgrade(_render(tmp_path / "next", gpu_release.namespace, 2048, SURGE))
 
     def surge_pod_unschedulable() -> tuple[dict[str, Any] | None, str]:
         for pod in _model_pods(gpu_release):

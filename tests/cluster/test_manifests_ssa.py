@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from stackgen import examples
-
 from .kube import Cluster, render
 from .releases import EXAMPLES, Release, wait_all_available
 
@@ -66,8 +64,10 @@ def _apply(cluster: Cluster, namespace: str, files: list[Path]) -> None:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_server_side_apply_of_plain_manifests_matches_the_helm_release(
         example: str, cluster: Cluster, crds: None, tmp_path: Path) -> None:
-    out = render(example, tmp_path / "out")
-    rendered_for = examples.resolve(example).stack.namespace
+    # Rendered for the namespace Helm installs it into (the chart refuses another); the plain manifests name it,
+    # and go into a second namespace too, as `kubectl apply -n` puts them.
+    rendered_for = f"{example}-via-helm"
+    out = render(example, tmp_path / "out", namespace=rendered_for)
     name = yaml.safe_load((out / "values.yaml").read_text())["fullnameOverride"]
     via_helm = Release(cluster, "helm3", name, f"{example}-via-helm", out)
     via_ssa = Release(cluster, "helm3", name, f"{example}-via-ssa", out)  # never installed
