@@ -37,11 +37,10 @@ render: setup
 verify: setup-test
 	VENV=$(VENV) bash scripts/verify.sh
 
-## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. The tiers
-## that need no build run first, while the control plane, the engines and the node's images (`make
-## controlplane engines node`) build in the background in the order the later tiers need them
-## (tests/support/prebuild.py).
-test: verify debs
+## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. The control
+## plane and the engines build first, at full speed; the node tier's images, KEDA, kube-router and crane build
+## in the background while the other tiers run (tests/support/prebuild.py), and that tier runs last.
+test: verify debs controlplane engines
 	$(PY) -m pytest --ignore=tests/verify --durations=40
 
 ## unit: the tests that need no build (the generator, the CLI, the spec): a minute or two, for a quick loop

@@ -51,7 +51,7 @@ def test_second_build_reuses_the_cache(cluster: Cluster) -> None:
     done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
                           timeout=120, check=True)
     assert Path(done.stdout.strip().splitlines()[-1]) == cluster.cp.bin_dir
-    assert "cached binaries" in done.stderr
+    assert "controlplane: cached in" in done.stderr, done.stderr
     assert time.monotonic() - start < 60
     # Outside the work tree: a fresh clone on this machine finds the same binaries.
     assert not cluster.cp.bin_dir.is_relative_to(REPO)

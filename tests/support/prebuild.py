@@ -1,14 +1,18 @@
 """The slow builds the later tiers need, run in the background while the earlier tiers test.
 
-Cold, the control plane (about 6 minutes on 2 cores), the engines (vLLM's virtualenv, Ollama, llama-server:
-about 11) and the node tier's images, KEDA, kube-router and crane (about 13) are most of a run's builds. The
-unit, chart and stack tiers need none of them, and leave a core idle most of the time (pytest runs on one;
-the stack tier mostly waits on servers). So a session that will run a tier needing a build starts one
-background chain, in the order the tiers need them (tests/conftest.py runs the tiers in that order too), at a
-low CPU priority. A tier's fixture asks for its build as before (tests/engines/engines.py `cached_build`,
+A session that will run a tier needing a build starts one background chain of the builds its tiers need, in
+the order the tiers need them, at a low CPU priority (tests/conftest.py runs the tiers in that order too). A
+tier's fixture asks for its build as before (tests/engines/engines.py `cached_build`,
 tests/cluster/controlplane.py `build_binaries`): the scripts' cache lock keeps it waiting while the chain
 builds that entry, and warm, the script finds its entry and returns in a second. A build that failed in the
 background is run again by the fixture, which fails with its output.
+
+`make test` builds the control plane and the engines first, at full speed, so that under it the chain holds
+only the node tier's builds (its images, KEDA, kube-router, crane: about 13 minutes cold), which the other
+tiers' 25 minutes hide. With the control plane and the engines in the chain too, behind the early tiers at low
+priority, a cold run took 88 minutes against about 65: they were done 40 minutes in, the engines tier waited
+for llama-server, and the node's images only began then (docs/testing.md). Run alone (`pytest -m engines` on a
+new machine), the chain still builds what that tier needs.
 """
 
 from __future__ import annotations
