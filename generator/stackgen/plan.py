@@ -27,8 +27,10 @@ GATEWAY_PORT = 4000
 # tests/test_spec.py checks this holds every name the chart's templates give.
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis", "monitoring", "dashboard"})
 HF_HUB = "https://huggingface.co"  # where Hub downloads go without a mirror
-# The chart names a model's preload Job <fullname>-<model>-preload-<6 hex digits of what it downloads>.
-PRELOAD_JOB_SUFFIX = "-preload-" + "0" * 6
+# The chart names a model's preload Job <fullname>-<model>-preload-<6 hex digits of what it downloads>, and
+# labels its pods with component <model>-preload.
+PRELOAD_COMPONENT_SUFFIX = "-preload"
+PRELOAD_JOB_SUFFIX = f"{PRELOAD_COMPONENT_SUFFIX}-{'0' * 6}"
 REDIS_PASSWORD_KEY = "password"
 # Seconds between a model server's startup probes (the values set it; the chart's default is the same).
 STARTUP_PERIOD_S = 10
@@ -199,11 +201,27 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if len(longest) > 63:
             problems.append(Problem(f"{at}.name", f"object name {longest!r} is longer than 63 characters",
                                     "shorten the stack or model name"))
-    for m in stack.models:  # a router's objects are named like a model called <model>-router
-        if _policy(m) and routing.component(m.name) in names:
-            problems.append(Problem(f"models[{names[routing.component(m.name)]}].name",
-                                    f"{routing.component(m.name)!r} names the router of model {m.name!r}",
-                                    "pick another model name"))
+    for m in stack.models:  # a router's and a preload Job's pods are labelled like a model called <model>-<part>
+        taken = {routing.component(m.name): "the router"} if _policy(m) else {}
+        if isinstance(m, ServedModel) and m.cache.preload:
+            taken[f"{m.name}{PRELOAD_COMPONENT_SUFFIX}"] = "the preload Job"
+        for component, what in taken.items():
+            if component in names:
+                problems.append(Problem(f"models[{names[component]}].name",
+                                        f"{component!r} names {what} of model {m.name!r}, whose pods it would take as "
+                                        "its own", "pick another model name"))
+    # A model server's NetworkPolicy admits the namespace of the Prometheus that scrapes or scales it: the stack's
+    # own would admit every pod of it, past the gateway.
+    own = stack.namespace
+    scraping: list[tuple[str, str | None]] = (
+        [("monitoring.prometheusNamespace", stack.monitoring.prometheusNamespace)] if stack.monitoring.enabled else [])
+    scraping += [(f"models[{i}].autoscaling.prometheusUrl", m.autoscaling.prometheus_namespace)
+                 for i, m in enumerate(stack.models) if isinstance(m, ServedModel) and m.autoscaling]
+    for at, namespace in scraping:
+        if namespace == own:
+            problems.append(Problem(at, f"Prometheus in the stack's own namespace ({own}): the model servers' "
+                                        "NetworkPolicies would admit every pod of it to their ports, past the gateway",
+                                    "run Prometheus in a namespace of its own, e.g. monitoring"))
     redis = stack.gateway.redis
     if redis.enabled is False and redis.host:
         problems.append(Problem("gateway.redis.host", "an external Redis is named, but gateway.redis.enabled is false",

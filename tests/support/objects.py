@@ -119,9 +119,10 @@ def _peer_admits(peer: Obj, policy_namespace: str, source: Pod) -> bool:
     return in_namespace and ("podSelector" not in peer or matches(peer["podSelector"], source.labels))
 
 
-def admits(policies: list[Obj], source: Pod, dest: Pod, port: int, namespace: str) -> bool:
-    """Whether NetworkPolicies (all installed to `namespace` unless they say otherwise) let `source` open a TCP
-    connection to `dest` on `port`. Egress is not judged: the chart renders ingress policies only."""
+def admitting(policies: list[Obj], source: Pod, dest: Pod, port: int, namespace: str) -> list[str]:
+    """Why NetworkPolicies (all installed to `namespace` unless they say otherwise) let `source` open a TCP
+    connection to `dest` on `port`: each admitting rule, as "<policy>: <peer>"; ["no policy selects it"] when no
+    policy selects `dest`; empty when none admits it. Egress is not judged: the chart renders ingress only."""
     selecting = []
     for p in policies:
         policy_namespace = p["metadata"].get("namespace", namespace)
@@ -129,15 +130,22 @@ def admits(policies: list[Obj], source: Pod, dest: Pod, port: int, namespace: st
         if policy_namespace == dest.namespace and "Ingress" in types and matches(p["spec"].get("podSelector"), dest.labels):
             selecting.append((p, policy_namespace))
     if not selecting:
-        return True
+        return ["no policy selects it"]
+    reasons = []
     for p, policy_namespace in selecting:
         for rule in p["spec"].get("ingress") or []:
             if not _port_admitted(rule.get("ports"), dest, port):
                 continue
             peers = rule.get("from")
-            if not peers or any(_peer_admits(peer, policy_namespace, source) for peer in peers):
-                return True
-    return False
+            if not peers:
+                reasons.append(f"{name(p)}: any source")
+            reasons += [f"{name(p)}: {peer}" for peer in peers or [] if _peer_admits(peer, policy_namespace, source)]
+    return reasons
+
+
+def admits(policies: list[Obj], source: Pod, dest: Pod, port: int, namespace: str) -> bool:
+    """Whether the NetworkPolicies let `source` reach `dest` on `port` (see `admitting`)."""
+    return bool(admitting(policies, source, dest, port, namespace))
 
 
 def secret_refs(spec: Obj) -> list[tuple[str, str | None, str]]:
