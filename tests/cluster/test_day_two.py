@@ -77,7 +77,7 @@ def test_verify_says_when_no_autoscaler_reads_the_queue(release: Release) -> Non
     resolved = plan(load_text(yaml.safe_dump(SPEC), "stack.yaml"))
     qwen = next(m for m in resolved.served if m.name == "qwen")
     kubectl = [release.cluster.cp.binary("kubectl"), "--kubeconfig", str(release.cluster.kubeconfig)]
-    with pytest.raises(LookupError, match="no HorizontalPodAutoscaler keda-hpa-ops-qwen: is KEDA running"):
+    with pytest.raises(LookupError, match="ScaledObject ops-qwen names no HorizontalPodAutoscaler: is KEDA running"):
         autoscaler(kubectl, resolved, qwen)
 
 
