@@ -16,20 +16,22 @@ real model from PyPI, tests/engines/smollm2.py), so a prefix-cache miss costs a 
 from the servers' prefix-cache counters; TTFT from streamed replies. Loopback only, bounded in count.
 
 Cores: each replica gets its own, as a pod with exclusive cores would. vLLM's CPU backend binds its OpenMP
-threads to the cores VLLM_CPU_OMP_THREADS_BIND lists (`auto` picks among the cores the process may use, so
-replicas started alike pick alike; `nobind` binds nothing). The chart renders `nobind` (pods of a node share
-its cores); here each replica's copy of the rendered Deployment says its own: replica i is bound to core i, and
-a replica beyond the machine's cores (the third on 2 cores) is left unbound, its one thread (OMP_NUM_THREADS=1,
-from the chart) running on whichever core is free instead of always doubling up with the same pinned replica.
+threads to the cores VLLM_CPU_OMP_THREADS_BIND lists, like `0` or `0-3` (`auto` keeps the last core for its
+scheduler and binds to the rest of those the process may use: on 2 cores every replica gets core 0; `nobind`
+binds nothing). The chart renders `nobind` (pods of a node share its cores); here each replica's copy of the
+rendered Deployment says its own: replica i is bound to core i, and a replica beyond the machine's cores (the
+third on 2 cores) is left unbound, its one thread (OMP_NUM_THREADS=1, from the chart) running on whichever core
+is free instead of always doubling up with the same pinned replica.
 
 Load: `--at-once` agents talk at a time, each sending its next turn when the last is answered. The default, 2,
 is the machine's cores and no more than the replicas: one agent per replica (at 2) if routing spreads them, so
 a turn waits for another only where routing put two conversations on one replica.
 
     python bench/routing.py [--replicas 2,3] [--policies consistent_hash,round_robin,random,cache_aware]
-                            [--agents 6] [--turns 5] [--at-once 2] [--model smollm2|tiny]
+                            [--agents 4] [--turns 5] [--at-once 2] [--model smollm2|tiny]
 
-The defaults run alone in about 13 minutes on 2 cores (bench/RESULTS.md); each phase prints as it ends.
+The defaults took 20 minutes alone on 2 cores (bench/RESULTS.md): 5.5 of them the three servers' start with
+torch.compile's cache cold for their settings, 12 the nine phases. Each phase prints as it ends.
 """
 
 from __future__ import annotations
@@ -71,27 +73,35 @@ from tests.engines.smollm2 import smollm2  # noqa: E402
 
 STACK, MODEL = "bench", "agent"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# float32 for SmolLM2: this CPU (AVX2, no AVX512-BF16) computes bfloat16 about 4x slower (a cached turn 12 s
+# against 3 s, measured alone on one core); the tiny model keeps its own dtype.
 SPEC = f"""\
 name: {STACK}
 profiles:
   cpu: {{cpu: "1", memory: 4Gi}}
 models:
-  - {{name: {MODEL}, engine: vllm, model: {HUB_ID}, profile: cpu, maxModelLen: 4096, contextLength: 8192, replicas: 2}}
+  - {{name: {MODEL}, engine: vllm, model: {HUB_ID}, profile: cpu, maxModelLen: 4096, contextLength: 8192, replicas: 2DTYPE}}
 """
+DTYPE = {"smollm2": ", dtype: float32", "tiny": ""}
 POLICIES = ("consistent_hash", "round_robin", "random", "cache_aware", "cache_aware/no-id", "consistent_hash/no-id")
 DEFAULT_POLICIES = "consistent_hash,round_robin,random,cache_aware"
-# vllm-router 0.1.17's cache_aware (`vllm-router --help`, src/policies/cache_aware.rs): a request goes to the
-# worker whose prefix tree matches most of its prompt when that share is above --cache-threshold, else to the
-# least loaded one, and to the least loaded one whenever the loads (requests in flight) are imbalanced: more
-# than --balance-abs-threshold apart and more than --balance-rel-threshold times. Its defaults (64 apart) never
-# see an imbalance at a few agents, so every conversation follows the shared system prompt to the worker that
-# first served it. Here any difference of one request in flight counts: a new conversation goes to an idle
-# worker, a continuing one to its prefix while the loads are even.
-CACHE_AWARE = ("--cache-threshold", "0.5", "--balance-abs-threshold", "0", "--balance-rel-threshold", "1.0")
-# Instructions and tool descriptions every agent shares: about 1K tokens of SmolLM2's; the tiny model reads
-# a byte a token and serves 4K, so it gets a fifth of them.
+# vllm-router's cache_aware (the pinned release) (`vllm-router --help`; docs/load_balancing in its repository) prepares each
+# chat request into tokens through the workers' /v1/chat/completions/render, which vLLM 0.32 serves only with
+# --enable-scale-out: without it every preparation is refused (403; the router counts `preparation_rejected` and
+# routes on load alone), so the replicas get that flag when a cache_aware policy runs (it adds endpoints and
+# nothing else). With tokens, a request goes to the worker whose prefix tree matches most of its prompt if that
+# share is above --cache-threshold (0.3), else to the least loaded; and to the least loaded whenever the loads
+# (requests in flight) are imbalanced: more than --balance-abs-threshold apart and above
+# --balance-rel-threshold times. At the defaults (64 apart) a few agents never unbalance it, and every
+# conversation follows the shared system prompt to the worker that served it first (seen on stand-in workers);
+# here a request more in flight on one worker than on another is an imbalance. Measured, that routed nearly
+# every turn on load, to an idle worker, and no conversation moved (bench/RESULTS.md).
+CACHE_AWARE = ("--balance-abs-threshold", "0", "--balance-rel-threshold", "1.0")
+# Instructions and tool descriptions every agent shares: 1.1K tokens of SmolLM2's; the tiny model reads a byte
+# a token and serves 4K, so it gets a fifth of them.
 TOOLS = {"smollm2": 50, "tiny": 10}
-# Records each tool call returns into one agent's history: its own growing context, about 250 tokens a turn.
+# Records each tool call returns into one agent's history: its own growing context, about 430 tokens a turn (the
+# fifth turn's prompt is about 3K tokens).
 RECORDS = {"smollm2": 10, "tiny": 1}
 CORES = sorted(os.sched_getaffinity(0))  # the cores this process, and so the replicas, may run on
 
@@ -119,13 +129,15 @@ def _edited(files: Mapping[str, str], key: str, container: str, edit: Any) -> di
     return {**files, key: yaml.safe_dump(doc, sort_keys=False)}
 
 
-def bound(files: Mapping[str, str], bind: str) -> dict[str, str]:
-    """The rendered files with the model's pod binding vLLM's threads to `bind` instead of the chart's value."""
+def replica(files: Mapping[str, str], bind: str, render: bool) -> dict[str, str]:
+    """The rendered files with the model's pod binding vLLM's threads to `bind` instead of the chart's value, and
+    with `--enable-scale-out` if `render` (the endpoint cache_aware prepares each request through)."""
     def edit(c: dict[str, Any]) -> None:
         var = next((e for e in c.get("env") or [] if e["name"] == "VLLM_CPU_OMP_THREADS_BIND"), None)
         if var is None:
             raise LookupError("the chart no longer renders VLLM_CPU_OMP_THREADS_BIND for a CPU vLLM pod")
         var["value"] = bind
+        c["args"] = [*c["args"], *(["--enable-scale-out"] if render else [])]
     return _edited(files, f"manifests/deployment-{STACK}-{MODEL}.yaml", "vllm", edit)
 
 
@@ -249,15 +261,17 @@ def run(replica_counts: list[int], policies: list[str], agents: int, turns: int,
         model: str) -> list[dict[str, Any]]:
     vllm = Vllm(vllm_venv())
     model_dir = smollm2(vllm.venv) if model == "smollm2" else tiny_qwen(vllm.venv)
-    files = render_files(load_text(SPEC))
+    files = render_files(load_text(SPEC.replace("DTYPE", DTYPE[model])))
     shape = Shape(shared_prompt(TOOLS[model]), RECORDS[model])
     binds = bindings(max(replica_counts))
+    render = any(p.startswith("cache_aware") for p in policies)
     rows = []
     with tempfile.TemporaryDirectory(prefix="stackgen-routing-") as tmp:
         work = Path(tmp)
         began = time.monotonic()
         servers = list(start_together({
-            f"replica-{i}": partial(vllm.start, bound(files, bind), STACK, MODEL, HUB_ID, model_dir, work / f"replica-{i}")
+            f"replica-{i}": partial(vllm.start, replica(files, bind, render), STACK, MODEL, HUB_ID, model_dir,
+                                    work / f"replica-{i}")
             for i, bind in enumerate(binds)}).values())
         print(f"{len(servers)} replicas up in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         try:
@@ -310,7 +324,7 @@ def main() -> None:
     parser.add_argument("--replicas", default="2,3", help="replica counts to compare, comma-separated")
     parser.add_argument("--policies", default=DEFAULT_POLICIES,
                         help=f"router policies to compare, of: {', '.join(POLICIES)}")
-    parser.add_argument("--agents", type=int, default=6)
+    parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--at-once", type=int, default=2, help="agents talking at the same time")
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2",
