@@ -194,3 +194,39 @@ def test_reasoning_without_tool_calls_refuses_tool_calling(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2 and "models[0].toolCalling: deepseek-ai/DeepSeek-R1-Distill-Qwen-7B cannot do tool " \
                                      "calling on vLLM" in result.output
+
+
+# An image older than a flag the render uses (#35): engine -> (that image, the flag, the release named).
+OLD_IMAGES = {
+    "vllm": ("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.17.1", "--shutdown-timeout", "0.18.0"),
+    "ollama": ("ollama/ollama:0.5.12", "OLLAMA_CONTEXT_LENGTH", "0.5.13"),
+    "llamacpp": ("ghcr.io/ggml-org/llama.cpp:server-b4523", "--jinja", "b4524"),  # the row asks for tool calls
+}
+
+
+def test_every_engine_that_gates_images_has_an_old_image_row() -> None:
+    assert sorted(OLD_IMAGES) == sorted(n for n, e in SERVED.items() if e.needs)
+
+
+def test_each_engines_own_image_meets_what_its_render_needs() -> None:
+    for name, engine in SERVED.items():
+        for image in [engine.default_image, *engine.images.values()]:
+            tag = (image or "").rpartition(":")[2]
+            if image and engine.release_of(tag) is not None:
+                newest = max((engine.release_of(n.release) or () for n in engine.needs), default=())
+                assert engine.release_of(tag) >= newest, (name, image)
+
+
+@pytest.mark.parametrize("engine", sorted(OLD_IMAGES))
+def test_an_image_older_than_a_rendered_flag_is_refused_with_the_release(engine: str, tmp_path: Path) -> None:
+    old, flag, release = OLD_IMAGES[engine]
+    path = tmp_path / "stack.yaml"
+    for image, refused in [(old, True), (f"{old.rpartition(':')[0]}:{release}", False), (f"{old}-custom@sha256:" + "a" * 64,
+                                                                                         False)]:
+        path.write_text(spec(engine).replace("  - name: m\n", f"  - name: m\n    image: {image}\n"))
+        result = CliRunner().invoke(cli, ["validate", str(path)])
+        assert (result.exit_code == 2) == refused, result.output
+        if refused:
+            assert f"models[0].image: {old} runs {engine} " in result.output, result.output
+            assert f"older than {release}, the first release with {flag}" in result.output, result.output
+            assert result.output.rstrip().endswith(")"), result.output

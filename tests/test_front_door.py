@@ -72,6 +72,8 @@ ACCEPTED: list[dict[str, Any]] = []  # specs validate accepted, for the installa
 @example(edits=[(("profiles", "l4", "gpu", "resource"), "nvidia", "set")])
 @example(edits=[(("models", 1, "keepAlive"), "forever", "set")])
 @example(edits=[(("gateway", "image"), "ghcr.io/Acme/Server:1", "set")])
+@example(edits=[(("profiles", "l4", "gpu", "memoryGiB"), 1e308, "set")])  # an infinite fit check: once a traceback
+@example(edits=[(("models",), True, "set"), (("models", 4), " ", "set")])
 def test_near_valid_specs_are_accepted_or_refused_with_a_reason(edits: list[tuple[tuple[Any, ...], Any, str]],
                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
     spec = mutate(edits)
@@ -79,6 +81,8 @@ def test_near_valid_specs_are_accepted_or_refused_with_a_reason(edits: list[tupl
     path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert_clean_exit(result, path)
+    for line in result.output.splitlines() if result.exit_code == 2 else []:
+        assert line.endswith(")"), f"a refusal without its fix: {line}"
     if result.exit_code == 0:
         # Accepted means it renders (the library, without helm) and gets the installability checks.
         rendered = render_files(load_text(path.read_text()), with_manifests=False)

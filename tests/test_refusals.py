@@ -118,3 +118,35 @@ def test_labels_follow_the_api_servers_grammar(tmp_path: Any, labels: str, refus
     else:
         assert result.exit_code == 2 and ":2: monitoring.labels: " in result.output, result.output
         assert refused in result.output, result.output
+
+
+# A type error in one model, a range error in a section, and cross-field errors in the rest (#35).
+MIXED = """\
+name: demo
+namespace: llm
+profiles:
+  cpu: {cpu: "2", memory: 8Gi}
+gateway: {numWorkers: 900}
+models:
+  - {name: a, engine: ollama, model: qwen2.5:0.5b, profile: cpu, replicas: many}
+  - {name: b, engine: ollama, model: qwen2.5:0.5b, profile: cpu, fallbacks: [zzz, a]}
+  - {name: b, engine: ollama, model: qwen2.5:0.5b, profile: cpu}
+  - {name: c, engine: ollama, model: qwen2.5:0.5b, profile: cpu, replicas: -1, fallbacks: [zzz]}
+"""
+
+
+def test_one_run_reports_type_errors_and_cross_field_errors_together(tmp_path: Any) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(MIXED)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"{path}:5: gateway.numWorkers: Input should be less than or equal to 64 (write 64 or less)",
+        f"{path}:7: models[0].replicas: Input should be a valid integer, unable to parse string as an integer "
+        "(write a whole number, without quotes or units)",
+        f"{path}:10: models[3].replicas: Input should be greater than or equal to 0 (write 0 or more)",
+        # the cross-field errors of the models without a type error, at their index as written
+        f"{path}:9: models[2].name: duplicate model name 'b' (also models[1]) (give every model a unique name)",
+        f"{path}:8: models[1].fallbacks[0]: no model named 'zzz' (name one of: a, b, c)",
+        # models[3]'s own fallback is left for the next run: its model had a field taken out
+    ]

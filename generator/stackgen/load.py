@@ -48,7 +48,7 @@ def load_text(text: str, source: str = "") -> Stack:
             raise StackgenError(duplicates, source)
         return Stack.model_validate(data)
     except ValidationError as exc:
-        raise StackgenError(_problems(exc, data, root), source) from None
+        raise StackgenError(_problems(exc, data, root) + _beside(exc, data, root), source) from None
     except RecursionError:
         # An alias inside its own anchor (`a: &x [*x]`) makes a structure without end.
         raise StackgenError([Problem("", "the YAML refers to itself: an alias (*name) inside its own anchor (&name)",
@@ -84,6 +84,70 @@ def _problems(exc: ValidationError, data: Any, root: yaml.Node | None) -> list[P
     for prob in kept:
         unique.setdefault(prob.path, prob)
     return list(unique.values())
+
+
+def _beside(exc: ValidationError, data: dict[str, Any], root: yaml.Node | None) -> list[Problem]:
+    """The cross-field problems of the rest of a spec that has type errors, so that one run reports both kinds.
+
+    The rest: the spec without each field that holds a type error (a model's field, a profile, a top-level
+    section), and without a model that cannot stand without it. A problem of a model so trimmed, or one that names
+    what was taken out, is left for the next run: it may be the type error's echo."""
+    from .plan import check  # plan reads validated specs, never text
+
+    if not isinstance(data.get("models"), list):
+        return []
+    models: list[Any] = [dict(m) if isinstance(m, dict) else m for m in data["models"]]
+    origin = list(range(len(models)))  # each model's index in the spec as written
+    rest: dict[str, Any] = dict(data)
+    trimmed: set[int] = set()  # models with a field taken out, by their index as written
+    gone: set[str] = set()  # names of profiles, sections and models taken out
+    for _ in range(4):  # each round takes out more; a required top-level field ends the search
+        for err in exc.errors():
+            loc = _data_loc(err["loc"], {**rest, "models": models}, err["type"] == "missing")
+            if loc[:1] == ["models"] and len(loc) >= 2 and isinstance(loc[1], int):
+                model = models[loc[1]]
+                if len(loc) >= 3 and isinstance(model, dict) and loc[2] not in ("name", "engine") \
+                        and err["type"] != "missing":
+                    model.pop(loc[2], None)
+                    trimmed.add(origin[loc[1]])
+                else:
+                    models[loc[1]] = None
+            elif loc[:1] == ["profiles"] and len(loc) >= 2 and isinstance(rest.get("profiles"), dict):
+                rest["profiles"] = {k: v for k, v in rest["profiles"].items() if k != loc[1]}
+                gone.add(str(loc[1]))
+            elif loc and loc[0] not in ("name", "models") and err["type"] != "missing":
+                rest.pop(str(loc[0]), None)
+                gone.add(str(loc[0]))
+            else:
+                return []
+        for i, m in enumerate(models):
+            if m is not None and (not isinstance(m, dict) or str(m.get("profile")) in gone):
+                models[i] = None
+        written = data["models"]
+        gone |= {str(written[origin[i]].get("name")) for i, m in enumerate(models)
+                 if m is None and isinstance(written[origin[i]], dict)}
+        origin = [origin[i] for i, m in enumerate(models) if m is not None]
+        models = [m for m in models if m is not None]
+        try:
+            stack = Stack.model_validate({**rest, "models": models})
+            break
+        except ValidationError as again:
+            exc = again
+    else:
+        return []
+
+    def original(text: str) -> str:
+        return re.sub(r"models\[(\d+)\]", lambda hit: f"models[{origin[int(hit.group(1))]}]", text)
+
+    found = []
+    for problem in check(stack):
+        path = original(problem.path)
+        at = path.split(".")[0]
+        if at in gone or any(at == f"models[{i}]" for i in trimmed) or any(repr(name) in problem.message
+                                                                            for name in gone):
+            continue
+        found.append(Problem(path, original(problem.message), problem.fix, _line(root, parse_path(path))))
+    return found
 
 
 def _data_loc(loc: Sequence[str | int], data: Any, missing: bool) -> list[str | int]:
@@ -139,8 +203,9 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "string_pattern_mismatch":
         what = PATTERN_WORDS.get(err["ctx"]["pattern"], ("in the form this field takes", ""))[0]
         return f"{err['input']!r} is not {what}"
-    message = str(err["msg"])
-    return message.removeprefix("Value error, ")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    own = _OWN_FIX.match(message) if kind == "value_error" else None
+    return own["message"] if own else message
 
 
 def _engine_at(data: Any, loc: Sequence[str | int]) -> str | None:
@@ -183,12 +248,46 @@ def _expected(ctx: dict[str, Any], key: str) -> list[str]:
     return re.findall(r"'([^']*)'", str(ctx.get(key, "")))
 
 
+# The fix for each of the schema library's own complaints that says nothing of its value, by error type.
+_NUMBER = "write a number, without quotes or units"
+_WHOLE = "write a whole number, without quotes or units"
+_MAPPING = "write a mapping: `key: value` lines, indented under it"
+TYPE_FIXES = {
+    "string_type": "write text, quoted where YAML would read a number, true/false or null",
+    "int_type": _WHOLE, "int_parsing": _WHOLE, "int_from_float": _WHOLE, "int_parsing_size": "write a smaller number",
+    "float_type": _NUMBER, "float_parsing": _NUMBER, "finite_number": _NUMBER,
+    "bool_type": "write true or false", "bool_parsing": "write true or false",
+    "list_type": "write a list: `- item` lines, or [a, b]",
+    "dict_type": _MAPPING, "model_type": _MAPPING, "model_attributes_type": _MAPPING,
+}
+# Bounds: the fix names the limit the schema gives in the error's context.
+BOUND_FIXES = {
+    "greater_than_equal": "write {ge} or more", "greater_than": "write more than {gt}",
+    "less_than_equal": "write {le} or less", "less_than": "write less than {lt}",
+    "string_too_long": "shorten it to {max_length} characters or fewer", "string_too_short": "write at least {min_length} "
+    "character(s)", "too_short": "give at least {min_length} item(s)", "too_long": "give at most {max_length} item(s)",
+}
+# A message of stackgen's own validators ends in its fix, in parentheses.
+_OWN_FIX = re.compile(r"^(?P<message>.*\S) \((?P<fix>[^()]*(?:\([^()]*\)[^()]*)*)\)$", re.DOTALL)
+
+
 def _fix(err: dict[str, Any], loc: Sequence[str | int], data: Any) -> str:
-    kind = err["type"]
+    """Every complaint's fix: a likely intended value where one can be read off, else how to write one."""
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind in TYPE_FIXES:
+        return TYPE_FIXES[kind]
+    if kind in BOUND_FIXES:
+        return BOUND_FIXES[kind].format(**ctx)
+    if kind == "value_error":
+        own = _OWN_FIX.match(str(err["msg"]).removeprefix("Value error, "))
+        return own["fix"] if own else ""
     if kind == "literal_error":
-        return did_you_mean(err["input"], _expected(err.get("ctx", {}), "expected"))
+        expected = _expected(ctx, "expected")
+        return did_you_mean(err["input"], expected) or f"write one of: {', '.join(expected)}"
+    if kind == "union_tag_not_found":
+        return "add engine: with one of them"
     if kind == "union_tag_invalid":
-        return did_you_mean(err.get("ctx", {}).get("tag", ""), list(ENGINES))
+        return did_you_mean(ctx.get("tag", ""), list(ENGINES)) or "write one of them"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "resource":
         resource = GPU_RESOURCES.get(str(err["input"]).strip().lower())
         if resource:

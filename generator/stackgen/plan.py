@@ -324,9 +324,12 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
     problems += _check_cache(f"{at}.cache", m, engine)
     if stack.mirror:
         problems += engine.check_mirror(m, stack.mirror, at)
-    # Capacity only once the model is otherwise valid: its numbers assume a known profile and context.
-    if with_capacity and profile is not None and not problems:
-        problems += engine.sizing(m, profile, at).problems
+    # Capacity, and what the render needs of an image override, only once the model is otherwise valid: their
+    # numbers assume a known profile and context.
+    if profile is not None and not problems:
+        sized = engine.sizing(m, profile, at)
+        problems += sized.problems if with_capacity else []
+        problems += engine.check_image(m, profile, engine.server(m, profile, sized).settings, at) if m.image else []
     if m.routing not in (None, routing.NO_ROUTER) and not engine.routable:
         routable = ", ".join(sorted(n for n, e in SERVED.items() if e.routable))
         problems.append(Problem(f"{at}.routing", f"the router is proven in front of {routable} only, not {engine.name}",

@@ -50,8 +50,8 @@ PATTERN_WORDS: dict[str, tuple[str, str]] = {
 # Environment variables whose names say they hold a credential must come from a Secret.
 SECRET_LOOKING_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 
-SECRET_FIX = "secrets are references, not values: write {secretName: NAME, key: KEY} and create the Secret " \
-    "with `kubectl create secret generic NAME --from-literal=KEY=...`"
+SECRET_FIX = "(secrets are references, not values: write {secretName: NAME, key: KEY} and create the Secret " \
+    "with `kubectl create secret generic NAME --from-literal=KEY=...`)"
 
 
 class Base(BaseModel):
@@ -95,7 +95,7 @@ Annotations = Annotated[dict[str, str], AfterValidator(_annotation_keys)]
 
 def _refuse_literal_secret(value: Any) -> Any:
     if isinstance(value, (str, int, float)):
-        raise ValueError(f"a secret must not be written in the spec; {SECRET_FIX}")
+        raise ValueError(f"a secret must not be written in the spec {SECRET_FIX}")
     return value
 
 
@@ -118,7 +118,8 @@ class Gpu(Base):
         description="Extended resource name: nvidia.com/gpu, amd.com/gpu, or a MIG profile such as nvidia.com/mig-1g.10gb.",
     )
     count: int = Field(default=1, ge=1, le=16, description="GPUs a pod on this profile may use (largest tensor parallel size).")
-    memoryGiB: float | None = Field(default=None, gt=0, description="Memory of one GPU in GiB (used for capacity checks).")
+    memoryGiB: float | None = Field(default=None, gt=0, le=1024,
+                                    description="Memory of one GPU in GiB (used for capacity checks).")
     product: str | None = Field(default=None, description="GPU product name, for documentation and placement (e.g. NVIDIA-L4).")
 
     @model_validator(mode="before")
@@ -369,5 +370,5 @@ class ServedModel(ModelCommon):
             if not re.match(ENV_NAME, name):
                 raise ValueError(f"{name!r} is not an environment variable name")
             if isinstance(value, str) and SECRET_LOOKING_ENV.search(name):
-                raise ValueError(f"{name} looks like a credential but is given as a literal value; {SECRET_FIX}")
+                raise ValueError(f"{name} looks like a credential but is given as a literal value {SECRET_FIX}")
         return env

@@ -16,6 +16,7 @@ real also needs its installer under scripts/engines/ and its pin in versions.yam
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ class Server:
     env: Mapping[str, str | SecretRef] = field(default_factory=dict)  # defaults; the spec's env goes over them
     shm_size: str | None = None  # models.<name>.shmSize: a memory-backed /dev/shm
     hf_token: SecretRef | None = None  # models.<name>.hfTokenSecret: the Hugging Face token of a gated model
+
+
+@dataclass(frozen=True)
+class Since:
+    """A flag or env var the chart renders that older releases of the engine lack, and the first release with it.
+    `field`: rendered when that field of the engine's values is set; None: always."""
+
+    flag: str
+    release: str  # as the engine's image tags write it: 0.18.0, b4524
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,32 @@ class ServedEngine(Engine[S]):
     # Whether its image can fill a cache volume with its Hub downloads before the servers start (`cache.preload`,
     # the chart's inference-stack.<engine>.preload), which then read it with HF_HUB_OFFLINE.
     preloads: ClassVar[bool] = False
+    # What the render needs of an image the spec names instead of the engine's own (`image`), and how its tag
+    # writes the release: a pattern whose groups are the release's numbers. A tag it does not match (a digest,
+    # `latest`, a build of one's own) is not judged.
+    needs: ClassVar[tuple[Since, ...]] = ()
+    release_tag: ClassVar[str] = r"^v?(\d+)\.(\d+)\.(\d+)"
+
+    def release_of(self, text: str) -> tuple[int, ...] | None:
+        """The release an image tag or a `Since.release` names; None if it names none."""
+        found = re.search(self.release_tag, text)
+        return tuple(int(g) for g in found.groups()) if found else None
+
+    def check_image(self, m: S, profile: Profile, settings: EngineValues, at: str) -> list[Problem]:
+        """An image override older than a flag the render uses would fail to start, or quietly ignore it."""
+        tag = m.image.rpartition(":")[2] if m.image and "@" not in m.image and ":" in m.image.rsplit("/", 1)[-1] else ""
+        running = self.release_of(tag)
+        if running is None:
+            return []
+        used = settings.chart()
+        late = sorted((n for n in self.needs if (n.field is None or n.field in used)
+                       and running < (self.release_of(n.release) or ())),
+                      key=lambda n: self.release_of(n.release) or (), reverse=True)
+        own = self.images.get(accelerator(profile) or "") or self.default_image
+        return [Problem(f"{at}.image", f"{m.image} runs {self.name} {tag}, older than {n.release}, the first release "
+                        f"with {n.flag}, which the chart renders for this model",
+                        f"use {self.name} {n.release} or later, e.g. {own}")
+                for n in late[:1]]
 
     def downloads(self, m: S) -> tuple[Download, ...]:
         """What the server fetches when it starts; empty for one that brings its own files."""

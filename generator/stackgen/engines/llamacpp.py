@@ -13,7 +13,19 @@ from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
 from ..specbase import GGUF_FILE, OptionalSecret, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, Capabilities, Download, EngineValues, PreallocatingEngine, Server, capabilities, described
+from .base import (
+    AMD,
+    CPU,
+    NVIDIA,
+    Capabilities,
+    Download,
+    EngineValues,
+    PreallocatingEngine,
+    Server,
+    Since,
+    capabilities,
+    described,
+)
 
 BUILD = "b11549"  # versions.yaml: xllamacpp, whose version ends in the llama.cpp build it carries
 # The official images of that build, per accelerator; the CPU one is the chart's default.
@@ -73,6 +85,10 @@ class Llamacpp(PreallocatingEngine[LlamacppModel]):
     runtime = "llama.cpp"
     overhead_gib = OVERHEAD_GIB
     images = {CPU: None, NVIDIA: f"{IMAGE}:server-cuda-{BUILD}", AMD: f"{IMAGE}:server-rocm-{BUILD}"}
+    # llama.cpp's builds: the Hub cache directory LLAMA_CACHE came with b2956 (#7353; older builds ignore it and
+    # download again at every start), --jinja with b4524 (#11016). Its image tags end in the build: server-b4524.
+    needs = (Since("LLAMA_CACHE", "b2956"), Since("--jinja", "b4524", "jinja"))
+    release_tag = r"(?:^|-)b(\d+)$"
     hub_endpoint_env = "HF_ENDPOINT"  # what llama-server b11549 reads for its --hf-repo downloads
     restricted_note = ("llama-server runs as the chart's non-root user (values: podSecurity) on a read-only root "
                        "filesystem, writing only to its cache volume, HOME and /tmp; the tests here "

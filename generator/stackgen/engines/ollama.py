@@ -12,7 +12,19 @@ from .. import catalog, grammars
 from ..capacity import GIB, Sizing
 from ..errors import Problem
 from ..specbase import Mirror, Profile, ServedModel, checked
-from .base import AMD, CPU, NVIDIA, Capabilities, Download, EngineValues, PreallocatingEngine, Server, capabilities, described
+from .base import (
+    AMD,
+    CPU,
+    NVIDIA,
+    Capabilities,
+    Download,
+    EngineValues,
+    PreallocatingEngine,
+    Server,
+    Since,
+    capabilities,
+    described,
+)
 
 VERSION = "0.17.4"  # versions.yaml: ollama
 LIBRARY = "registry.ollama.ai"  # where a name without a registry is pulled from
@@ -80,6 +92,9 @@ class Ollama(PreallocatingEngine[OllamaModel]):
     runtime = "Ollama"
     overhead_gib = OVERHEAD_GIB
     images = {NVIDIA: None, CPU: None, AMD: ROCM_IMAGE}
+    # Ollama's releases: OLLAMA_KEEP_ALIVE came with 0.1.29 (#3094), OLLAMA_CONTEXT_LENGTH with 0.5.13 (#8938); an
+    # older server ignores them and serves 2048 tokens of context.
+    needs = (Since("OLLAMA_KEEP_ALIVE", "0.1.29", "keepAlive"), Since("OLLAMA_CONTEXT_LENGTH", "0.5.13", "contextLength"))
     no_adapters = ("Ollama takes an adapter only through `ollama create` with a Modelfile ADAPTER line, which the "
                    "chart does not run, and no adapter has been proven on the pinned Ollama")
 

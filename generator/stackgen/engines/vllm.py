@@ -23,6 +23,7 @@ from .base import (
     EngineValues,
     ServedEngine,
     Server,
+    Since,
     capabilities,
     described,
 )
@@ -39,6 +40,8 @@ DEFAULT_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization default
 # buffers) (vllm-project/vllm#10511); Llama-3.1-8B on a 24 GiB card logs 2.4-3.3 GiB in all
 # (vllm-project/vllm#10517). Rounded up to fixed figures so a plan errs on the side of refusing.
 GPU_OVERHEAD_GIB = 3.0
+# `--dtype`: one name for each of vLLM's choices (it also takes `half` and `float`), the spec's and the chart's.
+Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 TP_OVERHEAD_GIB = 1.8  # added per GPU when a replica spans several GPUs
 # An estimate, not a measurement: the CPU server before its weights (Python, PyTorch, oneDNN).
 CPU_OVERHEAD_GIB = 1.5
@@ -48,7 +51,7 @@ class VllmModel(ServedModel):
     engine: Literal["vllm"]
     maxModelLen: int | None = Field(default=None, ge=128, description="--max-model-len; default the model's context length.")
     tensorParallelSize: int | None = Field(default=None, ge=1, le=16, description="--tensor-parallel-size (GPUs per replica).")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = None
+    dtype: Dtype | None = None
     gpuMemoryUtilization: float | None = Field(default=None, gt=0, le=1)
     toolCallParser: str | None = Field(default=None, pattern=PARSER_NAME, description="Overrides the catalog's parser.")
     reasoningParser: str | None = Field(
@@ -75,7 +78,7 @@ class VllmValues(EngineValues):
     maxModelLen: int | None = Field(default=None, ge=1, description="`--max-model-len`: context length in tokens.")
     tensorParallelSize: int | None = Field(
         default=None, ge=1, description="`--tensor-parallel-size`: GPUs one model instance spans (matches `gpu.count`).")
-    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None = Field(
+    dtype: Dtype | None = Field(
         default=None, description="`--dtype` of weights and activations.")
     gpuMemoryUtilization: float | None = Field(
         default=None, gt=0, le=1, description="`--gpu-memory-utilization`: the share of each GPU's memory vLLM may use.")
@@ -157,6 +160,13 @@ class Vllm(ServedEngine[VllmModel]):
     default_image = f"vllm/vllm-openai:v{VERSION}"
     image_doc = "vLLM's OpenAI-compatible server, for NVIDIA GPUs (stackgen sets the CPU and ROCm images per model)."
     images = {NVIDIA: None, CPU: CPU_IMAGE, AMD: ROCM_IMAGE}
+    # From vLLM's pull requests and release notes: tool choice #5649, prompt token details #10174, the reasoning
+    # parser without --enable-reasoning #17452 (before, it was taken and did nothing), the drain on SIGTERM
+    # #36666. The chart writes --shutdown-timeout for every model (its drainSeconds), so that one decides.
+    needs = (Since("--enable-auto-tool-choice", "0.6.0", "toolCallParser"),
+             Since("--enable-prompt-tokens-details", "0.6.4"),
+             Since("--reasoning-parser", "0.9.0", "reasoningParser"),
+             Since("--shutdown-timeout", "0.18.0"))
     provider = "hosted_vllm"
     # vLLM's /metrics on the serving port (vllm/v1/metrics/loggers.py of the pinned release).
     metrics = EngineMetrics(
