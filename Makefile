@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda node bench clean
+.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda node bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ verify: setup-test
 ## plane and the engines build first, at full speed; the node tier's images, KEDA, kube-router and crane build
 ## in the background while the other tiers run (tests/support/prebuild.py), and that tier runs last.
 test: verify debs controlplane engines
-	$(PY) -m pytest --ignore=tests/verify --durations=40
+	$(PY) -m pytest --ignore=tests/verify -m "not bench" --durations=40
+
+## bench-smoke: every benchmark at its smallest, as pytest's `bench` tier (the ones on real servers are not in
+## `make test`: tests/test_bench.py says why); a few minutes warm
+bench-smoke: setup-test engines
+	$(PY) -m pytest -m bench
 
 ## unit: the tests that need no build (the generator, the CLI, the spec): a minute or two, for a quick loop
 unit: setup-test

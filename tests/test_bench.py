@@ -1,4 +1,10 @@
-"""The benchmarks stay runnable (`make bench`): each runs here at its smallest and reports every row."""
+"""The benchmarks stay runnable (`make bench`): each runs here at its smallest and reports every row.
+
+The ones on real vLLM servers (serving, routing) and the registry copy (mirror, which builds the ORAS CLI for
+itself) are the `bench` tier, `make bench-smoke`, outside `make test` since 2026-12-06: about 4.5 minutes warm and
+an ORAS build cold, for a proof of the scripts alone. What they run is proven in `make test` by stronger tests:
+the chart's vLLM flags by the engines tier (tests/engines/test_real_engines.py), the router's policies by
+tests/engines/test_routing.py, crane's copies by the air-gap test (tests/node/test_airgap.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ def test_gateway_benchmark_reports_each_target_without_errors() -> None:
     assert all(c[2] == "4/0" for c in cells), cells  # every request answered, none failed
 
 
-@pytest.mark.engines
+@pytest.mark.bench
 def test_serving_benchmark_reports_each_target() -> None:
     """Three real vLLM servers (stackgen's flags, vLLM's defaults, production-stack's) behind the gateway."""
     rows = run("serving.py", "--conversations", "1", "--turns", "2", "--rounds", "1")
@@ -41,7 +47,7 @@ def test_serving_benchmark_reports_each_target() -> None:
     assert all(c[1] == "2" and float(c[4]) > 0 for c in cells), cells  # every turn answered, tokens counted
 
 
-@pytest.mark.engines
+@pytest.mark.bench
 def test_routing_benchmark_reports_each_policy() -> None:
     """Two real vLLM replicas behind the chart's router, each policy in turn, and one replica for the ideal."""
     rows = run("routing.py", "--replicas", "2", "--policies", "consistent_hash,random", "--agents", "2", "--turns",
@@ -51,7 +57,7 @@ def test_routing_benchmark_reports_each_policy() -> None:
     assert all(c[2] == "4" and 0 <= float(c[3]) <= 1 for c in cells), cells  # every turn answered, a rate read
 
 
-@pytest.mark.engines
+@pytest.mark.bench
 def test_mirror_benchmark_reports_both_tools_and_an_idle_rerun() -> None:
     rows = run("mirror.py", "--repeat", "1", "--layer-mib", "1")
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]

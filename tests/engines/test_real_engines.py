@@ -1,6 +1,6 @@
 """Real vLLM and real Ollama, started exactly as the chart's pods start them, behind the real gateway.
 
-For `kind-cpu` and for a spec that mixes vLLM, Ollama and an external endpoint: the chart's Ollama init
+For a spec that mixes vLLM, Ollama, llama.cpp, a server of one's own and an external endpoint: the chart's Ollama init
 script pulls the model from a registry mirror, both engines come up on the chart's probes, and the
 rendered gateway config serves chat, a forced tool call through vLLM's parser, usage, and both AutoGen
 APIs; `stackgen verify --local` passes against the same engines.
@@ -8,6 +8,10 @@ APIs; `stackgen verify --local` passes against the same engines.
 The one change to each spec is the Ollama model: the library tag becomes the same model in the local
 registry (`127.0.0.1:PORT/library/tiny:latest`, insecureRegistry), as an air-gapped cluster names its
 mirror. vLLM's Hub id is swapped for the tiny model's directory on the rendered command line.
+
+`kind-cpu` ran here too until 2026-12-06: its engines are this spec's, and the node tier (tests/node/test_kind_cpu.py)
+proves the same of it more strongly, from the chart's own pods on a real kubelet: probes, the pull before the server,
+verify with both AutoGen configs.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stackgen import examples
 from stackgen.cli import cli
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.load import load_text
@@ -87,10 +90,6 @@ models:
 EXTERNAL_STAND_IN = {"mixed": {"desk": "coder"}}
 
 
-def _spec_text(name: str) -> str:
-    return MIXED_SPEC if name == "mixed" else examples.example_text(name)
-
-
 @dataclass
 class RunningStack:
     plan: Plan
@@ -105,13 +104,13 @@ class RunningStack:
         return self.plan.stack.autogen.apiKeyEnv
 
 
-@pytest.fixture(scope="module", params=["kind-cpu", "mixed"])
+@pytest.fixture(scope="module", params=["mixed"])
 def running(request: pytest.FixtureRequest, local: LocalEngines, ollama_model: str,
             engines_workdir: Path) -> Iterator[RunningStack]:
     name: str = request.param
     workdir = engines_workdir / name
     workdir.mkdir()
-    text = yaml.safe_dump(mirrored(yaml.safe_load(_spec_text(name)), ollama_model), sort_keys=False)
+    text = yaml.safe_dump(mirrored(yaml.safe_load(MIXED_SPEC), ollama_model), sort_keys=False)
     spec_path = workdir / "stack.yaml"
     spec_path.write_text(text)
     resolved = plan(load_text(text, str(spec_path)))
@@ -181,7 +180,6 @@ def test_verify_passes_with_both_autogen_apis(running: RunningStack, tmp_path: P
         assert ((m.name, "tools") in kinds) == m.spec.toolCalling
 
 
-@pytest.mark.parametrize("running", ["mixed"], indirect=True)  # kind-cpu's vLLM model has no toolCalling
 def test_forced_tool_call_comes_back_through_vllms_parser(running: RunningStack) -> None:
     tool_models = [m for m in running.plan.served if m.engine_name == "vllm" and m.spec.toolCalling]
     assert tool_models
