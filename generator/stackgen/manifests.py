@@ -21,23 +21,29 @@ CHART_ENV = "STACKGEN_CHART"
 HELM_ENV = "STACKGEN_HELM"
 
 
+PACKAGED = Path(__file__).resolve().parent / "chart"  # where the wheel carries it (setup.py)
+CHECKOUT = Path(__file__).resolve().parents[2]  # the repository, for a checkout or an editable install
+
+
 def chart_dir() -> Path:
-    """The chart beside the package in a checkout, or STACKGEN_CHART."""
+    """STACKGEN_CHART, else the chart the wheel carries, else the checkout's."""
     if os.environ.get(CHART_ENV):
-        return Path(os.environ[CHART_ENV])
-    return Path(__file__).resolve().parents[2] / "charts" / "inference-stack"
+        return Path(os.environ[CHART_ENV]).resolve()
+    if (PACKAGED / "Chart.yaml").is_file():
+        return PACKAGED
+    return CHECKOUT / "charts" / "inference-stack"
 
 
 def helm_binary() -> str:
-    """STACKGEN_HELM, else helm on PATH, else the helm `make setup` put in the checkout's .tools/bin (so
+    """STACKGEN_HELM, else helm on PATH, else, in a checkout, the helm `make setup` put in .tools/bin (so
     `stackgen` works in an activated venv, which puts only .venv/bin on PATH)."""
-    beside = chart_dir().parents[1] / ".tools" / "bin" / "helm"
+    beside = CHECKOUT / ".tools" / "bin" / "helm"
     found = os.environ.get(HELM_ENV) or shutil.which("helm") or (str(beside) if beside.is_file() else None)
     if not found:
         raise StackgenError([Problem(
             "helm", "the plain manifests are the chart rendered by helm, and helm is not on PATH",
-            "run `make setup` (it installs helm into .tools/bin), put helm 3 or 4 on PATH, set STACKGEN_HELM, "
-            "or pass --no-manifests",
+            "install Helm 3 or 4 (https://helm.sh/docs/intro/install/) and put it on PATH, or set STACKGEN_HELM "
+            "to its path, or pass --no-manifests; in a checkout, `make setup` puts one in .tools/bin",
         )])
     return found
 
@@ -47,7 +53,9 @@ def render_chart(values_file: Path, release: str, namespace: str, with_tests: bo
     `helm test`)."""
     chart = chart_dir()
     if not (chart / "Chart.yaml").is_file():
-        raise StackgenError([Problem("chart", f"no chart at {chart}", f"set {CHART_ENV} to charts/inference-stack")])
+        raise StackgenError([Problem("chart", f"no chart at {chart}", f"set {CHART_ENV} to the absolute path of a "
+                                     "charts/inference-stack directory, or reinstall stackgen from its wheel, "
+                                     "which carries the chart")])
     cmd = [helm_binary(), "template", release, str(chart), "--namespace", namespace, "--values", str(values_file),
            *([] if with_tests else ["--skip-tests"])]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)

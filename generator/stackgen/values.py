@@ -11,6 +11,7 @@ from .gateway import config_for, gateway_env, secret_env
 from .output import Target
 from .plan import GATEWAY_PORT, STARTUP_PERIOD_S, Plan, ServedPlan
 from .spec import Profile, SecretRef, Stack
+from .version import VERSION
 
 
 def _image(ref: str) -> dict[str, str]:
@@ -168,6 +169,8 @@ def chart_values(target: Target) -> dict[str, Any]:
             ingress["annotations"] = dict(gw.ingress.annotations)
         gateway["ingress"] = ingress
     values: dict[str, Any] = {
+        # The chart refuses values made for another version of it.
+        "chartVersion": VERSION,
         # The autoscaling queries, alert expressions and agent URLs below name it: the chart refuses another.
         "namespace": stack.namespace,
         "fullnameOverride": plan.fullname,

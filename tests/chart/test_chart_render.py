@@ -6,6 +6,10 @@ import copy
 
 import kubernetes_validate
 import pytest
+import yaml
+
+from stackgen.version import VERSION
+from tests.support.paths import REPO
 
 from .chartlib import CHART, CI_DIR, render, run_helm, template_text
 
@@ -61,7 +65,6 @@ def test_helm3_and_helm4_render_the_same_objects(scenario: str) -> None:
     assert render("helm3", (scenario,)) == render("helm4", (scenario,))
 
 
-
 def test_values_made_for_one_namespace_are_refused_in_another(helm: str) -> None:
     """stackgen's values name their namespace in PromQL and URLs: installed elsewhere, autoscaling and alerts
     would watch nothing. The chart refuses, saying how to install them; values that name none go anywhere."""
@@ -76,3 +79,16 @@ def test_values_made_for_one_namespace_are_refused_in_another(helm: str) -> None
             ) in refused.stderr, refused.stderr
     assert run_helm(helm, "template", "demo", str(CHART), "-n", "other", "-f", str(CI_DIR / "03-minimal.yaml")
                     ).returncode == 0
+
+
+def test_values_made_for_another_chart_version_are_refused(helm: str) -> None:
+    """Values name the chart version they were made for, stackgen's own (#36); another version of the chart refuses
+    them with the two versions and both ways out. Values that name none, as a hand-written file, go to any."""
+    minimal = ("-f", str(CI_DIR / "03-minimal.yaml"))
+    assert run_helm(helm, "template", "demo", str(CHART), *minimal, "--set", f"chartVersion={VERSION}").returncode == 0
+    refused = run_helm(helm, "template", "demo", str(CHART), *minimal, "--set", "chartVersion=0.0.9")
+    assert refused.returncode != 0
+    assert (f"these values were rendered by stackgen 0.0.9, for version 0.0.9 of this chart, not {VERSION}: render "
+            f"them again with stackgen {VERSION} (pip install stackgen=={VERSION}), or install version 0.0.9 of the "
+            "chart") in refused.stderr, refused.stderr
+    assert yaml.safe_load((REPO / "manifests" / "kind-cpu" / "values.yaml").read_text())["chartVersion"] == VERSION
