@@ -57,7 +57,9 @@ from hypothesis import HealthCheck, assume, example, given, seed, settings
 from stackgen.cli import cli
 from stackgen.errors import StackgenError
 from stackgen.load import load_text
+from stackgen.plan import plan
 from stackgen.render import render_files
+from stackgen.secretlist import TLS_KEYS, needed
 from stackgen.spec import Stack
 from tests.support import specs
 from tests.support.objects import (
@@ -555,6 +557,23 @@ def test_pods_read_only_the_secrets_the_spec_names(spec: Spec) -> None:
     tls = spec["gateway"].get("ingress", {}).get("tlsSecretName")
     for ingress in of_kind(r.objects, "Ingress"):
         assert [t["secretName"] for t in ingress["spec"].get("tls", [])] == ([tls] if tls else []), say(spec)
+
+
+@invariant
+def test_stackgen_secrets_lists_every_key_the_objects_read_and_no_other(spec: Spec) -> None:
+    """What `stackgen secrets` tells a user to create before the install (#36) is what the rendered objects read:
+    pods' env and volumes, the ServiceMonitor's credentials, the Ingress's certificate."""
+    r = rendered(spec)
+    read = {(secret, key) for pod in r.pods() for secret, key, _ in secret_refs(pod.spec) if key is not None}
+    for monitor in of_kind(r.objects, "ServiceMonitor"):
+        for endpoint in monitor["spec"]["endpoints"]:
+            if credentials := endpoint.get("authorization", {}).get("credentials"):
+                read.add((credentials["name"], credentials["key"]))
+    for ingress in of_kind(r.objects, "Ingress"):
+        read |= {(t["secretName"], key) for t in ingress["spec"].get("tls", []) for key in TLS_KEYS}
+    listed = {(n.secret, n.key) for n in needed(plan(r.stack))}
+    assert listed == read, f"listed but never read: {sorted(listed - read)}; read but not listed: " \
+        f"{sorted(read - listed)}{say(spec)}"
 
 
 # --- 5. names ------------------------------------------------------------------------------------------------------

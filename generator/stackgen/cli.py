@@ -184,6 +184,24 @@ def plan_command(spec: str | None, cluster: str | None, fmt: str, png_path: Path
         sys.exit(2)
 
 
+@cli.command("secrets")
+@click.argument("spec", metavar="SPEC")
+@click.option("--kube-context", metavar="CONTEXT",
+              help="Also read the cluster with kubectl in this context: which of them exist already.")
+def secrets_command(spec: str, kube_context: str | None) -> None:
+    """List every Secret SPEC's stack reads (name, key, what for) and the kubectl lines that create them.
+
+    With --kube-context, say which exist, and exit 1 while one is missing."""
+    from .secretlist import present, report
+
+    loaded = _run(lambda: examples.resolve(spec))
+    resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack)))
+    held = present(resolved, ["kubectl", "--context", kube_context]) if kube_context else None
+    text, complete = report(resolved, held)
+    click.echo(text, nl=False)
+    sys.exit(0 if complete or held is None else 1)
+
+
 @cli.command("examples")
 @click.option("--show", metavar="NAME", help="Print the example's spec.")
 def list_examples(show: str | None) -> None:

@@ -5,8 +5,10 @@ acceptance means something."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.verify import autoscaler
 from tests.support.paths import CHART
+from tests.support.wait import poll
 
 from .kube import Cluster, render
 from .releases import Release, wait_all_available
@@ -131,3 +134,75 @@ def test_an_install_into_another_namespace_is_refused_and_creates_nothing(releas
         assert cluster.helm(release.helm, "list", "-n", "elsewhere", "-q").stdout.strip() == ""
     finally:
         cluster.delete_namespace("elsewhere")
+
+
+# Day two as docs/operations.md tells it (#36): each change is an edit of the spec, a render and a `helm upgrade`;
+# a pod that the change does not concern keeps running (the same UID), and `helm rollback` brings the previous
+# revision back. These run last: they change the release the tests above read.
+def _pods(release: Release) -> dict[str, set[str]]:
+    """Component -> the UIDs of its pods that are not going."""
+    uids: dict[str, set[str]] = {}
+    for pod in release.pods():
+        if "deletionTimestamp" not in pod["metadata"]:
+            uids.setdefault(release.component(pod), set()).add(pod["metadata"]["uid"])
+    return uids
+
+
+def _settled(release: Release) -> dict[str, set[str]]:
+    """Every Deployment Available, and no pod of an old ReplicaSet left."""
+    wait_all_available(release)
+
+    def one_generation() -> tuple[dict[str, set[str]] | None, str]:
+        pods = release.pods()
+        going = [p["metadata"]["name"] for p in pods if "deletionTimestamp" in p["metadata"]]
+        return (None if going else _pods(release)), f"still going: {going}"
+
+    return poll("the old pods gone", one_generation, 120)
+
+
+def _upgrade_to(release: Release, spec: dict[str, Any], work: Path) -> None:
+    path = work / "stack.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    release.upgrade(render(path, work / "out") / "values.yaml", "--wait", "--timeout", "180s")
+
+
+def _gateway_models(release: Release) -> list[str]:
+    config = yaml.safe_load(_get(release, "configmap", "ops-gateway")["data"]["config.yaml"])
+    return sorted(m["model_name"] for m in config["model_list"])
+
+
+def test_adding_a_model_starts_its_pods_and_the_gateways_and_no_other(release: Release, tmp_path: Path) -> None:
+    before = _settled(release)
+    grown = copy.deepcopy(SPEC)
+    grown["models"].append({"name": "extra", "engine": "ollama", "model": "qwen2.5:0.5b", "profile": "cpu"})
+    _upgrade_to(release, grown, tmp_path)
+    after = _settled(release)
+    assert {c: after[c] for c in ("qwen", "small", "redis")} == {c: before[c] for c in ("qwen", "small", "redis")}
+    assert after["gateway"].isdisjoint(before["gateway"])  # its config lists the new model: it rolled
+    assert "extra" in after and "extra" not in before
+    assert _gateway_models(release) == ["extra", "qwen", "small"]
+
+
+def test_changing_one_models_flags_rolls_that_model_only(release: Release, tmp_path: Path) -> None:
+    before = _settled(release)
+    changed = copy.deepcopy(SPEC)
+    changed["models"].append({"name": "extra", "engine": "ollama", "model": "qwen2.5:0.5b", "profile": "cpu"})
+    changed["models"][1]["keepAlive"] = "45m"  # small's OLLAMA_KEEP_ALIVE
+    _upgrade_to(release, changed, tmp_path)
+    after = _settled(release)
+    assert after["small"].isdisjoint(before["small"])
+    assert {c: uids for c, uids in after.items() if c != "small"} == {c: uids for c, uids in before.items()
+                                                                    if c != "small"}
+
+
+def test_rollback_brings_the_first_revision_back(release: Release) -> None:
+    before = _settled(release)
+    release.cluster.helm(release.helm, "rollback", release.name, "1", "-n", release.namespace, "--wait",
+                         "--timeout", "180s")
+    after = _settled(release)
+    assert {d["metadata"]["name"] for d in release.deployments()} == release.expected_deployments()
+    assert "extra" not in after and _gateway_models(release) == ["qwen", "small"]
+    assert after["qwen"] == before["qwen"] and after["redis"] == before["redis"]  # unchanged since revision 1
+    history = yaml.safe_load(release.cluster.helm(release.helm, "history", release.name, "-n", release.namespace,
+                                                  "-o", "yaml").stdout)
+    assert [h["revision"] for h in history] == [1, 2, 3, 4] and "Rollback to 1" in history[-1]["description"]

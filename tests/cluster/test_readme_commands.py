@@ -19,9 +19,9 @@ from tests.support.paths import REPO
 from .kube import Cluster
 
 
-def _block_after(heading: str) -> list[str]:
+def _block_after(heading: str, readme: Path = REPO / "README.md") -> list[str]:
     """The commands of the first ```sh block after a README heading, comments and blank lines left out."""
-    text = (REPO / "README.md").read_text()
+    text = readme.read_text()
     section = text[text.index(heading):]
     block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert block, f"no sh block after {heading}"
@@ -53,14 +53,23 @@ def test_quick_start_and_deploy_commands_work_as_written(cluster: Cluster, tmp_p
 
     deploy = _block_after("## Deploy a stack")
     assert deploy[0].startswith("stackgen init")
+    _run_as_written(deploy, "my-stack", clone, env, cluster)
+    # The chart's own README installs the same way, with the names `stackgen secrets` gives (#36).
+    chart_install = _block_after("## Install", REPO / "charts" / "inference-stack" / "README.md")
+    assert chart_install[0].startswith("stackgen init")
+    _run_as_written(chart_install, "my-stack", clone, env, cluster)
+
+
+def _run_as_written(lines: list[str], release: str, clone: Path, env: dict[str, str], cluster: Cluster) -> None:
     # `. .venv/bin/activate`, as the README says; kubectl and helm are the ones `make render` put in .tools/bin.
     # A user's interactive shell: stop at the first failure, but unset variables are empty, not errors.
-    script = "set -eo pipefail\n. .venv/bin/activate\nexport PATH=\"$PWD/.tools/bin:$PATH\"\n" + "\n".join(deploy)
+    script = "set -eo pipefail\n. .venv/bin/activate\nexport PATH=\"$PWD/.tools/bin:$PATH\"\n" + "\n".join(lines)
     try:
         ran = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True, text=True, timeout=600)
         assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert "[missing]" not in ran.stdout and "Every one exists." in ran.stdout, ran.stdout[-2000:]
         assert "Phase:          Succeeded" in ran.stdout, ran.stdout[-2000:]  # `helm test`
     finally:
-        subprocess.run(["bash", "-c", f"{clone}/.tools/bin/helm uninstall my-stack -n llm --wait || true"], env=env,
+        subprocess.run(["bash", "-c", f"{clone}/.tools/bin/helm uninstall {release} -n llm --wait || true"], env=env,
                        capture_output=True, timeout=300)
         cluster.delete_namespace("llm")

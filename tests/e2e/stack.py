@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.kube import delete_kept_caches
 from tests.support.paths import CHART
 from tests.support.wait import poll
 
@@ -107,21 +108,32 @@ class Stack:
 
     def uninstall_leaves_nothing(self, keep: frozenset[tuple[str, str]],
                                  retained: frozenset[str] = frozenset()) -> None:
-        """`helm uninstall`, then every namespaced object (PVCs included) must go, apart from the
-        namespace's defaults and what the test itself created (`keep`); so must every PersistentVolume
-        bound to the namespace but those the test made with reclaim policy Retain (`retained`)."""
+        """`helm uninstall` leaves the chart's model caches (helm.sh/resource-policy: keep) and nothing else of
+        its own; after the command docs/operations.md gives for those, every namespaced object must be gone, apart
+        from the namespace's defaults and what the test itself created (`keep`), and so must every
+        PersistentVolume bound to the namespace but those the test made with reclaim policy Retain (`retained`)."""
+        claims = sorted(("PersistentVolumeClaim", o["metadata"]["name"]) for o in self.kube.items(
+            "pvc", "-n", self.namespace, "-l", f"app.kubernetes.io/instance={self.release}"))
         say(f"helm uninstall {self.release}")
         self.kube.helm_run("uninstall", self.release, "-n", self.namespace, "--wait",
                            "--timeout", "5m", timeout=400)
         self.installed = False
+
         # Pods and ReplicaSets go by background garbage collection after their owners: give them time.
+        def only_caches() -> tuple[bool, str]:
+            left = objects.leftovers(self.kube.remaining(self.namespace), keep)
+            return left == [f"{kind}/{name}" for kind, name in claims], f"left: {left}; kept caches expected: {claims}"
+
+        poll(f"{self.namespace} holding only its kept caches after helm uninstall", only_caches, 180, POLL_S, say)
+        self.kube.run(*delete_kept_caches(self.namespace, self.release), timeout=150)
+
         def emptied() -> tuple[bool, str]:
             left = objects.leftovers(self.kube.remaining(self.namespace), keep)
             pvs = [pv for pv in objects.pvs_claimed_from(self.kube.items("persistentvolumes"), self.namespace)
                    if pv not in retained]
             return not left and not pvs, f"left behind: {left}; PersistentVolumes still claimed from it: {pvs}"
 
-        poll(f"{self.namespace} holding only its defaults after helm uninstall", emptied, 180, POLL_S, say)
+        poll(f"{self.namespace} holding only its defaults once the caches are deleted", emptied, 180, POLL_S, say)
 
     def teardown(self) -> None:
         """Best effort after a failure: never hides the failure itself."""

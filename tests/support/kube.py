@@ -70,3 +70,8 @@ def pod_of(deployment: dict[str, Any], name: str) -> dict[str, Any]:
     template = deployment["spec"]["template"]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": template["metadata"]["labels"]},
             "spec": template["spec"]}
+
+
+def delete_kept_caches(namespace: str, release: str) -> list[str]:
+    """The kubectl arguments docs/operations.md gives for deleting the model caches `helm uninstall` keeps."""
+    return ["delete", "pvc", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}", "--wait=true"]
