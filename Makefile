@@ -40,8 +40,9 @@ verify: setup-test
 ## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. The control
 ## plane and the engines build first, at full speed; the node tier's images, KEDA, kube-router and crane build
 ## in the background while the other tiers run (tests/support/prebuild.py), and that tier runs last.
+TEST_MARKERS ?= not bench
 test: verify debs controlplane engines
-	$(PY) -m pytest --ignore=tests/verify -m "not bench" --durations=40
+	$(PY) -m pytest --ignore=tests/verify -m "$(TEST_MARKERS)" --durations=40
 
 ## bench-smoke: every benchmark at its smallest, as pytest's `bench` tier (the ones on real servers are not in
 ## `make test`: tests/test_bench.py says why); a few minutes warm
