@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stackgen import examples
+from stackgen import examples, manifests
 from stackgen.cli import cli
 from stackgen.load import load_text
 from stackgen.render import render_files
@@ -146,10 +146,11 @@ def test_default_render_is_kind_cpu_into_out(tmp_path: Path, monkeypatch: pytest
 
 
 def test_missing_helm_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A chart with no .tools/bin beside it (a copy), and no helm on PATH.
+    # A checkout with no .tools/bin (as an installed wheel has none: tests/chart/test_wheel.py), no helm on PATH.
     chart = tmp_path / "charts" / "inference-stack"
     shutil.copytree(REPO / "charts" / "inference-stack", chart)
     monkeypatch.setenv("STACKGEN_CHART", str(chart))
+    monkeypatch.setattr(manifests, "CHECKOUT", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("STACKGEN_HELM", raising=False)
     result = CliRunner().invoke(cli, ["render", "kind-cpu", "-o", str(tmp_path / "out")])

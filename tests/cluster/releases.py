@@ -33,6 +33,7 @@ class Release:
     out: Path
     example: str = ""  # the built-in example rendered into `out`, if any
     installed: bool = False
+    chart: str = str(CHART)  # the checkout's, or a reference such as oci://HOST/PATH/inference-stack
 
     @property
     def values(self) -> dict[str, Any]:
@@ -55,13 +56,13 @@ class Release:
             self.cluster.create_secret(self.namespace, secret, keys)
 
     def install(self, *extra: str) -> None:
-        self.cluster.helm(self.helm, "install", self.name, str(CHART), "-n", self.namespace,
+        self.cluster.helm(self.helm, "install", self.name, self.chart, "-n", self.namespace,
                           "-f", str(self.out / "values.yaml"), "--wait",
                           "--timeout", INSTALL_TIMEOUT, *extra)
         self.installed = True
 
     def upgrade(self, values: Path, *extra: str) -> None:
-        self.cluster.helm(self.helm, "upgrade", self.name, str(CHART), "-n", self.namespace,
+        self.cluster.helm(self.helm, "upgrade", self.name, self.chart, "-n", self.namespace,
                           "-f", str(values), *extra)
 
     def uninstall(self) -> None:

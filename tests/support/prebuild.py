@@ -31,7 +31,8 @@ from .paths import SCRIPTS
 
 # What each tier needs built, in the order the tiers run; the chain builds them in this order.
 NEEDS = {
-    "cluster": ("controlplane/build.sh",),
+    # The registry the signed chart is pushed to comes with Ollama's build (tests/cluster/test_oci_chart.py).
+    "cluster": ("controlplane/build.sh", "engines/ollama.sh"),
     "engines": ("engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh"),
     # Its images (KEDA's operator included; they hold the engines), its NetworkPolicy engine, and the crane that
     # `stackgen bundle --copy` fills the air-gap test's registry mirror with.
