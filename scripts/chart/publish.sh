@@ -9,7 +9,7 @@
 # NAME > secring.gpg` and `gpg --export NAME > pubring.gpg`. The key must have no passphrase, or HELM_KEY_PASSPHRASE
 # must hold it. Users verify with the public keyring: helm install ... oci://REGISTRY/PATH/inference-stack
 # --version VERSION --verify --keyring pubring.gpg (docs/operations.md). Extra arguments go to `helm push`
-# (--plain-http for a registry without TLS). Prints the pushed reference with its digest on stdout.
+# (--plain-http for a registry without TLS); helm push reports the reference and the digest it pushed.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
