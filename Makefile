@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda node bench bench-smoke clean
+.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda node bench bench-smoke chart-publish clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ verify: setup-test
 TEST_MARKERS ?= not bench
 test: verify debs controlplane engines
 	$(PY) -m pytest --ignore=tests/verify -m "$(TEST_MARKERS)" --durations=40
+
+## chart-publish: package the chart, sign it (Helm provenance), check the signature and push both to an OCI
+## registry: make chart-publish CHART_REGISTRY=oci://HOST/PATH KEY="Name" SECRET_KEYRING=secring.gpg PUBLIC_KEYRING=pubring.gpg
+chart-publish: setup
+	HELM=$(TOOLS)/helm bash scripts/chart/publish.sh "$(CHART_REGISTRY)" "$(KEY)" "$(SECRET_KEYRING)" "$(PUBLIC_KEYRING)"
 
 ## bench-smoke: every benchmark at its smallest, as pytest's `bench` tier (the ones on real servers are not in
 ## `make test`: tests/test_bench.py says why); a few minutes warm
