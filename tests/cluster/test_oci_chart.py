@@ -61,10 +61,6 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         registry.stop()
 
 
-def _helm(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return cluster.helm(HELM, *args, check=False)
-
-
 def test_the_chart_installs_from_the_registry_with_its_signature_verified(
         published: Published, cluster: Cluster, tmp_path: Path) -> None:
     out = render("kind-cpu", tmp_path / "out", namespace="from-oci")
@@ -72,21 +68,28 @@ def test_the_chart_installs_from_the_registry_with_its_signature_verified(
     release = Release(cluster, HELM, name, "from-oci", out, chart=published.ref())
     with release.installed_for():
         wait_all_available(release)
-        listed = yaml.safe_load(_helm(cluster, "list", "-n", "from-oci", "-o", "yaml").stdout)
+        listed = yaml.safe_load(cluster.helm(HELM, "list", "-n", "from-oci", "-o", "yaml").stdout)
         assert [(r["name"], r["chart"]) for r in listed] == [(name, f"inference-stack-{VERSION}")]
-
-
-# The install line the refusals are tried with: the flags a user gives, --verify and the public keyring.
-def _install(cluster: Cluster, published: Published, ref: str, namespace: str) -> subprocess.CompletedProcess[str]:
-    cluster.create_namespace(namespace)
-    return _helm(cluster, "install", "refused", ref, "--version", VERSION, "-n", namespace, "--verify",
-                 "--keyring", str(published.keys.public), "--plain-http", "--set", "gateway.masterKey.secretName=k")
 
 
 def _push(published: Published, package: Path, path: str) -> None:
     done = subprocess.run([tools.helm(HELM), "push", str(package), f"oci://{published.registry.host}/{path}",
                            "--plain-http"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def _assert_refused(cluster: Cluster, published: Published, path: str, reason: str) -> None:
+    """`helm install --verify` of the chart pushed under `path`, with the flags a user gives, fails for `reason`
+    and leaves its namespace empty."""
+    cluster.create_namespace(path)
+    try:
+        refused = cluster.helm(HELM, "install", "refused", published.ref(path), "--version", VERSION, "-n", path,
+                               "--verify", "--keyring", str(published.keys.public), "--plain-http",
+                               "--set", "gateway.masterKey.secretName=k", check=False)
+        assert refused.returncode != 0 and reason in refused.stderr, refused.stderr
+        assert cluster.items("all", "-n", path) == []
+    finally:
+        cluster.delete_namespace(path)
 
 
 def test_a_chart_changed_after_signing_is_refused_and_creates_nothing(published: Published, cluster: Cluster,
@@ -107,12 +110,7 @@ def test_a_chart_changed_after_signing_is_refused_and_creates_nothing(published:
     package = tampered / f"inference-stack-{VERSION}.tgz"
     shutil.copy(signed / f"inference-stack-{VERSION}.tgz.prov", f"{package}.prov")
     _push(published, package, "tampered")
-    try:
-        refused = _install(cluster, published, published.ref("tampered"), "tampered")
-        assert refused.returncode != 0 and "sha256 sum does not match" in refused.stderr, refused.stderr
-        assert cluster.items("all", "-n", "tampered") == []
-    finally:
-        cluster.delete_namespace("tampered")
+    _assert_refused(cluster, published, "tampered", "sha256 sum does not match")
 
 
 def test_an_unsigned_chart_is_refused_and_creates_nothing(published: Published, cluster: Cluster,
@@ -120,9 +118,4 @@ def test_an_unsigned_chart_is_refused_and_creates_nothing(published: Published, 
     subprocess.run([tools.helm(HELM), "package", str(CHART), "-d", str(tmp_path)], check=True, capture_output=True,
                    timeout=120)
     _push(published, tmp_path / f"inference-stack-{VERSION}.tgz", "unsigned")
-    try:
-        refused = _install(cluster, published, published.ref("unsigned"), "unsigned")
-        assert refused.returncode != 0 and "failed to fetch provenance" in refused.stderr, refused.stderr
-        assert cluster.items("all", "-n", "unsigned") == []
-    finally:
-        cluster.delete_namespace("unsigned")
+    _assert_refused(cluster, published, "unsigned", "failed to fetch provenance")
