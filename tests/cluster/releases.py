@@ -76,12 +76,12 @@ class Release:
         self.cluster.delete_namespace(self.namespace)
 
     @contextlib.contextmanager
-    def installed_for(self) -> Iterator[Release]:
+    def installed_for(self, *install_flags: str) -> Iterator[Release]:
         """Installed into its namespace (made first, with the Secrets the values name) while the block runs;
         then uninstalled and the namespace deleted, which waits for its pods, whatever the block did."""
         self.prepare_namespace()
         try:
-            self.install()
+            self.install(*install_flags)
             yield self
         finally:
             self.teardown()

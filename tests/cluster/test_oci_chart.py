@@ -66,7 +66,8 @@ def test_the_chart_installs_from_the_registry_with_its_signature_verified(
     out = render("kind-cpu", tmp_path / "out", namespace="from-oci")
     name = yaml.safe_load((out / "values.yaml").read_text())["fullnameOverride"]
     release = Release(cluster, HELM, name, "from-oci", out, chart=published.ref())
-    with release.installed_for():
+    with release.installed_for("--version", VERSION, "--verify", "--keyring", str(published.keys.public),
+                               "--plain-http"):
         wait_all_available(release)
         listed = yaml.safe_load(cluster.helm(HELM, "list", "-n", "from-oci", "-o", "yaml").stdout)
         assert [(r["name"], r["chart"]) for r in listed] == [(name, f"inference-stack-{VERSION}")]
