@@ -5,11 +5,13 @@
 #   Redis image pins (versions.yaml `redis`);
 # - containerd, runc, containernetworking-plugins, iptables, conntrack: the real node of tests/node, and ipset
 #   for its NetworkPolicy engine (kube-router, scripts/kube-router/build.sh);
-# - debootstrap: the root filesystems of that node's images (scripts/node/build.sh).
+# - debootstrap: the root filesystems of that node's images (scripts/node/build.sh);
+# - gnupg: the key the signed chart is signed with (tests/cluster/test_oci_chart.py, tests/support/signing.py).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib/cache.sh
 source "$here/lib/cache.sh"
 
-need_debs redis-server prometheus containerd runc containernetworking-plugins iptables conntrack ipset debootstrap
+need_debs redis-server prometheus containerd runc containernetworking-plugins iptables conntrack ipset debootstrap \
+  gnupg
