@@ -139,23 +139,17 @@ def test_an_install_into_another_namespace_is_refused_and_creates_nothing(releas
 # Day two as docs/operations.md tells it (#36): each change is an edit of the spec, a render and a `helm upgrade`;
 # a pod that the change does not concern keeps running (the same UID), and `helm rollback` brings the previous
 # revision back. These run last: they change the release the tests above read.
-def _pods(release: Release) -> dict[str, set[str]]:
-    """Component -> the UIDs of its pods that are not going."""
-    uids: dict[str, set[str]] = {}
-    for pod in release.pods():
-        if "deletionTimestamp" not in pod["metadata"]:
-            uids.setdefault(release.component(pod), set()).add(pod["metadata"]["uid"])
-    return uids
-
-
 def _settled(release: Release) -> dict[str, set[str]]:
-    """Every Deployment Available, and no pod of an old ReplicaSet left."""
+    """Once every Deployment is Available and no pod of an old ReplicaSet is left: component -> its pods' UIDs."""
     wait_all_available(release)
 
     def one_generation() -> tuple[dict[str, set[str]] | None, str]:
         pods = release.pods()
         going = [p["metadata"]["name"] for p in pods if "deletionTimestamp" in p["metadata"]]
-        return (None if going else _pods(release)), f"still going: {going}"
+        uids: dict[str, set[str]] = {}
+        for pod in pods:
+            uids.setdefault(release.component(pod), set()).add(pod["metadata"]["uid"])
+        return (None if going else uids), f"still going: {going}"
 
     return poll("the old pods gone", one_generation, 120)
 
