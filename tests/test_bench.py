@@ -8,8 +8,10 @@ tests/engines/test_routing.py, crane's copies by the air-gap test (tests/node/te
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,16 @@ def test_mirror_benchmark_reports_both_tools_and_an_idle_rerun() -> None:
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
     assert [c[0] for c in cells] == ["crane copy", "oras cp"]
     assert all(float(c[1]) > 0 for c in cells), cells
+
+
+@pytest.mark.bench
+def test_gpu_check_passes_every_check_on_the_cpu_build(tmp_path: Path) -> None:
+    """The GPU check (bench/gpu_check.py), on vLLM's CPU build: what it can check without a GPU."""
+    out = tmp_path / "gpu-check.json"
+    done = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--cpu", "--json", str(out)],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert list(results["checks"]) == ["reply", "prefix cache hit", "tool call", "LoRA adapter"], results
+    assert all(v.startswith("ok: ") for v in results["checks"].values()), results["checks"]
+    assert results["measures"]["TTFT p50 ms"] > 0 and results["measures"]["decode tokens/s"] > 0, results

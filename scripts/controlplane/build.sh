@@ -52,26 +52,25 @@ bin=$BUILD_WORK/bin
 mkdir -m 755 "$bin"
 log "building kubernetes $kube_version, etcd $etcd_version, kwok $kwok_version with $go_version into $CACHE_OUT/bin"
 
-# build NAME MODULE_DIR PACKAGE LDFLAGS; niced so that other work on a shared machine keeps going.
+# build DIR LDFLAGS PACKAGE...: one `go build` for every command of a module, so that each link (one core for
+# half a minute or more) runs beside the compiles of the others; niced so that other work on a shared machine
+# keeps going. etcd is linked with the Kubernetes -X flags too: they name packages etcd does not link, which
+# the linker ignores.
 build() {
-  local name=$1 dir=$2 pkg=$3 ldflags=$4 start=$SECONDS
-  (cd "$here/$dir" && nice -n 10 "$go_cmd" build -p "$STACKGEN_JOBS" -trimpath \
-    -ldflags "$ldflags" -o "$bin/$name" "$pkg")
-  log "built $name in $(( SECONDS - start ))s"
+  local dir=$1 ldflags=$2 start=$SECONDS
+  shift 2
+  (cd "$here/$dir" && nice -n 10 "$go_cmd" build -p "$STACKGEN_JOBS" -trimpath -ldflags "$ldflags" -o "$bin/" "$@")
+  log "built ${*##*/} in $(( SECONDS - start ))s"
 }
 
 log "downloading modules (needs the Go module proxy unless the module cache already has them)"
 "$go_cmd" mod download
 (cd kwok && "$go_cmd" mod download)
 log "modules ready after $(build_seconds)s"
-build etcd . go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver . k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
-build kube-controller-manager . k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
-build kube-scheduler . k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
-build kubectl . k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
-build kubelet . k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
-build kube-proxy . k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
-build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
+build . "$kube_ldflags" go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,kube-proxy}
+# A command whose path ends in a major version (server/v3) is named by the element before it.
+mv "$bin/server" "$bin/etcd"
+build kwok "$kwok_ldflags" sigs.k8s.io/kwok/cmd/kwok
 
 for b in "${binaries[@]}"; do
   [[ -x "$bin/$b" ]] || die "missing $b after build" 4

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make test's pytest: two sessions at once. The node tier (a real node: containerd, the kubelet, its images)
+# runs in a session of its own beside the others, because it spends most of its time waiting (for its images'
+# builds, for pods to start and models to load) and the other tiers leave the machine's cores half idle
+# (docs/testing.md, "What a whole run costs"). Each session starts its own background chain of the builds its
+# tiers need (tests/support/prebuild.py); the scripts' cache locks keep a build from running twice.
+#
+# The node session's output goes to NODE_LOG and is printed when both are done; the other session's goes to the
+# terminal as it runs. Fails if either fails. Ctrl-C stops both, each running its teardown.
+#
+# Usage: scripts/test.sh
+# Env:   PY (python with the test extras; default .venv/bin/python), TEST_MARKERS (pytest -m expression; default
+#        `not bench`), NODE_LOG (default .pytest-node.log), PYTEST_ARGS (more arguments for both sessions)
+set -uo pipefail
+
+py=${PY:-.venv/bin/python}
+markers=${TEST_MARKERS:-not bench}
+node_log=${NODE_LOG:-.pytest-node.log}
+# shellcheck disable=SC2206  # PYTEST_ARGS is a list of words by design
+extra=(${PYTEST_ARGS:-})
+no_tests=5  # pytest's status when the selection holds no test
+
+# Job control on for this one start: the session gets its own process group, and SIGINT is not ignored in it
+# (without job control, bash starts background commands with SIGINT ignored). SIGINT, not SIGTERM: pytest takes
+# it as Ctrl-C and still runs its fixtures' teardown (the node's processes, its network namespace).
+set -m
+"$py" -m pytest --ignore=tests/verify -m "($markers) and node" --durations=20 "${extra[@]}" > "$node_log" 2>&1 &
+node=$!
+set +m
+trap 'kill -INT "$node" 2>/dev/null; wait "$node"' INT TERM
+echo "the node tier runs beside the other tiers (pid $node); its output: $node_log, printed when it ends"
+
+"$py" -m pytest --ignore=tests/verify -m "($markers) and not node" --durations=40 "${extra[@]}"
+others=$?
+wait "$node"
+node_status=$?
+trap - INT TERM
+
+echo
+echo "======================== the node tier ($node_log) ========================"
+cat "$node_log"
+status=0
+for part in "others:$others" "node:$node_status"; do
+  code=${part#*:}
+  if [[ $code != 0 && $code != "$no_tests" ]]; then
+    echo "the ${part%%:*} session failed (pytest status $code)" >&2
+    status=1
+  fi
+done
+exit "$status"
