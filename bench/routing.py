@@ -28,10 +28,11 @@ is the machine's cores and no more than the replicas: one agent per replica (at 
 a turn waits for another only where routing put two conversations on one replica.
 
     python bench/routing.py [--replicas 2,3] [--policies consistent_hash,round_robin,random,cache_aware]
-                            [--agents 4] [--turns 5] [--at-once 2] [--model smollm2|tiny]
+                            [--agents 4] [--turns 4] [--at-once 2] [--model smollm2|tiny]
 
-The defaults took 20 minutes alone on 2 cores (bench/RESULTS.md): 5.5 of them the three servers' start with
-torch.compile's cache cold for their settings, 12 the nine phases. Each phase prints as it ends.
+The defaults took 13.2 minutes alone on 2 cores (bench/RESULTS.md): 2.6 of them the three servers' start with
+torch.compile's cache cold, then the warm-up and the nine phases; five turns took 20.1. Each phase prints as it
+ends.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def main() -> None:
     parser.add_argument("--policies", default=DEFAULT_POLICIES,
                         help=f"router policies to compare, of: {', '.join(POLICIES)}")
     parser.add_argument("--agents", type=int, default=4)
-    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--at-once", type=int, default=2, help="agents talking at the same time")
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2",
                         help="tiny: the tests' scripted Qwen2 (a smoke run; its prefill is nearly free)")
