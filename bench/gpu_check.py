@@ -50,11 +50,10 @@ from streaming import streamed_turn  # noqa: E402
 from stackgen.engines.vllm import ENGINE as VLLM  # noqa: E402
 from stackgen.engines.vllm import VERSION as VLLM_VERSION  # noqa: E402
 from stackgen.load import load_text  # noqa: E402
-from stackgen.localstack import free_port  # noqa: E402
 from stackgen.plan import plan  # noqa: E402
 from stackgen.render import render_files  # noqa: E402
-from tests.engines.engines import CPU_IMAGE_ENV, cache_root, peft_path, vllm_venv  # noqa: E402
-from tests.engines.pods import Server, base_env, container, deployment, launch, replace_flag  # noqa: E402
+from tests.engines.engines import Vllm, cache_root, peft_path, vllm_venv  # noqa: E402
+from tests.engines.pods import Server  # noqa: E402
 from tests.engines.router import cache_counters  # noqa: E402
 from tests.engines.smollm2 import smollm2  # noqa: E402
 from tests.pins import pin  # noqa: E402
@@ -99,7 +98,7 @@ WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 TTFT_TURNS = 5
-CPU_SHARE = "0.2"  # --cpu: the machine's memory vLLM's CPU backend reserves (below)
+CPU_SHARE = "0.2"  # --cpu: the share of the machine's memory vLLM's CPU backend reserves (see `start`)
 DECODE_TOKENS = 256
 
 
@@ -144,23 +143,13 @@ def lora_adapter(venv: Path, base: Path) -> Path:
 
 
 def start(venv: Path, files: dict[str, str], model_dir: Path, work: Path, cpu: bool) -> Server:
-    """The rendered vLLM container, run here: its command from the venv, the checkpoint for the Hub id."""
-    c = container(deployment(files, STACK, MODEL)["spec"]["template"]["spec"], "vllm")
-    if c.args[0] != HUB_ID:
-        raise AssertionError(f"expected the chart to serve {HUB_ID} first in args, got {c.args}")
-    port = free_port()
-    args = replace_flag(replace_flag([str(model_dir), *c.args[1:]], "--port", str(port)), "--host", "127.0.0.1")
-    if cpu:
-        # vLLM's CPU backend reads this flag as the share of the machine's memory to reserve, and its default
-        # (0.92) is more than a machine that runs anything else has free: the one change to the rendered line.
-        args = [a for i, a in enumerate(args) if a != "--gpu-memory-utilization"
-                and (i == 0 or args[i - 1] != "--gpu-memory-utilization")] + ["--gpu-memory-utilization", CPU_SHARE]
-    argv = [str(venv / "bin" / c.command[0]), *c.command[1:], *args]
-    log(f"vllm's command line, as rendered for the GPU profile: {' '.join(argv)}")
-    # The container's own environment, but the cache paths: the process runs here, not in the pod.
-    env = base_env(**{k: v for k, v in c.env.items() if not v.startswith("/")}, HF_HUB_OFFLINE="1",
-                   **(CPU_IMAGE_ENV if cpu else {}))
-    return launch(f"vllm-{MODEL}", argv, env, c, port, work, 900.0)
+    """The rendered vLLM container, run here (tests/engines/engines.py `Vllm`): the checkpoint for the Hub id."""
+    vllm = Vllm(venv) if cpu else Vllm(venv, image_env={})
+    # vLLM's CPU backend reads --gpu-memory-utilization as the share of the machine's memory to reserve, and its
+    # default (0.92) is more than a machine that runs anything else has free: the one change to the rendered
+    # line (the chart renders no such flag, and vLLM takes the last of a flag given twice).
+    extra = ["--gpu-memory-utilization", CPU_SHARE] if cpu else []
+    return vllm.start(files, STACK, MODEL, HUB_ID, model_dir, work, {"HF_HUB_OFFLINE": "1"}, extra)
 
 
 def chat(server: Server, body: dict[str, Any]) -> dict[str, Any]:

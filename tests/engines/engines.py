@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,28 +107,30 @@ def pod_spec(files: Mapping[str, str], stack: str, model: str) -> dict[str, Any]
     return spec
 
 
+# What vLLM's CPU image sets in its environment (docker/Dockerfile.cpu), which the wheel alone does not.
+CPU_IMAGE_ENV = {"VLLM_TARGET_DEVICE": "cpu"}
+
+
 @dataclass(frozen=True)
 class Vllm:
-    """vLLM's CPU build: `vllm` in the venv stands in for `vllm` on the CPU image's PATH."""
+    """vLLM's CPU build: `vllm` in the venv stands in for `vllm` on the CPU image's PATH. `image_env` is what the
+    image sets that the wheel alone does not (the CUDA build of bench/gpu_check.py needs none)."""
 
     venv: Path
+    image_env: Mapping[str, str] = field(default_factory=lambda: dict(CPU_IMAGE_ENV))
 
     def start(self, files: Mapping[str, str], stack: str, model: str, hub_id: str, model_dir: Path,
-              workdir: Path, extra_env: Mapping[str, str] | None = None) -> Server:
+              workdir: Path, extra_env: Mapping[str, str] | None = None, extra_args: Sequence[str] = ()) -> Server:
         c = container(pod_spec(files, stack, model), "vllm")
         if c.args[0] != hub_id:
             raise AssertionError(f"expected the chart to serve {hub_id} first in args, got {c.args}")
         port = free_port()
         args = [str(model_dir), *c.args[1:]]
         args = replace_flag(replace_flag(args, "--port", str(port)), "--host", "127.0.0.1")
-        argv = [str(self.venv / "bin" / c.command[0]), *c.command[1:], *args]
-        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{model}-hf"}), **CPU_IMAGE_ENV,
+        argv = [str(self.venv / "bin" / c.command[0]), *c.command[1:], *args, *extra_args]
+        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{model}-hf"}), **self.image_env,
                        **(extra_env or {}))
         return launch(f"vllm-{model}", argv, env, c, port, workdir, VLLM_START_BUDGET)
-
-
-# What vLLM's CPU image sets in its environment (docker/Dockerfile.cpu), which the wheel alone does not.
-CPU_IMAGE_ENV = {"VLLM_TARGET_DEVICE": "cpu"}
 
 
 @dataclass(frozen=True)
