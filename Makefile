@@ -38,12 +38,13 @@ verify: setup-test
 	VENV=$(VENV) bash scripts/verify.sh
 
 ## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. The control
-## plane and the engines build first, at full speed; then two pytest sessions run at once (scripts/test.sh): the
-## node tier, whose images, KEDA, kube-router and crane build in the background first (tests/support/prebuild.py),
-## beside every other tier. The node tier's output is printed when both end.
+## plane, Ollama and vLLM's virtualenv build first, at full speed; then two pytest sessions run at once
+## (scripts/test.sh): the node tier, whose images, kube-router, crane and KEDA build in the background first
+## (tests/support/prebuild.py), beside every other tier, whose chain builds llama-server. The node tier's output
+## is printed when both end.
 TEST_MARKERS ?= not bench
-test: verify debs controlplane engines
-	PY=$(PY) TEST_MARKERS="$(TEST_MARKERS)" bash scripts/test.sh
+test: verify debs
+	PY=$(PY) PYTHON=$(PYTHON) TEST_MARKERS="$(TEST_MARKERS)" bash scripts/test.sh
 
 ## chart-publish: package the chart, sign it (Helm provenance), check the signature and push both to an OCI
 ## registry: make chart-publish CHART_REGISTRY=oci://HOST/PATH KEY="Name" SECRET_KEYRING=secring.gpg PUBLIC_KEYRING=pubring.gpg

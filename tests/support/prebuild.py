@@ -7,12 +7,13 @@ tests/cluster/controlplane.py `build_binaries`): the scripts' cache lock keeps i
 builds that entry, and warm, the script finds its entry and returns in a second. A build that failed in the
 background is run again by the fixture, which fails with its output.
 
-`make test` builds the control plane and the engines first, at full speed, so that under it the chain holds
-only the node tier's builds (its images, KEDA, kube-router, crane: about 13 minutes cold), which the other
-tiers' 25 minutes hide. With the control plane and the engines in the chain too, behind the early tiers at low
-priority, a cold run took 88 minutes against about 65: they were done 40 minutes in, the engines tier waited
-for llama-server, and the node's images only began then (docs/testing.md). Run alone (`pytest -m engines` on a
-new machine), the chain still builds what that tier needs.
+`make test` builds the control plane, Ollama and vLLM's virtualenv first, at full speed (scripts/test.sh), so
+that under it the chains hold only what one session needs: the node session's its images, kube-router, crane and
+KEDA (about 13 minutes cold), the other session's llama-server, which only its engines tier (a quarter of an hour
+in) runs. With the control plane and the engines in the chain too, behind the early tiers at low priority, a
+cold one-session run took 88 minutes against about 65: they were done 40 minutes in, the engines tier waited for
+llama-server, and the node's images only began then (docs/testing.md). Run alone (`pytest -m engines` on a new
+machine), the chain still builds what that tier needs.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ NEEDS = {
     # The registry the signed chart is pushed to comes with Ollama's build (tests/cluster/test_oci_chart.py).
     "cluster": ("controlplane/build.sh", "engines/ollama.sh"),
     "engines": ("engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh"),
-    # Its images (KEDA's operator included; they hold the engines), its NetworkPolicy engine, and the crane that
-    # `stackgen bundle --copy` fills the air-gap test's registry mirror with.
-    "node": ("controlplane/build.sh", "engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh",
-             "node/build.sh", "kube-router/build.sh", "crane/build.sh"),
+    # Its images (they hold the engines), its NetworkPolicy engine, the crane that `stackgen bundle --copy` fills
+    # the air-gap test's registry mirror with, and last KEDA, which the autoscaling module (the tier's second)
+    # asks for: the node starts without it (tests/node/conftest.py).
+    "node": ("controlplane/build.sh", "engines/vllm-cpu.sh", "engines/ollama.sh", "node/build.sh",
+             "kube-router/build.sh", "crane/build.sh", "keda/build.sh"),
     "bench": ("engines/vllm-cpu.sh", "engines/ollama.sh", "crane/build.sh", "oras/build.sh"),
 }
 NICE = 10  # below the tests, which must keep their timing, as the scripts' own compiles run
