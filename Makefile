@@ -37,11 +37,11 @@ render: setup
 verify: setup-test
 	VENV=$(VENV) bash scripts/verify.sh
 
-## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. The control
-## plane, Ollama and vLLM's virtualenv build first, at full speed; then two pytest sessions run at once
-## (scripts/test.sh): the node tier, whose images, kube-router, crane and KEDA build in the background first
-## (tests/support/prebuild.py), beside every other tier, whose chain builds llama-server. The node tier's output
-## is printed when both end.
+## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. vLLM's
+## virtualenv and Ollama build first, then the control plane and the node's images, at full speed
+## (tests/support/prebuild.py `BEFORE_SESSIONS`); then two pytest sessions run at once (scripts/test.sh): the node
+## tier, whose kube-router, crane and KEDA build in the background first, beside every other tier, whose chain
+## builds llama-server. The node tier's output is printed when both end.
 TEST_MARKERS ?= not bench
 test: verify debs
 	PY=$(PY) PYTHON=$(PYTHON) TEST_MARKERS="$(TEST_MARKERS)" bash scripts/test.sh
@@ -60,7 +60,7 @@ bench-smoke: setup-test engines
 unit: setup-test
 	$(PY) -m pytest -m unit
 
-## controlplane: build kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok from Go modules
+## controlplane: build kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, etcd and kwok from Go modules
 ## for tests/cluster (once per machine, cached in ~/.cache/stackgen; 6-10 min cold on 2 cores)
 controlplane:
 	bash scripts/controlplane/build.sh > /dev/null

@@ -26,8 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.engines.engines import cached_build, ollama_bin_dir
+from tests.engines.engines import ollama_bin_dir
 from tests.engines.registry import start_registry
+from tests.support.prebuild import built
 
 LAYERS = 4
 
@@ -56,8 +57,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--layer-mib", type=int, default=64)
     args = parser.parse_args()
-    crane = str(cached_build("crane/build.sh") / "crane")
-    oras = str(cached_build("oras/build.sh") / "oras")
+    crane = str(built("crane/build.sh") / "crane")
+    oras = str(built("oras/build.sh") / "oras")
     registry = ollama_bin_dir() / "registry"
     with tempfile.TemporaryDirectory(prefix="bench-mirror-") as tmp:
         work = Path(tmp)

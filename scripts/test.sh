@@ -8,10 +8,9 @@
 # The node session's output goes to NODE_LOG and is printed when both are done; the other session's goes to the
 # terminal as it runs. Fails if either fails. Ctrl-C stops both, each running its teardown.
 #
-# First, the builds both sessions need before they start, at full speed: the control plane's compile, then
-# Ollama's, with vLLM's virtualenv (downloads and disk writes, mostly) installed beside them. llama-server, which
-# only the engines tier runs, is left to that session's background chain, which has the earlier tiers' quarter
-# of an hour to build it in. Warm, each is a cache hit of a second.
+# First, the builds the sessions need early, at full speed, in the stages tests/support/prebuild.py lists
+# (`BEFORE_SESSIONS`); llama-server, which only the engines tier runs, is left to that session's background chain,
+# which has the earlier tiers' quarter of an hour to build it in. Warm, each is a cache hit of a second.
 #
 # Usage: scripts/test.sh
 # Env:   PY (python with the test extras; default .venv/bin/python), TEST_MARKERS (pytest -m expression; default
@@ -26,14 +25,7 @@ node_log=${NODE_LOG:-.pytest-node.log}
 extra=(${PYTEST_ARGS:-})
 no_tests=5  # pytest's status when the selection holds no test
 
-build() { bash "scripts/$1" > /dev/null || { echo "scripts/$1 failed" >&2; return 1; }; }
-build engines/vllm-cpu.sh &
-vllm=$!
-trap 'kill "$vllm" 2>/dev/null' EXIT
-build controlplane/build.sh && build engines/ollama.sh
-compiled=$?
-wait "$vllm" && (( compiled == 0 )) || exit 1
-trap - EXIT
+"$py" -m tests.support.prebuild || exit 1
 
 # Job control on for this one start: the session gets its own process group, and SIGINT is not ignored in it
 # (without job control, bash starts background commands with SIGINT ignored). SIGINT, not SIGTERM: pytest takes

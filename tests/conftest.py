@@ -72,6 +72,10 @@ def pytest_runtest_protocol(item: pytest.Item) -> Any:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if prebuild.waits:
+        terminalreporter.write_sep("-", "background builds (tests/support/prebuild.py)")
+        for script, how in prebuild.waits.items():
+            terminalreporter.write_line(f"{script}: {how}")
     if _tier_spans:
         terminalreporter.write_sep("-", "time per tier (first test's start to last test's end)")
         for tier, (start, end) in _tier_spans.items():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build, or reuse from the per-machine cache, the real control-plane binaries tests/cluster runs:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (Kubernetes) and etcd, pinned in
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy (Kubernetes) and etcd, pinned in
 # go.mod next to this script, and the kwok controller, pinned in kwok/go.mod.
 #
 # Usage: scripts/controlplane/build.sh        -> builds if needed; the LAST line of stdout is the bin dir
@@ -41,7 +41,7 @@ kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}"
 kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${major_minor}"
 
 go_version=$("$go_cmd" env GOVERSION)
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kwok)
 # The cache key covers everything that changes the output, as every builder's does (lib/cache.sh): the
 # pinned modules (go.mod and go.sum, whose versions are the ones versions.yaml checks), the toolchain and
 # the build flags; not this script's comments, so an edit here does not cost a rebuild.
@@ -67,7 +67,7 @@ log "downloading modules (needs the Go module proxy unless the module cache alre
 "$go_cmd" mod download
 (cd kwok && "$go_cmd" mod download)
 log "modules ready after $(build_seconds)s"
-build . "$kube_ldflags" go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,kube-proxy}
+build . "$kube_ldflags" go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy}
 # A command whose path ends in a major version (server/v3) is named by the element before it.
 mv "$bin/server" "$bin/etcd"
 build kwok "$kwok_ldflags" sigs.k8s.io/kwok/cmd/kwok

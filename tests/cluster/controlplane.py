@@ -20,15 +20,14 @@ from pathlib import Path
 
 from tests.support import prebuild
 from tests.support.kube import Kubectl
-from tests.support.paths import SCRIPTS
+from tests.support.tools import tool
 from tests.support.wait import GiveUp, poll
 
 from . import pki as pki_mod
 
-BUILD_SCRIPT = SCRIPTS / "controlplane" / "build.sh"
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet",
-            "kube-proxy", "kwok")
+# kubectl is the tools' (tests/support/tools.py), as every tier's.
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kwok")
 # A cold build is ~30 min on 2 cores (see scripts/controlplane/README.md); `make test` builds first.
 BUILD_TIMEOUT_S = 75 * 60
 START_TIMEOUT_S = 180.0
@@ -45,21 +44,14 @@ class ControlPlaneError(RuntimeError):
 
 
 def build_binaries() -> Path:
-    """Run the build script (a cache hit takes about a second) and return its bin dir, once the session's
-    background chain has built it if it has it."""
-    if background := prebuild.wait("controlplane/build.sh"):
-        print(f"scripts/controlplane/build.sh: {background}", flush=True)
+    """The control plane's bin dir, built by scripts/controlplane/build.sh (a cache hit takes about a second)."""
     try:
-        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as err:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} did not finish in {BUILD_TIMEOUT_S}s") from err
-    if done.returncode != 0:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    bin_dir = Path(done.stdout.strip().splitlines()[-1])
+        bin_dir = prebuild.built("controlplane/build.sh", timeout=BUILD_TIMEOUT_S)
+    except prebuild.BuildError as err:
+        raise ControlPlaneError(str(err)) from err
     missing = [b for b in BINARIES if not (bin_dir / b).is_file()]
     if missing:
-        raise ControlPlaneError(f"{bin_dir} lacks {missing} after {BUILD_SCRIPT}")
+        raise ControlPlaneError(f"{bin_dir} lacks {missing} after scripts/controlplane/build.sh")
     return bin_dir
 
 
@@ -154,7 +146,7 @@ class ControlPlane:
     @property
     def client(self) -> Kubectl:
         """kubectl against this control plane, as its admin."""
-        return Kubectl(kubectl=self.binary("kubectl"), kubeconfig=str(self.kubeconfig))
+        return Kubectl(kubectl=tool("kubectl"), kubeconfig=str(self.kubeconfig))
 
     # -- lifecycle ---------------------------------------------------------------------------
 

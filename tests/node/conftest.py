@@ -24,19 +24,18 @@ from tests.cluster.fakes import POOLS
 from tests.cluster.kube import helm_binaries, say
 from tests.cluster.pki import NODE_NAME
 from tests.e2e.kube import Kube
-from tests.engines.engines import cached_build, ollama_bin_dir, tiny_qwen, vllm_venv
+from tests.engines.engines import ollama_bin_dir, tiny_qwen, vllm_venv
 from tests.engines.registry import Registry, build_tiny_model, publish_model, start_registry
 from tests.pins import pin
-from tests.support import prebuild
 from tests.support.kube import condition_true
-from tests.support.tools import ToolMissing
+from tests.support.prebuild import BuildError, built
+from tests.support.tools import ToolMissing, tool
 
 from . import policy
 from .network import FILES_IP, HOST_IP, NodeNetwork
 from .runtime import CLUSTER_DNS, Node, kill_leftovers, make_cgroups
 
 READY_TIMEOUT_S = 240
-CONTROL_PLANE = "controlplane/build.sh"
 report: dict[str, Any] = {}
 
 
@@ -58,7 +57,7 @@ class NodeCluster:
     tiny_qwen: Path  # the tiny Qwen2 the vLLM image serves
 
     def kube(self, helm: str = "helm3") -> Kube:
-        return Kube(context="stackgen-test", kubectl=self.cp.binary("kubectl"), helm=self.helms[helm],
+        return Kube(context="stackgen-test", kubectl=tool("kubectl"), helm=self.helms[helm],
                     kubeconfig=str(self.cp.kubeconfig))
 
 
@@ -84,18 +83,12 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
     except ToolMissing as err:
         pytest.fail(str(err), pytrace=False)
     t0 = time.monotonic()
-
-    def part(script: str) -> Path:
-        """A part the background chain builds, waited for only when the start needs it: the images are imported
-        while kube-router still compiles, and crane and KEDA are their modules' to wait for."""
-        if background := prebuild.wait(script):
-            report[script] = background
-        try:
-            return build_binaries() if script == CONTROL_PLANE else cached_build(script)
-        except (ControlPlaneError, RuntimeError) as err:
-            pytest.fail(f"cannot build the node tier's parts: {err}", pytrace=False)
-
-    bin_dir, images = part(CONTROL_PLANE), part("node/build.sh")
+    # Each part is waited for only when the start needs it: the images are imported while kube-router still
+    # compiles, and crane and KEDA are their modules' to wait for.
+    try:
+        bin_dir, images = build_binaries(), built("node/build.sh")
+    except (ControlPlaneError, BuildError) as err:
+        pytest.fail(f"cannot build the node tier's parts: {err}", pytrace=False)
     refs = dict(line.split() for line in (images / "refs.txt").read_text().splitlines())
     report["parts"] = f"{bin_dir}, {images} (ready after {time.monotonic() - t0:.1f}s)"
 
@@ -119,11 +112,11 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         node.start_kube_proxy()
         cp.wait("node Ready", lambda: _node_ready(cp), timeout=READY_TIMEOUT_S)
         cp.timings["node Ready"] = round(time.monotonic() - start, 1)
-        kube = Kube(context="stackgen-test", kubectl=cp.binary("kubectl"), helm=helms["helm3"],
+        kube = Kube(context="stackgen-test", kubectl=tool("kubectl"), helm=helms["helm3"],
                     kubeconfig=str(cp.kubeconfig))
         for obj in policy.rbac():
             kube.apply(obj)
-        node.start_policy_engine(part("kube-router/build.sh") / "kube-router")
+        node.start_policy_engine(built("kube-router/build.sh") / "kube-router")
         for obj in _gpu_pools() + _coredns_objects():
             kube.apply(obj)
         kube.run("rollout", "status", "-n", "kube-system", "deployment/coredns", f"--timeout={READY_TIMEOUT_S}s",

@@ -37,10 +37,11 @@ from stackgen.spec import Stack as Spec
 from tests.e2e import specs
 from tests.e2e.kube import say
 from tests.e2e.stack import Stack
-from tests.engines.engines import cached_build, ollama_bin_dir
+from tests.engines.engines import ollama_bin_dir
 from tests.engines.fresh_venv import fresh_venv
 from tests.engines.registry import Registry, free_port_on, http_ok, start_registry
 from tests.pins import pin
+from tests.support.prebuild import built
 from tests.support.wait import poll
 
 from .conftest import NodeCluster
@@ -145,7 +146,7 @@ def _stage(cluster: NodeCluster, spec: dict[str, Any], staging: Registry, crane:
 @pytest.fixture(scope="module")
 def airgap(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airgap]:
     work = tmp_path_factory.mktemp("airgap")
-    crane = cached_build("crane/build.sh") / "crane"
+    crane = built("crane/build.sh") / "crane"
     mirror = start_registry(ollama_bin_dir() / "registry", work / "mirror", host=HOST_IP, files_host=FILES_IP,
                             deletes=True)
     hub = None

@@ -39,9 +39,10 @@ from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.routing import SESSION_HEADER
 from tests.e2e import specs
 from tests.e2e.kube import Kube, port_forward, say, timed
-from tests.engines.engines import cached_build
 from tests.support.kube import conditions
 from tests.support.kube import status as kube_status
+from tests.support.prebuild import built
+from tests.support.tools import tool
 from tests.support.wait import poll
 
 from .autoscaler import (
@@ -240,11 +241,9 @@ def _scale_operator(kube: Kube, replicas: int) -> None:
 @pytest.fixture(scope="module")
 def keda(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     kube = node_cluster.kube()
-    start = time.monotonic()
-    binaries = cached_build("keda/build.sh")
-    report["KEDA built"] = f"waited {time.monotonic() - start:.0f}s"
+    binaries = built("keda/build.sh")
     report["KEDA imported"] = node_cluster.node.import_archives(keda_images(binaries, tmp_path_factory.mktemp("keda")))
-    objects = keda_objects(node_cluster.cp.binary("kubectl"))
+    objects = keda_objects(tool("kubectl"))
     start = time.monotonic()
     try:
         _apply_all(kube, objects)
@@ -297,7 +296,7 @@ def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscal
     installed = scaled.installed
     _wait_reading(scaled)
     svc, port = installed.gateway()
-    kubectl_dir = str(Path(installed.cluster.cp.binary("kubectl")).parent)
+    kubectl_dir = str(Path(tool("kubectl")).parent)
     with port_forward(installed.kube, installed.namespace, svc, port) as url:
         env = {**os.environ, MASTER_KEY_ENV: installed.stack.master_key, "KUBECONFIG": installed.kube.kubeconfig,
                "PATH": f"{kubectl_dir}:{os.environ['PATH']}"}

