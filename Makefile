@@ -77,10 +77,11 @@ engines:
 debs:
 	bash scripts/test-debs.sh
 
-## keda: build KEDA's operator and metrics API server from its Go module, for the node tier's autoscaling
-## test (once per version, cached in ~/.cache/stackgen/keda; see the README for the cold cost)
+## keda: build KEDA's operator and metrics API server, and its HTTP add-on's interceptor and scaler, from their Go
+## modules, for the node tier's autoscaling test (once per version, cached in ~/.cache/stackgen; see docs/testing.md)
 keda:
 	bash scripts/keda/build.sh > /dev/null
+	bash scripts/http-add-on/build.sh > /dev/null
 
 ## node: the real node's container images, built from Debian packages, the engines above and Go modules, its
 ## NetworkPolicy engine (kube-router) and crane (the air-gap test's copies), for tests/node (once per version,

@@ -1,6 +1,7 @@
 """Autoscaling on queue depth, as resolved from the spec: the ScaledObject's query names the engine's own
-queue metric, replicas are left to the autoscaler, engines without a queue metric are refused, and
-`stackgen plan --cluster` refuses a maxReplicas the pool's GPUs cannot hold.
+queue metric, replicas are left to the autoscaler, engines without a queue metric are refused, a model at
+minReplicas 0 is called through the HTTP add-on that wakes it, and `stackgen plan --cluster` refuses a
+maxReplicas the pool's GPUs cannot hold.
 (tests/cluster/test_autoscaling.py installs the result against KEDA's CRD on a real API server.)"""
 
 from __future__ import annotations
@@ -63,6 +64,24 @@ def test_every_model_pod_drains_for_as_long_as_the_gateway_waits_for_a_call() ->
     assert custom["shutdown"]["drainSeconds"] == 90 and custom["shutdown"]["gracePeriodSeconds"] == 110
 
 
+def test_a_model_at_zero_is_called_through_the_interceptor_that_wakes_it() -> None:
+    """minReplicas 0 (stackgen.wake): the gateway calls KEDA's HTTP add-on with the model's route header and waits
+    the wake time more; the chart gets the route, its timeouts, and the idle time before the last replica goes."""
+    text = spec(extra=", autoscaling: {minReplicas: 0, maxReplicas: 1, idleSeconds: 1200, wakeSeconds: 300}")
+    wake = model_values(text)["autoscaling"]["wake"]
+    assert wake == {"header": "x-stackgen-route", "key": "llm/team-qwen", "target": "team-qwen-router",
+                    "interceptorNamespace": "keda",
+                    "scalerAddress": "keda-add-ons-http-external-scaler.keda.svc.cluster.local:9090",
+                    "idleSeconds": 1200, "concurrencyTarget": 100_000, "readinessSeconds": 300,
+                    "responseHeaderSeconds": 600, "requestSeconds": 900}
+    files = render_files(load_text(text, "stack.yaml"), with_manifests=False)
+    [entry] = yaml.safe_load(files["litellm/config.yaml"])["model_list"]
+    assert entry["litellm_params"] | {"model": None} == {
+        "model": None, "api_base": "http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080/v1",
+        "api_key": "none", "timeout": 900, "extra_headers": {"x-stackgen-route": "llm/team-qwen"},
+        "keepalive_seconds": 15}
+
+
 def test_scale_down_waits_for_the_spec_delay() -> None:
     values = model_values(spec(extra=", autoscaling: {maxReplicas: 2, scaleDownDelaySeconds: 45}"))
     assert values["autoscaling"]["scaleDownDelaySeconds"] == 45
@@ -93,7 +112,14 @@ def test_an_engine_without_a_queue_metric_is_refused(tmp_path: Path, engine: str
     (", replicas: 2, autoscaling: {maxReplicas: 4}", "models[0].replicas", "set autoscaling.minReplicas instead"),
     (", autoscaling: {minReplicas: 5, maxReplicas: 4}", "models[0].autoscaling.minReplicas", "lower minReplicas"),
     (", autoscaling: {minReplicas: 1}", "models[0].autoscaling.maxReplicas", ""),
-    (", autoscaling: {minReplicas: 0, maxReplicas: 2}", "models[0].autoscaling.minReplicas", "set minReplicas: 1"),
+    (", autoscaling: {maxReplicas: 2, idleSeconds: 600}", "models[0].autoscaling.idleSeconds",
+     "remove idleSeconds, or set minReplicas: 0"),
+    (", autoscaling: {minReplicas: 1, maxReplicas: 2, wakeSeconds: 300}", "models[0].autoscaling.wakeSeconds",
+     "remove wakeSeconds, or set minReplicas: 0"),
+    (", autoscaling: {minReplicas: 0, maxReplicas: 2, interceptorUrl: 'http://proxy.example.com:8080'}",
+     "models[0].autoscaling.interceptorUrl", "name the HTTP add-on's proxy Service as http://<service>.<namespace>.svc"),
+    (", autoscaling: {minReplicas: 0, maxReplicas: 2, interceptorUrl: 'http://interceptor.llm.svc:8080'}",
+     "models[0].autoscaling.interceptorUrl", "install KEDA's HTTP add-on in a namespace of its own"),
 ])
 def test_contradictions_are_refused_at_their_path(tmp_path: Path, extra: str, path: str, fix: str) -> None:
     code, output = run(tmp_path, spec(extra=extra), "validate")

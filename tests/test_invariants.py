@@ -11,11 +11,13 @@ are read off the objects `helm template` rendered, as the cluster would read the
    Service its api_base names, exactly that model's pods: through its router when the spec's replicas or
    autoscaling call for one (the router Service selects the router's pods, and the router's discovery selects
    the model's pods, on the model's port), on the port the server listens on (the Service's targetPort resolves
-   to the server container's port, which is the one its command line or the spec says);
+   to the server container's port, which is the one its command line or the spec says); a model that sleeps
+   (minReplicas 0) through KEDA's HTTP add-on: its one InterceptorRoute, named by the gateway's route header,
+   targets that Service, its ScaledObject wakes on that route, and every hop waits the wake time more;
 3. the NetworkPolicies admit the gateway's pods to every server, each router to its model's servers, the
    gateway to each router and to Redis, and the namespace of the Prometheus that scrapes (PodMonitor) or
-   scales (ScaledObject) a model to its port; nothing else in the stack's namespace, and no other namespace,
-   reaches a model server's port;
+   scales (ScaledObject) a model to its port, and the HTTP add-on's namespace to the router (else the server) of a
+   model that sleeps; nothing else in the stack's namespace, and no other namespace, reaches a model server's port;
 4. every Secret a pod reads (env secretKeyRef, envFrom, volumes, image pull secrets) is one the spec names for
    that pod's component, with the spec's key (masterKey, the Redis password, hfToken, apiKey, env secret
    references, or their documented defaults), and so are the ServiceMonitor's credentials and the Ingress's
@@ -111,8 +113,9 @@ EVERYTHING: Spec = {
     "profiles": {p: specs.PROFILES[p] for p in ("cpu", "l4", "mi300")},
     "models": [
         {"name": "coder", **specs.BASES["vllm-cpu"], "toolCalling": True, "fallbacks": ["small"],
-         "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "targetQueue": 4,
-                         "prometheusUrl": "http://prometheus.monitoring.svc:9090"},
+         "autoscaling": {"minReplicas": 0, "maxReplicas": 3, "targetQueue": 4, "idleSeconds": 1800,
+                         "wakeSeconds": 900, "prometheusUrl": "http://prometheus.monitoring.svc:9090",
+                         "interceptorUrl": "http://keda-add-ons-http-interceptor-proxy.keda.svc:8080"},
          "adapters": [{"name": "sql-agent", "source": "my-org/sql-lora", "rank": 16},
                       {"name": "support", "source": "/root/.cache/huggingface/support", "rank": 64}],
          "cache": {"type": "persistentVolumeClaim", "size": "20Gi", "accessModes": ["ReadWriteMany"], "preload": True},
@@ -236,6 +239,17 @@ def prometheus_namespace(url: str) -> str | None:
 
 
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.local:9090"
+DEFAULT_INTERCEPTOR_URL = "http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080"
+DEFAULT_CALL_SECONDS, DEFAULT_IDLE_SECONDS, DEFAULT_WAKE_SECONDS = 600, 900, 600
+
+
+def sleeps(m: Spec) -> bool:
+    """minReplicas 0: the model sleeps when idle, and KEDA's HTTP add-on wakes it."""
+    return bool(m.get("autoscaling")) and m["autoscaling"].get("minReplicas", 1) == 0
+
+
+def interceptor_namespace(m: Spec) -> str | None:
+    return prometheus_namespace(m["autoscaling"].get("interceptorUrl", DEFAULT_INTERCEPTOR_URL)) if sleeps(m) else None
 
 
 def scaling_namespace(m: Spec) -> str | None:
@@ -404,6 +418,35 @@ def check_router_rbac(r: Rendered, router: Pod, router_name: str) -> None:
     assert {"list", "watch"} <= verbs, f"router {router_name} may not watch pods ({verbs}){say(r.spec)}"
 
 
+def reached(r: Rendered, model: Spec, params: Obj) -> str:
+    """Where the gateway's calls to a model reach its Services: its api_base; for a model that sleeps, the target
+    of the one InterceptorRoute its route header names, which KEDA's HTTP add-on forwards them to once it is ready,
+    with the model's ScaledObject woken by that route and every hop waiting for a cold start."""
+    spec = r.spec
+    if not sleeps(model):
+        assert "extra_headers" not in params and "keepalive_seconds" not in params, f"{model['name']}{say(spec)}"
+        return str(params["api_base"])
+    scaling = model["autoscaling"]
+    assert params["api_base"] == f"{scaling.get('interceptorUrl', DEFAULT_INTERCEPTOR_URL)}/v1", say(spec)
+    [(header, key)] = params["extra_headers"].items()
+    routes = [ir for ir in of_kind(r.objects, "InterceptorRoute") if any(
+        h == {"name": header, "value": key} for rule in ir["spec"]["rules"] for h in rule.get("headers", []))]
+    assert len(routes) == 1 and key.startswith(f"{r.ns}/"), f"{model['name']}: {header}: {key} names {routes}{say(spec)}"
+    route = routes[0]
+    scaled = named(r.objects, "ScaledObject", f"{spec['name']}-{model['name']}")
+    assert scaled is not None and scaled["spec"]["minReplicaCount"] == 0, say(spec)
+    assert scaled["spec"]["cooldownPeriod"] == scaling.get("idleSeconds", DEFAULT_IDLE_SECONDS), say(spec)
+    assert [t["metadata"]["interceptorRoute"] for t in scaled["spec"]["triggers"] if t["type"] == "external-push"] \
+        == [name(route)], f"{model['name']}'s ScaledObject does not wake on its route{say(spec)}"
+    call = spec["gateway"].get("timeoutSeconds", DEFAULT_CALL_SECONDS)
+    wake = scaling.get("wakeSeconds", DEFAULT_WAKE_SECONDS)
+    assert params["timeout"] == call + wake and params["keepalive_seconds"] > 0, say(spec)
+    assert route["spec"]["timeouts"] == {"readiness": f"{wake}s", "responseHeader": f"{call}s",
+                                         "request": f"{call + wake}s"}, say(spec)
+    target = route["spec"]["target"]
+    return f"http://{target['service']}:{target['port']}/v1"
+
+
 def gateway_config(r: Rendered) -> Obj:
     configmap = named(r.objects, "ConfigMap", f"{r.spec['name']}-gateway")
     assert configmap is not None
@@ -427,9 +470,10 @@ def test_every_model_the_gateway_lists_reaches_its_pods(spec: Spec) -> None:
         if model["engine"] == "external":
             assert params.get("api_base") == model.get("baseUrl"), say(spec)
             continue
-        assert listed in bases or params["api_base"] == entries[model["name"]]["api_base"], \
+        assert listed in bases or {k: params.get(k) for k in ("api_base", "extra_headers")} == {
+            k: entries[model["name"]].get(k) for k in ("api_base", "extra_headers")}, \
             f"adapter {listed} is not sent where its model {model['name']} is{say(spec)}"
-        check_route(r, model, params["api_base"])
+        check_route(r, model, reached(r, model, params))
     routers = {name(d) for d in of_kind(r.objects, "Deployment") if name(d).endswith("-router")
                and d["spec"]["template"]["spec"]["containers"][0].get("command") == ["vllm-router"]}
     assert routers == {f"{spec['name']}-{m['name']}-router" for m in served(spec) if routed(m)}, say(spec)
@@ -458,6 +502,11 @@ def stranger(namespace: str) -> Pod:
 
 def prometheus(namespace: str) -> Pod:
     return Pod(f"Prometheus in namespace {namespace}", namespace, {"app.kubernetes.io/name": "prometheus"})
+
+
+def interceptor(namespace: str) -> Pod:
+    return Pod(f"KEDA's HTTP add-on interceptor in namespace {namespace}", namespace,
+               {"app.kubernetes.io/component": "interceptor"})
 
 
 def scraped_by_pod_monitor(r: Rendered, pod: Pod) -> bool:
@@ -499,12 +548,20 @@ def test_network_policies_admit_the_callers_and_nothing_else(spec: Spec) -> None
         for namespace in sorted(scrapers):
             assert reach(prometheus(namespace), server, port), \
                 f"the Prometheus of namespace {namespace} may not read {m['name']}'s metrics{say(spec)}"
-        check(server, port, callers, sorted(scrapers))
+        # A model that sleeps is called by KEDA's HTTP add-on, through its router when it has one.
+        waker = [interceptor(n)] if (n := interceptor_namespace(m)) else []
         if routed(m):
+            for caller in waker:
+                if caller.namespace not in scrapers:  # a scraping Prometheus's namespace reaches the port whole
+                    assert not reach(caller, server, port), \
+                        f"{caller.owner} may reach {m['name']} past its router{say(spec)}"
+            check(server, port, callers, sorted(scrapers))
             router = callers[-1]
             router_port = router.resolve("http")
             assert router_port is not None
-            check(router, router_port, [gateway], [])
+            check(router, router_port, [gateway, *waker], [p.namespace for p in waker])
+        else:
+            check(server, port, callers + waker, sorted(scrapers | {p.namespace for p in waker}))
     if redis_in_chart(spec):
         redis = r.workload("Deployment", f"{spec['name']}-redis")
         redis_port = redis.resolve("redis")
@@ -662,7 +719,8 @@ def test_every_promql_expression_selects_the_release_namespace(spec: Spec) -> No
     for s in of_kind(r.objects, "ScaledObject"):
         model = s["spec"]["scaleTargetRef"]["name"].removeprefix(f"{spec['name']}-")
         for t in s["spec"]["triggers"]:
-            assert f'model_name="{model}"' in t["metadata"]["query"], f"{name(s)} scales on another model{say(spec)}"
+            if t["type"] == "prometheus":  # the other, a sleeping model's wake, is checked with its route (2.)
+                assert f'model_name="{model}"' in t["metadata"]["query"], f"{name(s)} scales on another model{say(spec)}"
 
 
 def test_the_promql_reader_finds_every_selector() -> None:

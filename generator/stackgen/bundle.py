@@ -10,7 +10,7 @@ mirror.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,10 +32,10 @@ class Item:
     target: str  # where the cluster reads it
 
 
-def _images(resolved: Plan) -> dict[tuple[str, str, str], str]:
-    """Every container's image, by (object kind, object name, container name)."""
-    values = dump_yaml(chart_values(Target(resolved, resolved.default_gateway_url())), "")
-    rendered = manifests.render_values(values, resolved.stack.name, resolved.stack.namespace, with_tests=True)
+def _pod_images(values: Mapping[str, Any], release: str, namespace: str) -> dict[tuple[str, str, str], str]:
+    """Every container's image as the chart renders it from these values (the `helm test` pod's too), by (object
+    kind, object name, container name)."""
+    rendered = manifests.render_values(dump_yaml(dict(values), ""), release, namespace, with_tests=True)
     found = {}
     for doc in yaml.safe_load_all(rendered):
         if not doc:
@@ -44,6 +44,23 @@ def _images(resolved: Plan) -> dict[tuple[str, str, str], str]:
         for c in pod.get("initContainers", []) + pod.get("containers", []):
             found[(doc["kind"], doc["metadata"]["name"], c["name"])] = c["image"]
     return found
+
+
+def _images(resolved: Plan) -> dict[tuple[str, str, str], str]:
+    return _pod_images(chart_values(Target(resolved, resolved.default_gateway_url())), resolved.stack.name,
+                       resolved.stack.namespace)
+
+
+def rendered_images(values: Mapping[str, Any], release: str, namespace: str) -> list[str]:
+    """The image references the chart renders from these values, each once, sorted."""
+    return sorted(set(_pod_images(values, release, namespace).values()))
+
+
+def crane_digest(crane: str, ref: str, insecure: bool) -> str | None:
+    """The digest of ref's manifest as its registry serves it, or None if crane cannot read it."""
+    done = subprocess.run([crane, "digest", *(["--insecure"] if insecure else []), ref], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _downloads(resolved: Plan) -> dict[tuple[str, str], tuple[Download, str]]:
@@ -95,21 +112,17 @@ def copy(stack: Stack, crane: str, source_registry: str | None, insecure: bool,
     read_from = staged(stack, source_registry, found) if source_registry else {i: i.source for i in found}
     flags = ["--insecure"] if insecure else []
 
-    def digest(ref: str) -> str | None:
-        done = subprocess.run([crane, "digest", *flags, ref], capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else None
-
     out = []
     for item in found:
         if item.kind == "huggingface":
             out.append(_served(item, hub_get))
             continue
         source = read_from[item]
-        wanted = digest(source)
+        wanted = crane_digest(crane, source, insecure)
         if wanted is None:
             out.append(Copied(item, source, "", "missing", f"crane cannot read {source}"))
             continue
-        if digest(item.target) == wanted:
+        if crane_digest(crane, item.target, insecure) == wanted:
             out.append(Copied(item, source, wanted, "present"))
             continue
         done = subprocess.run([crane, "copy", *flags, source, item.target], capture_output=True, text=True,

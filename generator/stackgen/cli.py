@@ -18,7 +18,7 @@ from . import agents as agent_frameworks
 from . import examples
 from .errors import StackgenError
 from .plan import plan as resolve_plan
-from .render import render_files, write_tree
+from .render import render_files, write_file, write_tree
 from .spec import Stack
 
 if TYPE_CHECKING:
@@ -58,21 +58,38 @@ def cli() -> None:
 @click.option("--no-manifests", is_flag=True, help="Skip OUT/manifests (which needs helm).")
 @click.option("--frameworks", metavar="NAMES", help=f"Agent frameworks to write configs for, comma-separated "
               f"(default: all of {', '.join(agent_frameworks.NAMES)}).")
-def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: bool, frameworks: str | None) -> None:
+@click.option("--lock", "lock_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Pin every image by the digest this lock records (`stackgen lock` writes it).")
+def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: bool, frameworks: str | None,
+           lock_file: Path | None) -> None:
     """Write values, manifests, gateway config and agent configs for SPEC (default: kind-cpu)."""
 
     def go() -> tuple[int, tuple[str, ...]]:
         selected = agent_frameworks.parse(frameworks)
         loaded = examples.resolve(spec or examples.DEFAULT)
-        notes = _located(loaded, lambda: resolve_plan(loaded.stack)).notes
+        resolved = _located(loaded, lambda: resolve_plan(loaded.stack))
+        notes = resolved.notes + (() if lock_file else _image_notes(resolved))
         files = _located(loaded, lambda: render_files(loaded.stack, gateway_url, with_manifests=not no_manifests,
-                                                      frameworks=selected))
+                                                      frameworks=selected, lock=lock_file))
         write_tree(out, files)
         return len(files), notes
 
     count, notes = _run(go)
     _say_notes(notes)
     click.echo(f"wrote {count} files to {out}")
+
+
+def _image_notes(resolved: Plan) -> tuple[str, ...]:
+    """A warning for each image the chart renders by a moving tag (stackgen.lock)."""
+    from . import lock
+    from .output import Target
+    from .values import chart_values
+
+    values = chart_values(Target(resolved, resolved.default_gateway_url()))
+    try:
+        return lock.moving_notes(values, resolved.stack.name, resolved.stack.namespace)
+    except StackgenError as err:  # no helm to render the chart's images with: say so, and check the rest
+        return tuple(f"note: images not checked for moving tags: {p.render()}" for p in err.problems)
 
 
 def _say_notes(notes: tuple[str, ...]) -> None:
@@ -90,7 +107,7 @@ def validate(spec: str) -> None:
         return _located(loaded, lambda: resolve_plan(loaded.stack))
 
     resolved = _run(go)
-    _say_notes(resolved.notes)
+    _say_notes(resolved.notes + _image_notes(resolved))
     click.echo(f"{spec}: ok ({len(resolved.stack.models)} models)")
 
 
@@ -98,6 +115,34 @@ def _inventories() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("stackgen") / "inventories"))
+
+
+@cli.command("lock")
+@click.argument("spec", metavar="SPEC")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="The lock file to write (replaced whole).")
+@click.option("--crane", default="crane", show_default=True, help="go-containerregistry's crane command.")
+@click.option("--insecure", is_flag=True, help="Speak plain HTTP to the registries.")
+def lock_command(spec: str, out: Path, crane: str, insecure: bool) -> None:
+    """Record the digest of every image SPEC renders, read from the registry the cluster pulls it from (behind
+    `mirror:`, the mirror); `render --lock FILE` then pins each image by it."""
+    from . import lock
+    from .output import Target
+    from .values import chart_values
+
+    if shutil.which(crane) is None:
+        click.echo(f"no crane command {crane!r} (build one with scripts/crane/build.sh, or pass --crane PATH)", err=True)
+        sys.exit(2)
+
+    def go() -> dict[str, str]:
+        loaded = examples.resolve(spec)
+        resolved = _located(loaded, lambda: resolve_plan(loaded.stack))
+        values = chart_values(Target(resolved, resolved.default_gateway_url()))
+        return lock.lock(values, loaded.stack.name, loaded.stack.namespace, crane, insecure)
+
+    digests = _run(go)
+    write_file(out, lock.dump(digests))
+    click.echo(f"wrote the digests of {len(digests)} images to {out}")
 
 
 @cli.command("bundle")
@@ -258,10 +303,13 @@ def schema() -> None:
 @click.option("--kube-context", metavar="CONTEXT",
               help="With --gateway: also read each autoscaled model's autoscaler with kubectl in this context "
                    "(its replicas, desired replicas and the queue it sees).")
+@click.option("--wake", is_flag=True,
+              help="With --kube-context: call the models asleep at zero replicas too, which wakes them; each chat's "
+                   "time is then its model's wake (without it, they are reported asleep and left so).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds allowed for each request.")
 def verify_command(spec: str | None, gateway_url: str | None, local: bool, backends: tuple[str, ...],
                    api_key_env: str | None, autogen_dir: Path | None, frameworks: str | None, kube_context: str | None,
-                   timeout: float) -> None:
+                   wake: bool, timeout: float) -> None:
     """Check a stack: health, model list, a chat per model, tool calls, AutoGen and agent framework configs.
 
     Either a deployed one (--gateway URL) or, with --local, SPEC's own gateway config run on this
@@ -282,6 +330,8 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
         usage("--api-key-env only applies with --gateway; --local makes a key for its own gateway")
     if local and kube_context:
         usage("--kube-context only applies with --gateway; --local runs no cluster")
+    if wake and not kube_context:
+        usage("--wake only applies with --kube-context: without it, every model is called, and a sleeping one wakes")
     selected = _run(lambda: agent_frameworks.parse(frameworks)) if frameworks is not None else ()
     loaded = _run(lambda: examples.resolve(spec or examples.DEFAULT))
     resolved = _run(lambda: _located(loaded, lambda: resolve_plan(loaded.stack)))
@@ -295,7 +345,8 @@ def verify_command(spec: str | None, gateway_url: str | None, local: bool, backe
         if not key:
             usage(f"--api-key-env: ${env} is empty (export the gateway key in it)")
         kubectl = ["kubectl", "--context", kube_context] if kube_context else None
-        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout, frameworks=selected, kubectl=kubectl)
+        checks = verify(resolved, str(gateway_url), key, autogen_dir, timeout, frameworks=selected, kubectl=kubectl,
+                        wake=wake)
     click.echo(table(checks))
     sys.exit(0 if all(c.ok for c in checks) else 1)
 

@@ -43,7 +43,10 @@ class StackgenError(Exception):
         return "\n".join(p.render(self.source) for p in self.problems)
 
     def with_source(self, source: str, lines: Callable[[str], int | None] | None = None) -> StackgenError:
-        """The same problems, named after their file and, where `lines` finds them, their line."""
+        """The same problems, named after their file and, where `lines` finds them, their line; problems already
+        named after a file (another input's: a lock's) stay as they are."""
+        if self.source:
+            return self
         problems = self.problems
         if lines:
             problems = tuple(p if p.line else replace(p, line=lines(p.path)) for p in problems)

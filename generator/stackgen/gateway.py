@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import wake
 from .output import Target
 from .plan import ModelPlan, Plan
 
@@ -27,6 +28,8 @@ def _entry(m: ModelPlan, timeout: int) -> dict[str, Any]:
         params["api_base"] = m.api_base
     params["api_key"] = f"os.environ/{m.api_key_env}" if m.api_key_env else NO_KEY
     params["timeout"] = timeout
+    if m.wake:
+        params.update(wake.gateway_params(m.wake, timeout))
     if m.spec.limits:
         params.update({k: v for k, v in m.spec.limits.model_dump().items() if v is not None})
     info: dict[str, Any] = {"mode": "chat", "supports_function_calling": m.spec.toolCalling}

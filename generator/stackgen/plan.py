@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import capacity, catalog, routing
+from . import wake as wake_mod
 from .engines import SERVED, Capabilities, EngineValues, ServedEngine, engine_of
 from .engines.base import AMD, Download, accelerator
 from .engines.external import ENGINE as ROUTED  # the one engine of models outside the cluster
@@ -51,6 +52,8 @@ class ModelPlan:
     capabilities: Capabilities
     in_cluster: bool
     label: str  # for reports: the engine, or external/<provider>
+    # How calls wake its server, if the server may sleep (minReplicas 0): an adapter's is its base model's.
+    wake: wake_mod.WakePlan | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
     return problems
 
 
-def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine[Any]) -> list[Problem]:
+def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine[Any], namespace: str) -> list[Problem]:
     scaling = m.autoscaling
     assert scaling is not None
     problems = []
@@ -255,13 +258,22 @@ def _check_autoscaling(at: str, m: ServedModel, engine: ServedEngine[Any]) -> li
         scalable = ", ".join(sorted(n for n, e in SERVED.items() if e.metrics)) or "none"
         problems.append(Problem(f"{at}.autoscaling", f"{engine.name} exports no queue-depth metric to scale on",
                                 f"remove autoscaling, or serve the model with an engine that does ({scalable})"))
-    if scaling.minReplicas == 0:
-        # Proven neither way here: at zero pods no server exports a queue to wake on, and nothing in front of
-        # the model holds a call until a first pod is Ready, so the first calls would fail.
-        problems.append(Problem(f"{at}.autoscaling.minReplicas",
-                                "scaling to zero is not supported: with no replica running, no server reports a "
-                                "queue, so none would start, and nothing holds the calls that arrive meanwhile",
-                                "set minReplicas: 1"))
+    if scaling.minReplicas == 0 and scaling.interceptor_namespace is None:
+        # The model's NetworkPolicy must admit the interceptor that forwards the calls which wake it.
+        problems.append(Problem(f"{at}.autoscaling.interceptorUrl",
+                                f"{scaling.interceptorUrl!r} names no in-cluster Service, so the model's NetworkPolicy "
+                                "cannot admit the interceptor that forwards its calls",
+                                "name the HTTP add-on's proxy Service as http://<service>.<namespace>.svc:<port>"))
+    if scaling.minReplicas == 0 and scaling.interceptor_namespace == namespace:
+        # A namespaceSelector of the stack's own namespace would admit every pod of it to the model's port.
+        problems.append(Problem(f"{at}.autoscaling.interceptorUrl",
+                                f"the HTTP add-on in the stack's own namespace ({namespace}): the NetworkPolicy that "
+                                "admits its interceptor would admit every pod of the namespace",
+                                "install KEDA's HTTP add-on in a namespace of its own (its chart's default is keda)"))
+    if scaling.minReplicas > 0:
+        problems += [Problem(f"{at}.autoscaling.{name}", f"{name} only applies to a model that sleeps (minReplicas 0)",
+                             f"remove {name}, or set minReplicas: 0")
+                     for name in ("idleSeconds", "wakeSeconds") if getattr(scaling, name) is not None]
     if scaling.minReplicas > scaling.maxReplicas:
         problems.append(Problem(f"{at}.autoscaling.minReplicas",
                                 f"minReplicas {scaling.minReplicas} is above maxReplicas {scaling.maxReplicas}",
@@ -320,7 +332,7 @@ def _check_served(at: str, m: ServedModel, stack: Stack, with_capacity: bool) ->
         problems.append(Problem(f"{at}.adapters", f"{engine.name} cannot serve LoRA adapters here: {engine.no_adapters}",
                                 f"serve the base model with {serving}, or remove adapters"))
     if m.autoscaling:
-        problems += _check_autoscaling(at, m, engine)
+        problems += _check_autoscaling(at, m, engine, stack.namespace)
     problems += _check_cache(f"{at}.cache", m, engine)
     if stack.mirror:
         problems += engine.check_mirror(m, stack.mirror, at)
@@ -374,15 +386,18 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
     startup = (1800 + 60 * math.ceil(weights or 0)) // STARTUP_PERIOD_S
     policy = _policy(m)
     router = routing.router(fullname, m.name, policy) if policy else None
+    # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the engine's
+    # port; the chart tests check that every such URL names a Service it renders. With several replicas the
+    # gateway calls the model's router instead (stackgen.routing); a model that may sleep, the interceptor that
+    # wakes it (stackgen.wake).
+    service = router.service if router else f"{fullname}-{m.name}"
+    wake = wake_mod.plan(m, fullname, stack.namespace, service)
     preload = _hub_downloads(engine, m) if m.cache.preload else ()
     # A claim one node attaches can't follow a surge pod to another node: such a pod rolls in place.
     attached_once = m.cache.type == "persistentVolumeClaim" and "ReadWriteMany" not in (m.cache.accessModes or ())
     return ServedPlan(
         name=m.name, spec=m, engine_name=engine.name, route=engine.route(m),
-        # The chart's contract (values.yaml): a model's Service is <fullname>-<key>, port 80 whatever the
-        # engine's port; the chart tests check that every such URL names a Service it renders.
-        # With several replicas the gateway calls the model's router instead (stackgen.routing).
-        api_base=router.url if router else f"http://{fullname}-{m.name}/v1", api_key=None, api_key_env=None,
+        api_base=router.url if router else f"http://{service}/v1", api_key=None, api_key_env=None,
         context_length=sized.context,
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
@@ -393,7 +408,7 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
         shm_size=server.shm_size, hf_token=server.hf_token, sizing=sized,
         # A pod holding GPUs rolls in place: a surge pod would wait for a GPU that a full pool never frees,
         # and the rollout would hang. CPU-only pods surge, so capacity never drops.
-        surge=sized.gpus == 0 and not attached_once, router=router, preload=preload,
+        surge=sized.gpus == 0 and not attached_once, router=router, preload=preload, wake=wake,
     )
 
 
@@ -405,7 +420,7 @@ def _adapters(base: ServedPlan) -> list[AdapterPlan]:
                                       toolCalling=base.spec.toolCalling),
         engine_name=base.engine_name, route=f"{base.engine.provider}/{a.name}", api_base=base.api_base, api_key=None,
         api_key_env=None, context_length=base.context_length, capabilities=base.capabilities, in_cluster=True,
-        label=base.label, base=base.name) for a in base.spec.adapters]
+        label=base.label, base=base.name, wake=base.wake) for a in base.spec.adapters]
 
 
 def _external(m: ExternalModel) -> ExternalPlan:

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from . import agents, manifests
+from . import lock as lock_mod
 from .errors import Problem, StackgenError
 from .gateway import config_for
 from .output import Target, dump_yaml
@@ -26,12 +27,16 @@ def _header(stack: Stack, what: str) -> str:
 
 
 def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: bool = True,
-                 frameworks: tuple[str, ...] = agents.NAMES) -> dict[str, str]:
-    """Every output file, by path relative to OUT; agent configs only for these frameworks (agents.NAMES)."""
+                 frameworks: tuple[str, ...] = agents.NAMES, lock: Path | None = None) -> dict[str, str]:
+    """Every output file, by path relative to OUT; agent configs only for these frameworks (agents.NAMES); with a
+    lock (stackgen.lock), every image pinned by the digest it records."""
     resolved = plan(stack)
     target = Target(resolved, gateway_url or resolved.default_gateway_url())
+    values = chart_values(target)
+    if lock is not None:
+        values["imageDigests"] = lock_mod.pinned(values, stack.name, stack.namespace, lock_mod.read(lock), str(lock))
     files = {
-        "values.yaml": dump_yaml(chart_values(target), _header(stack, "Values of charts/inference-stack")),
+        "values.yaml": dump_yaml(values, _header(stack, "Values of charts/inference-stack")),
         "litellm/config.yaml": dump_yaml(config_for(target), _header(stack, "LiteLLM proxy config")),
         **agents.files(target, frameworks),
     }
@@ -45,6 +50,19 @@ def _manifest_files(stack: Stack, values_text: str) -> dict[str, str]:
     out = {f"manifests/{name}": dump_yaml(doc) for name, doc in objects.items()}
     out["manifests/kustomization.yaml"] = dump_yaml(manifests.kustomization(list(objects), stack.namespace))
     return out
+
+
+def write_file(path: Path, text: str) -> None:
+    """Replace one file whole: written beside it, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.new-", dir=path.parent)
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        Path(staging).replace(path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
 
 
 def write_tree(out: Path, files: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ MIG_RESOURCE = re.compile(r"nvidia\.com/mig-\d+g\.(\d+)gb")
 HTTP_URL = r"^https?://\S+$"
 URL_PATH = r"^/\S*$"
 GGUF_FILE = r"^\S+\.gguf$"
+HOST_PORT = r"^[a-z0-9.-]+:[0-9]{1,5}$"
 PARSER_NAME = r"^[a-z0-9_]+$"
 REGISTRY = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$"
 # Every pattern a spec field is checked against, in words: what a value must be, and how to write one.
@@ -43,6 +44,7 @@ PATTERN_WORDS: dict[str, tuple[str, str]] = {
     HTTP_URL: ("an http or https URL", "write the scheme and host, e.g. http://prometheus.monitoring:9090"),
     URL_PATH: ("a URL path", "start it with '/', e.g. /health"),
     GGUF_FILE: ("a GGUF file name", "name the .gguf file in the repository, e.g. model-q4_k_m.gguf"),
+    HOST_PORT: ("a host and port", "write host:port without a scheme, e.g. keda-add-ons-http-external-scaler.keda:9090"),
     PARSER_NAME: ("a vLLM parser name", "use lower-case letters, digits and '_', e.g. hermes"),
     REGISTRY: ("a registry host", "write host[:port], and a path if the mirror keeps images under one, without a "
                "scheme, e.g. registry.internal:5000"),
@@ -284,10 +286,27 @@ class ModelCommon(Base):
 
 class Autoscaling(Base):
     """KEDA scales the model's Deployment on its server's queue (requests waiting for a slot), read from
-    Prometheus."""
+    Prometheus; with minReplicas 0 the model sleeps when idle, and a call wakes it (stackgen.wake)."""
 
-    minReplicas: int = Field(default=1, ge=0, le=100, description="Fewest replicas, at least 1 (docs/operations.md says why not "
-                             "0).")
+    minReplicas: int = Field(default=1, ge=0, le=100, description="Fewest replicas. 0: the model sleeps after idleSeconds "
+                             "with no call, and the next call wakes it through KEDA's HTTP add-on, which holds it until "
+                             "a replica is Ready (docs/operations.md, \"Scale to zero\").")
+    idleSeconds: int | None = Field(
+        default=None, ge=60, le=86400,
+        description="With minReplicas 0: how long no call may be in flight or waiting before the last replica goes "
+        "(KEDA's cooldownPeriod); default 900.")
+    wakeSeconds: int | None = Field(
+        default=None, ge=30, le=3600,
+        description="With minReplicas 0: how long a call may wait for the first replica to be Ready; the gateway's "
+        "timeout for the model and the add-on interceptor's grow by it. Default 600.")
+    interceptorUrl: str = Field(
+        default="http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080", pattern=HTTP_URL,
+        description="With minReplicas 0: the proxy Service of KEDA's HTTP add-on (its chart's default), which the "
+        "gateway calls for this model; an in-cluster Service, whose namespace the model's NetworkPolicy admits.")
+    scalerAddress: str = Field(
+        default="keda-add-ons-http-external-scaler.keda.svc.cluster.local:9090", pattern=HOST_PORT,
+        description="With minReplicas 0: the HTTP add-on's external scaler (host:port), which tells KEDA of the calls "
+        "the interceptor holds.")
     maxReplicas: int = Field(ge=1, le=100, description="Most replicas; `stackgen plan --cluster` checks that they fit.")
     targetQueue: int = Field(default=5, ge=1, description="Requests waiting per replica that call for one more.")
     scaleDownDelaySeconds: int = Field(
@@ -303,8 +322,18 @@ class Autoscaling(Base):
     def prometheus_namespace(self) -> str | None:
         """The namespace of prometheusUrl's Service (http://<service>.<namespace>.svc[.<domain>]:<port>), if it
         names one."""
-        parts = (urlsplit(self.prometheusUrl).hostname or "").split(".")
-        return parts[1] if len(parts) >= 3 and parts[2] == "svc" and re.fullmatch(DNS_LABEL, parts[1]) else None
+        return _service_namespace(self.prometheusUrl)
+
+    @property
+    def interceptor_namespace(self) -> str | None:
+        """The namespace of interceptorUrl's Service, if it names one."""
+        return _service_namespace(self.interceptorUrl)
+
+
+def _service_namespace(url: str) -> str | None:
+    """<namespace> of http://<service>.<namespace>.svc[.<domain>]:<port>, if the URL names an in-cluster Service."""
+    parts = (urlsplit(url).hostname or "").split(".")
+    return parts[1] if len(parts) >= 3 and parts[2] == "svc" and re.fullmatch(DNS_LABEL, parts[1]) else None
 
 
 class Router(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import monitoring
+from . import monitoring, wake
 from .agents import autogen
 from .gateway import config_for, gateway_env, secret_env
 from .output import Target
@@ -43,12 +43,13 @@ PRESTOP_SECONDS = 10
 GRACE_MARGIN_SECONDS = 10
 
 
-def _autoscaling(m: ServedPlan, namespace: str) -> dict[str, Any]:
+def _autoscaling(m: ServedPlan, namespace: str, call_seconds: int) -> dict[str, Any]:
     """KEDA's view of the model: its queue summed over the replicas, divided by KEDA (an AverageValue target)
-    into the queue per replica. `check` refused engines without a queue metric."""
+    into the queue per replica; and, for a model that may sleep, the calls that wake it (stackgen.wake). `check`
+    refused engines without a queue metric."""
     scaling = m.spec.autoscaling
     assert scaling is not None
-    return {
+    out: dict[str, Any] = {
         "minReplicas": scaling.minReplicas,
         "maxReplicas": scaling.maxReplicas,
         "serverAddress": scaling.prometheusUrl,
@@ -56,6 +57,9 @@ def _autoscaling(m: ServedPlan, namespace: str) -> dict[str, Any]:
         "threshold": str(scaling.targetQueue),
         "scaleDownDelaySeconds": scaling.scaleDownDelaySeconds,
     }
+    if m.wake:
+        out["wake"] = wake.values(m.wake, call_seconds)
+    return out
 
 
 def _router(m: ServedPlan, timeout: int) -> dict[str, Any]:
@@ -96,7 +100,7 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
     if m.router:
         values["router"] = _router(m, stack.gateway.timeoutSeconds)
     if spec.autoscaling:
-        values["autoscaling"] = _autoscaling(m, namespace)
+        values["autoscaling"] = _autoscaling(m, namespace, stack.gateway.timeoutSeconds)
     else:
         values["replicas"] = spec.replicas
     if scrapers := monitoring.scrapers(m, stack):

@@ -70,16 +70,32 @@ def _engine(plan: Plan, name: str) -> str:
     return plan.model(name).label
 
 
+def asleep(kubectl: list[str], plan: Plan) -> set[str]:
+    """The models that may sleep (minReplicas 0) and have no replica now, read with kubectl; their adapters too."""
+    out = set()
+    for m in plan.served:
+        if m.wake is None:
+            continue
+        done = subprocess.run([*kubectl, "get", "deployment", f"{plan.fullname}-{m.name}", "-n", plan.stack.namespace,
+                               "-o", "jsonpath={.spec.replicas}"], capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode == 0 and done.stdout.strip() == "0":
+            out |= {m.name, *(a.name for a in m.spec.adapters)}
+    return out
+
+
 def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None = None,
            timeout: float = 120.0, autogen_base_url: str | None = None,
-           frameworks: tuple[str, ...] = (), kubectl: list[str] | None = None) -> list[Check]:
+           frameworks: tuple[str, ...] = (), kubectl: list[str] | None = None, wake: bool = False) -> list[Check]:
     """Every check, in a stable order; nothing raises for a failing stack.
 
     ``autogen_base_url`` replaces the gateway URL written in the AutoGen files, for files rendered
     for another address than the one checked (`stackgen verify --local`). ``frameworks`` (names of
     stackgen.agents) renders their configs for this gateway and gets, through each, a reply from every model
     and a tool round trip from every tool-calling one. ``kubectl`` (a command line naming the cluster) also
-    reads each autoscaled model's autoscaler: its replicas and the queue it sees."""
+    reads each autoscaled model's autoscaler: its replicas and the queue it sees; and a model asleep (minReplicas
+    0, no replica) is reported so and left asleep, unless ``wake``: then its chat wakes it, and its time is the
+    wake's. A call to a model that may sleep is given its wake time on top of ``timeout``."""
+    sleeping = asleep(kubectl, plan) if kubectl is not None and not wake else set()
     base = gateway_url.rstrip("/")
     root = base.removesuffix("/v1")
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -105,11 +121,16 @@ def verify(plan: Plan, gateway_url: str, api_key: str, autogen_dir: Path | None 
 
         checks.append(_timed("-", "gateway", "models", models))
         for m in plan.models:
-            checks.append(_timed(m.name, _engine(plan, m.name), "chat", partial(_chat, http, base, m.name)))
+            if m.name in sleeping:
+                checks.append(Check(m.name, _engine(plan, m.name), "chat", True, None,
+                                    "asleep: no replica; a call wakes it (--wake: wake it and time the wake)"))
+                continue
+            wait = timeout + (m.wake.wake_seconds if m.wake else 0)
+            checks.append(_timed(m.name, _engine(plan, m.name), "chat", partial(_chat, http, base, m.name, wait)))
             if m.spec.toolCalling:
                 checks.append(_timed(m.name, _engine(plan, m.name), "tools", partial(_tools, http, base, m.name)))
         for served in plan.served:
-            if served.router:
+            if served.router and served.name not in sleeping:
                 checks.append(_timed(served.name, served.label, "prefix-cache",
                                      partial(prefix_cache, http, base, served.name)))
     if kubectl is not None:
@@ -153,9 +174,9 @@ def _short_of(run: Callable[[Path, str, Client], str], where: Path, model: str, 
     return run(where, model, client)[:60]
 
 
-def _chat(http: httpx.Client, base: str, model: str) -> str:
+def _chat(http: httpx.Client, base: str, model: str, timeout: float) -> str:
     request = {"model": model, "messages": PROMPT, "max_tokens": 16, **OWN_SERVER_ONLY}
-    response = http.post(base + "/chat/completions", json=request)
+    response = http.post(base + "/chat/completions", json=request, timeout=timeout)
     response.raise_for_status()
     body = response.json()
     message = body["choices"][0]["message"]
@@ -258,6 +279,9 @@ def autoscaler(kubectl: list[str], plan: Plan, m: ServedPlan) -> str:
         raise LookupError(f"no HorizontalPodAutoscaler {name}: is KEDA running? ({done.stderr.strip()[:120]})")
     # Fields a controller has not filled in yet are missing or null.
     status = json.loads(done.stdout).get("status") or {}
+    if scaling.minReplicas == 0 and not status.get("currentReplicas"):
+        # KEDA took it to zero and holds the HPA off: asleep, not failing.
+        return f"asleep: 0 replicas ({scaling.minReplicas}-{scaling.maxReplicas}); a call wakes it"
     for condition in status.get("conditions") or []:
         if condition["type"] == "ScalingActive" and condition["status"] != "True":
             raise RuntimeError(f"the autoscaler cannot read the queue: {condition.get('message', '')[:160]}")

@@ -4,9 +4,11 @@
 KEDA compiles every scaler into one package (pkg/scalers) and names each in one switch
 (pkg/scaling/scalers_builder.go, between TRIGGERS-START and TRIGGERS-END). The clients those scalers import
 (Elasticsearch's typed API alone is about 960 packages, then AWS, Azure, GCP, Kafka, MongoDB and the rest) are
-most of what a build compiles. The chart's ScaledObject uses the `prometheus` trigger only, so this keeps that
-scaler and `cpu`/`memory` (no client of their own), deletes the other scaler files of the copy and drops their
-cases from the switch: a ScaledObject with another trigger gets KEDA's own `no scaler found for type` error.
+most of what a build compiles. The chart's ScaledObject uses the `prometheus` trigger, and `external-push` for a
+model that sleeps (the HTTP add-on's scaler, stackgen.wake; the add-on's own ScaledObject uses `external`), so this
+keeps those scalers and `cpu`/`memory` (none has a client of its own), deletes the other scaler files of the copy
+and drops their cases from the switch: a ScaledObject with another trigger gets KEDA's own `no scaler found for
+type` error.
 Nothing else of KEDA changes; go.mod and go.sum (checked against sum.golang.org) still pin every dependency.
 
 Usage: trim.py SRC   (SRC: a writable copy of github.com/kedacore/keda/v2 at the pinned version)
@@ -16,7 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-TRIGGERS = {"prometheus": "prometheus_scaler.go", "cpu": "cpu_memory_scaler.go", "memory": "cpu_memory_scaler.go"}
+TRIGGERS = {"prometheus": "prometheus_scaler.go", "cpu": "cpu_memory_scaler.go", "memory": "cpu_memory_scaler.go",
+            "external": "external_scaler.go", "external-push": "external_scaler.go"}
 # What every scaler shares; the rest of pkg/scalers/*.go is one file per scaler.
 SHARED = {"scaler.go"}
 # A constant the package shares but declares in one scaler's file (azure_queue_scaler.go).

@@ -39,6 +39,12 @@ def keda_scaledobject_crd() -> dict[str, Any]:
     return _crd(module_file("github.com/kedacore/keda/v2", pin("keda"), "config/crd/bases/keda.sh_scaledobjects.yaml"))
 
 
+def interceptorroute_crd() -> dict[str, Any]:
+    """KEDA's HTTP add-on's InterceptorRoute: what a model that sleeps renders (stackgen.wake)."""
+    return _crd(module_file("github.com/kedacore/http-add-on", pin("http-add-on"),
+                            "config/crd/bases/http.keda.sh_interceptorroutes.yaml"))
+
+
 def prometheus_operator_crds() -> list[dict[str, Any]]:
     """The kinds the chart's monitoring renders: ServiceMonitor, PodMonitor, PrometheusRule."""
     return [_crd(module_file("github.com/prometheus-operator/prometheus-operator", pin("prometheus-operator"),

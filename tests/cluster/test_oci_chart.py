@@ -11,7 +11,6 @@ from its Go module would be one more long build for what helm already does.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -25,8 +24,8 @@ from stackgen.version import VERSION
 from tests.engines.engines import ollama_bin_dir
 from tests.engines.registry import Registry, start_registry
 from tests.support import tools
-from tests.support.paths import CHART, SCRIPTS
-from tests.support.signing import Keyrings, make_keyrings
+from tests.support.paths import CHART
+from tests.support.signing import Keyrings, make_keyrings, publish_chart
 
 from .kube import Cluster, render
 from .releases import Release, wait_all_available
@@ -51,11 +50,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     registry = start_registry(ollama_bin_dir() / "registry", work / "registry", redirects=False)
     try:
         keys = make_keyrings(work)
-        done = subprocess.run(["bash", str(SCRIPTS / "chart" / "publish.sh"), f"oci://{registry.host}/charts",
-                               keys.name, str(keys.secret), str(keys.public), "--plain-http"],
-                              env={**os.environ, "HELM": tools.helm(HELM)}, capture_output=True, text=True,
-                              timeout=300, check=False)
-        assert done.returncode == 0, done.stderr
+        publish_chart(registry.host, keys, tools.helm(HELM), "--plain-http")
         yield Published(registry, keys, work)
     finally:
         registry.stop()

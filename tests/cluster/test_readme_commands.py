@@ -3,7 +3,14 @@
 The copy holds what a clone holds (the files git tracks, and new ones it does not ignore): no .venv, no
 .tools. `make render` sets it up; then the README's "Deploy a stack" block runs line by line in bash, in
 the virtualenv activated as the README says and with the helm and kubectl `make render` installed, against
-this tier's real control plane. Nothing in the block is rewritten.
+this tier's real control plane.
+
+The block installs the chart from the platform team's registry, its signature checked. That part is played as
+docs/operations.md gives it: `make chart-publish` signs the chart with the team's key and pushes it to a real
+registry (distribution, on loopback), and the team's public keyring is handed over as pubring.gpg. One word of the
+block is rewritten: the README's registry.example.com, which becomes that registry's address. (Helm speaks plain
+HTTP to a registry on a loopback address whatever it is told, so this one serves plain HTTP; measured: a registry
+serving TLS on 127.0.0.1 and on 127.0.0.2 got helm's requests in plain HTTP and answered 400.)
 """
 
 from __future__ import annotations
@@ -14,9 +21,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.engines.engines import ollama_bin_dir
+from tests.engines.registry import start_registry
 from tests.support.paths import REPO
+from tests.support.signing import make_keyrings
 
 from .kube import Cluster
+
+# The README's stand-in for the platform team's registry.
+TEAM_REGISTRY = "registry.example.com"
 
 
 def _block_after(heading: str, readme: Path = REPO / "README.md") -> list[str]:
@@ -51,9 +64,21 @@ def test_quick_start_and_deploy_commands_work_as_written(cluster: Cluster, tmp_p
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
     assert (clone / "out" / "values.yaml").is_file()
 
-    deploy = _block_after("## Deploy a stack")
-    assert deploy[0].startswith("stackgen init")
-    _run_as_written(deploy, "my-stack", clone, env, cluster)
+    registry = start_registry(ollama_bin_dir() / "registry", tmp_path / "registry", redirects=False)
+    try:
+        keys = make_keyrings(tmp_path / "keys")
+        published = subprocess.run(["make", "chart-publish", f"CHART_REGISTRY=oci://{registry.host}/charts",
+                                    f"KEY={keys.name}", f"SECRET_KEYRING={keys.secret}",
+                                    f"PUBLIC_KEYRING={keys.public}"],
+                                   cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+        assert published.returncode == 0, published.stdout[-2000:] + published.stderr[-2000:]
+        shutil.copy(keys.public, clone / "pubring.gpg")
+        deploy = [line.replace(TEAM_REGISTRY, registry.host) for line in _block_after("## Deploy a stack")]
+        assert deploy[0].startswith("stackgen init")
+        assert any(f"oci://{registry.host}/charts/inference-stack" in line and "--verify" in line for line in deploy)
+        _run_as_written(deploy, "my-stack", clone, env, cluster)
+    finally:
+        registry.stop()
     # The chart's own README installs the same way, with the names `stackgen secrets` gives (#36).
     chart_install = _block_after("## Install", REPO / "charts" / "inference-stack" / "README.md")
     assert chart_install[0].startswith("stackgen init")

@@ -47,6 +47,8 @@ class Stack:
     namespace: str
     master_key: str = field(default_factory=new_master_key, repr=False)
     installed: bool = False
+    # The chart and the flags that go with it: the checkout's, or oci://... --version V --verify --keyring K.
+    chart: tuple[str, ...] = (str(CHART),)
 
     def prepare(self, values: dict[str, Any]) -> frozenset[tuple[str, str]]:
         """Namespace plus the Secrets the user creates, not the chart: the master key, and the chart's Redis
@@ -64,7 +66,7 @@ class Stack:
 
     def helm(self, verb: str, values_file: Path, timeout: float = 600) -> None:
         say(f"helm {verb} {self.release} -n {self.namespace} -f {values_file}")
-        self.kube.helm_run(verb, self.release, str(CHART), "-f", str(values_file),
+        self.kube.helm_run(verb, self.release, *self.chart, "-f", str(values_file),
                            "-n", self.namespace, "--timeout", "10m", timeout=timeout)
         self.installed = True
 

@@ -4,7 +4,7 @@
   kubectl's built-in kustomize. That is the operator, the metrics API server behind the
   `v1beta1.external.metrics.k8s.io` APIService, the CRDs, and KEDA's own RBAC, unchanged. Trimmed, by
   KEDA's `minimal` itself: the admission webhooks (they validate ScaledObjects a human writes; stackgen's
-  are checked by `validate` and the chart's schema). The images are made here (`keda_images`) from
+  are checked by `validate` and the chart's schema). The images are made here (`Project.images_of`) from
   scripts/keda/build.sh's operator and adapter, with `IfNotPresent`, since no registry is reachable. They are
   not among scripts/node/build.sh's: the node starts without waiting for KEDA's build, which the background
   chain finishes while the tier's first modules run.
@@ -24,6 +24,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,47 +41,75 @@ PROMETHEUS_PORT = 9090
 SCRAPE_SECONDS = 5
 # KEDA's manifests name these images (tag `latest`); each is one static binary of scripts/keda/build.sh, run as
 # KEDA's own images run it.
-KEDA_IMAGES = {"ghcr.io/kedacore/keda": "keda", "ghcr.io/kedacore/keda-metrics-apiserver": "keda-adapter"}
-KEDA_USER = "65532:65532"
+KEDA_IMAGES = {"ghcr.io/kedacore/keda": ("keda", "ghcr.io/kedacore/keda"),
+               "ghcr.io/kedacore/keda-metrics-apiserver": ("keda-adapter", "ghcr.io/kedacore/keda-metrics-apiserver")}
+# The HTTP add-on's manifests name theirs by ko's import paths; each is a binary of scripts/http-add-on/build.sh, under
+# the name the project publishes it by.
+ADDON_IMAGES = {"ko://github.com/kedacore/http-add-on/interceptor": ("interceptor", "ghcr.io/kedacore/http-add-on-interceptor"),
+                "ko://github.com/kedacore/http-add-on/scaler": ("scaler", "ghcr.io/kedacore/http-add-on-scaler")}
+STATIC_USER = "65532:65532"  # the distroless user both projects' images run as
 
 
-def keda_ref(repository: str) -> str:
-    return f"{repository}:{pin('keda').lstrip('v')}"
+@dataclass(frozen=True)
+class Project:
+    """A Go project whose released manifests the node applies, with images made here from its binaries."""
+
+    name: str
+    module: str
+    pin: str  # its versions.yaml name
+    build: str  # the script under scripts/ that builds its binaries
+    deployments: tuple[str, ...]  # the Deployments its manifests make, in KEDA_NAMESPACE
+    # The image its manifests name (without a tag) -> the binary it runs, and the repository it is published as.
+    images: dict[str, tuple[str, str]]
+    configs: tuple[str, ...]  # the kustomize directories of its module that the node applies
+
+    def ref(self, image: str) -> str:
+        """The reference the node knows an image by: its published repository, at the pinned version."""
+        return f"{self.images[image][1]}:{pin(self.pin).lstrip('v')}"
+
+    def images_of(self, binaries: Path, work: Path) -> dict[Path, str]:
+        """An image archive of each binary, as its only file (scripts/node/oci.py, as the node's other static
+        images): archive -> the reference it holds."""
+        archives = {}
+        for image, (binary, _) in self.images.items():
+            layer = work / binary
+            layer.mkdir(parents=True)
+            shutil.copy2(binaries / binary, layer / binary)
+            config = work / f"{binary}.json"
+            config.write_text(json.dumps({"Entrypoint": [f"/{binary}"], "User": STATIC_USER}))
+            archive = work / f"{binary}.tar"
+            subprocess.run([sys.executable, str(SCRIPTS / "node" / "oci.py"), str(archive), self.ref(image),
+                            str(config), str(layer)], check=True, capture_output=True, text=True, timeout=300)
+            archives[archive] = self.ref(image)
+        return archives
+
+    def objects(self, kubectl: str) -> list[dict[str, Any]]:
+        """Its manifests, rendered by kubectl's kustomize, their images pointed at those of `images_of`."""
+        objects = []
+        for directory in self.configs:
+            config = module_file(self.module, pin(self.pin), f"{directory}/kustomization.yaml").parent
+            text = subprocess.run([kubectl, "kustomize", str(config)], capture_output=True, text=True, timeout=120,
+                                  check=True).stdout
+            objects += [doc for doc in yaml.safe_load_all(text) if doc]
+        for obj in objects:
+            if obj["kind"] != "Deployment":
+                continue
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                image = container["image"] if container["image"].startswith("ko://") else container["image"].rsplit(":", 1)[0]
+                if image not in self.images:
+                    raise AssertionError(f"{self.module}'s manifests name an image the node has no build of: "
+                                         f"{container['image']}")
+                container["image"] = self.ref(image)
+                container["imagePullPolicy"] = "IfNotPresent"
+        return objects
 
 
-def keda_images(binaries: Path, work: Path) -> dict[Path, str]:
-    """An image archive of each KEDA binary, as its only file (scripts/node/oci.py, as the node's other static
-    images): archive -> the reference it holds."""
-    archives = {}
-    for repository, binary in KEDA_IMAGES.items():
-        layer = work / binary
-        layer.mkdir(parents=True)
-        shutil.copy2(binaries / binary, layer / binary)
-        config = work / f"{binary}.json"
-        config.write_text(json.dumps({"Entrypoint": [f"/{binary}"], "User": KEDA_USER}))
-        archive = work / f"{binary}.tar"
-        subprocess.run([sys.executable, str(SCRIPTS / "node" / "oci.py"), str(archive), keda_ref(repository),
-                        str(config), str(layer)], check=True, capture_output=True, text=True, timeout=300)
-        archives[archive] = keda_ref(repository)
-    return archives
-
-
-def keda_objects(kubectl: str) -> list[dict[str, Any]]:
-    """KEDA's `config/minimal`, its images pointed at those of `keda_images`."""
-    config = module_file("github.com/kedacore/keda/v2", pin("keda"), "config/minimal/kustomization.yaml").parent
-    text = subprocess.run([kubectl, "kustomize", str(config)], capture_output=True, text=True, timeout=120,
-                          check=True).stdout
-    objects = [doc for doc in yaml.safe_load_all(text) if doc]
-    for obj in objects:
-        if obj["kind"] != "Deployment":
-            continue
-        for container in obj["spec"]["template"]["spec"]["containers"]:
-            repository = container["image"].rsplit(":", 1)[0]
-            if repository not in KEDA_IMAGES:
-                raise AssertionError(f"KEDA's manifests name an image the node has no build of: {container['image']}")
-            container["image"] = keda_ref(repository)
-            container["imagePullPolicy"] = "IfNotPresent"
-    return objects
+KEDA = Project("KEDA", "github.com/kedacore/keda/v2", "keda", "keda/build.sh", ("keda-operator", "keda-metrics-apiserver"),
+               KEDA_IMAGES, ("config/minimal",))
+# The CRDs, the interceptor and the external scaler; not the operator (stackgen renders no HTTPScaledObject).
+HTTP_ADDON = Project("HTTP add-on", "github.com/kedacore/http-add-on", "http-add-on", "http-add-on/build.sh",
+                     ("keda-add-ons-http-interceptor", "keda-add-ons-http-scaler"), ADDON_IMAGES,
+                     ("config/crd", "config/interceptor", "config/scaler"))
 
 
 def prometheus_objects(ref: str, namespace: str, release: str, component: str, port: int) -> list[dict[str, Any]]:

@@ -120,10 +120,10 @@ ADAPTERS_IN_POD = "/root/.cache/huggingface/adapters"
 
 @contextlib.contextmanager
 def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
-            adapters: dict[str, Path] | None = None) -> Iterator[Installed]:
-    """Render `spec` with stackgen, install it with Helm 3, wait for every rollout; uninstall at the end.
-    `adapters` (directory name -> adapter) are copied into every vLLM model's seeded cache, under
-    ADAPTERS_IN_POD in its pods."""
+            adapters: dict[str, Path] | None = None, chart: tuple[str, ...] | None = None) -> Iterator[Installed]:
+    """Render `spec` with stackgen, install it with Helm 3 (the checkout's chart, or `chart`: a reference and its
+    flags), wait for every rollout; uninstall at the end. `adapters` (directory name -> adapter) are copied into
+    every vLLM model's seeded cache, under ADAPTERS_IN_POD in its pods."""
     spec_file = specs.write_spec(spec, work / "spec.yaml")
     out = specs.render(STACKGEN, spec_file, work / "out")
     values = specs.load_yaml(out / "values.yaml")
@@ -131,6 +131,8 @@ def install(cluster: NodeCluster, spec: dict[str, Any], work: Path,
     namespace = specs.namespace_of(spec, objects)
     kube = cluster.kube("helm3")
     stack = Stack(kube=kube, stackgen=STACKGEN, release=values["fullnameOverride"], namespace=namespace)
+    if chart:
+        stack.chart = chart
     seeded = []
     for model in spec["models"]:
         if model["engine"] == "vllm":

@@ -16,16 +16,26 @@ In order, each step a test:
 4. `helm upgrade` shortens the scale-down window and leaves the replicas alone; with the queue low since step 3
    eased the load and two agents calling, the model goes back to 1 replica, and the pod that goes finishes its
    calls: none fails.
+5. Scale to zero (stackgen.wake), with KEDA's HTTP add-on installed from its own manifests (autoscaler.HTTP_ADDON):
+   `helm upgrade` to minReplicas 0, and with no call for idleSeconds the model has no pod.
+6. Three agents call the sleeping model at once, two streaming through a relay that closes connections silent for
+   30 s (socat, as a load balancer's idle timeout), one not streaming: every call is answered, the streams get the
+   gateway's keepalives until the first token, and the wake is timed from the first call to the first token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
+import json
+import math
 import os
+import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +46,7 @@ import pytest
 import yaml
 
 from stackgen.gateway import MASTER_KEY_ENV
+from stackgen.localstack import free_port
 from stackgen.routing import SESSION_HEADER
 from tests.e2e import specs
 from tests.e2e.kube import Kube, port_forward, say, timed
@@ -46,12 +57,13 @@ from tests.support.tools import tool
 from tests.support.wait import poll
 
 from .autoscaler import (
+    HTTP_ADDON,
+    KEDA,
     KEDA_NAMESPACE,
     PROMETHEUS_NAMESPACE,
     PROMETHEUS_PORT,
     SCRAPE_SECONDS,
-    keda_images,
-    keda_objects,
+    Project,
     prometheus_objects,
 )
 from .conftest import NodeCluster, report
@@ -238,23 +250,35 @@ def _scale_operator(kube: Kube, replicas: int) -> None:
              lambda: (not kube.items("pods", "-n", KEDA_NAMESPACE, "-l", f"app={OPERATOR}"), "operator pod"), 120, 2)
 
 
-@pytest.fixture(scope="module")
-def keda(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+@contextlib.contextmanager
+def _installed(node_cluster: NodeCluster, project: Project, work: Path, ready: Callable[[], None] = lambda: None,
+               ) -> Iterator[Kube]:
+    """A project's own manifests applied, with images made here from its build, its Deployments rolled out and
+    `ready` waited for; deleted afterwards."""
     kube = node_cluster.kube()
-    binaries = built("keda/build.sh")
-    report["KEDA imported"] = node_cluster.node.import_archives(keda_images(binaries, tmp_path_factory.mktemp("keda")))
-    objects = keda_objects(tool("kubectl"))
+    report[f"{project.name} imported"] = node_cluster.node.import_archives(project.images_of(built(project.build), work))
+    objects = project.objects(tool("kubectl"))
     start = time.monotonic()
     try:
         _apply_all(kube, objects)
-        kube.wait_rollouts(KEDA_NAMESPACE, ["keda-operator", "keda-metrics-apiserver"], 300)
-        poll("KEDA's metrics API", lambda: _available(kube, "v1beta1.external.metrics.k8s.io"), 180, 2)
-        report["KEDA Ready"] = f"{time.monotonic() - start:.0f}s"
+        kube.wait_rollouts(KEDA_NAMESPACE, list(project.deployments), 300)
+        ready()
+        report[f"{project.name} Ready"] = f"{time.monotonic() - start:.0f}s"
         yield kube
     finally:
-        with timed("KEDA removed"):
+        with timed(f"{project.name} removed"):
             kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
                      stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
+
+
+@pytest.fixture(scope="module")
+def keda(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    def metrics_api() -> None:
+        kube = node_cluster.kube()
+        poll("KEDA's metrics API", lambda: _available(kube, "v1beta1.external.metrics.k8s.io"), 180, 2)
+
+    with _installed(node_cluster, KEDA, tmp_path_factory.mktemp("keda"), metrics_api) as kube:
+        yield kube
 
 
 @pytest.fixture(scope="module")
@@ -292,9 +316,9 @@ def _wait_reading(scaled: Autoscaled) -> None:
     poll("the HPA reading the queue through KEDA", reading, 180, 2)
 
 
-def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscaled) -> None:
-    installed = scaled.installed
-    _wait_reading(scaled)
+def _verify(installed: Installed) -> str:
+    """`stackgen verify` through a port-forward, reading the cluster with --kube-context, as a user runs it; its
+    table, once it passed."""
     svc, port = installed.gateway()
     kubectl_dir = str(Path(tool("kubectl")).parent)
     with port_forward(installed.kube, installed.namespace, svc, port) as url:
@@ -305,7 +329,12 @@ def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscal
                               env=env, capture_output=True, text=True, timeout=600)
     print(done.stdout, flush=True)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    row = next(line for line in done.stdout.splitlines() if "autoscaling" in line)
+    return done.stdout
+
+
+def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscaled) -> None:
+    _wait_reading(scaled)
+    row = next(line for line in _verify(scaled.installed).splitlines() if "autoscaling" in line)
     assert "replicas 1, desired 1 (1-2)" in row and f"target {TARGET_QUEUE}" in row, row
 
 
@@ -432,3 +461,150 @@ def finished_while_stopping(scaled: Autoscaled, instance: str, since: float, unt
         result = reply["data"]["result"]
         values.append(float(result[0]["value"][1]) if result else 0.0)
     return values[1] - values[0]
+
+
+# --- scale to zero (stackgen.wake): steps 5 and 6 -------------------------------------------------------------------
+
+IDLE_S = 60  # the spec's shortest idleSeconds
+# What an agent's client sees: a TCP relay in front of the gateway that closes a connection silent this long, as a
+# cloud load balancer's idle timeout does (socat -T, Debian's). Shorter than a model's start, so a silent stream dies.
+PROXY_IDLE_S = 30
+WAKERS = {"streamed-1": True, "streamed-2": True, "plain": False}  # agent -> whether it streams
+
+
+@pytest.fixture(scope="module")
+def addon(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    """KEDA's HTTP add-on, its interceptor and external scaler, from its own manifests (autoscaler.HTTP_ADDON)."""
+    with _installed(node_cluster, HTTP_ADDON, tmp_path_factory.mktemp("http-add-on")) as kube:
+        yield kube
+
+
+def test_at_min_zero_the_idle_model_sleeps(scaled: Autoscaled, addon: Kube) -> None:
+    """`helm upgrade` to minReplicas 0: with no call for idleSeconds, KEDA takes the model to no pod at all."""
+    installed = scaled.installed
+    spec = copy.deepcopy(installed.spec)
+    scaling = next(m for m in spec["models"] if m["name"] == MODEL)["autoscaling"]
+    scaling.update(minReplicas=0, idleSeconds=IDLE_S)
+    work = installed.out.parent / "sleeps"
+    spec_file = specs.write_spec(spec, work.with_suffix(".yaml"))
+    out = specs.render(STACKGEN, spec_file, work)
+    installed.stack.helm("upgrade", out / "values.yaml")
+    installed.kube.wait_rollouts(installed.namespace, [f"{installed.stack.release}-gateway"], 300)
+    upgraded = time.monotonic()
+
+    def asleep() -> tuple[bool, str]:
+        if not installed.of(MODEL):
+            return True, ""
+        # What KEDA says of the ScaledObject, and the operator's last words on it: why it has not slept.
+        scaled_object = installed.kube.get("scaledobject", "-n", installed.namespace, f"{installed.stack.release}-{MODEL}")
+        said = [line for line in addon.run("logs", "-n", KEDA_NAMESPACE, f"deployment/{OPERATOR}", "--tail=400",
+                                           check=False).stdout.splitlines() if MODEL in line][-3:]
+        return False, f"{len(installed.of(MODEL))} pods; {conditions(scaled_object)}; operator: {said}"
+
+    poll("the model asleep (no pod)", asleep, IDLE_S + 240, 5)
+    report["sleep"] = f"no pod {time.monotonic() - upgraded:.0f}s after the upgrade (idleSeconds {IDLE_S})"
+    installed.spec, installed.spec_file, installed.out = spec, spec_file, out
+    assert scaled.replicas() == 0
+    # Asleep, not failed; and verify leaves it asleep.
+    rows = {line.split()[2]: line for line in _verify(installed).splitlines() if line.startswith(f"{MODEL} ")}
+    assert "asleep" in rows["chat"] and "asleep: 0 replicas (0-2)" in rows["autoscaling"], rows
+    assert not installed.of(MODEL), "verify woke the model"
+
+
+@dataclass
+class Call:
+    """One agent's call to the sleeping model: when it went, the keepalive comments and the first token it saw."""
+    stream: bool
+    sent: float = 0.0
+    status: int = 0
+    pings: list[float] = field(default_factory=list)
+    first_token: float | None = None
+    answer: str = ""
+    error: str = ""
+
+
+def _call(url: str, key: str, name: str, call: Call) -> None:
+    body = {"model": MODEL, "max_tokens": 16, "stream": call.stream,
+            "messages": [{"role": "user", "content": f"{name}: wake up"}]}
+    call.sent = time.time()
+    try:
+        with httpx.Client(timeout=httpx.Timeout(1800, connect=10)) as client, client.stream(
+                "POST", f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}) as reply:
+            call.status = reply.status_code
+            if not call.stream:
+                call.answer = json.loads(reply.read())["choices"][0]["message"]["content"] or ""
+                call.first_token = time.time()
+                return
+            for line in reply.iter_lines():
+                if line.startswith(":"):
+                    call.pings.append(time.time())
+                elif line.startswith("data:") and line != "data: [DONE]":
+                    delta = json.loads(line[5:])["choices"][0]["delta"].get("content") or ""
+                    if delta and call.first_token is None:
+                        call.first_token = time.time()
+                    call.answer += delta
+    except (httpx.HTTPError, ValueError, KeyError) as err:
+        call.error = f"{type(err).__name__}: {err}"
+
+
+@contextlib.contextmanager
+def _idle_timeout_relay(target: str) -> Iterator[str]:
+    """socat relaying to `target` (host:port), closing any connection silent for PROXY_IDLE_S: its URL."""
+    port = free_port()
+    relay = subprocess.Popen(["socat", "-T", str(PROXY_IDLE_S), f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                              f"TCP:{target}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        poll("the relay listening", lambda: (_listening(port), "not yet"), 20, 0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def test_agents_calling_the_sleeping_model_wake_it_and_every_call_is_answered(scaled: Autoscaled) -> None:
+    """Three agents at once: two stream through a relay that cuts connections silent for 30 s, one does not stream
+    (straight to the port-forward). Every call is answered; the streams got the gateway's keepalives before the
+    first token, so the relay never saw them silent; the wake is timed from the first call to the first token."""
+    installed = scaled.installed
+    assert not installed.of(MODEL), "the model is not asleep"
+    svc, port = installed.gateway()
+    calls = {name: Call(stream) for name, stream in WAKERS.items()}
+    with port_forward(installed.kube, installed.namespace, svc, port) as url, \
+            _idle_timeout_relay(url.removeprefix("http://")) as relayed:
+        threads = [threading.Thread(target=_call, args=(relayed if c.stream else url, installed.stack.master_key,
+                                                         name, c), daemon=True) for name, c in calls.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=1800)
+    failed = {name: (c.status, c.error) for name, c in calls.items() if c.status != 200 or c.error or not c.answer}
+    assert not failed, f"calls that failed: {failed}"
+    pod = next(p for p in installed.of(MODEL) if ready(p))
+    first_sent = min(c.sent for c in calls.values())
+    first_token = min(c.first_token or math.inf for c in calls.values())
+    conditions = {c["type"]: _time(c["lastTransitionTime"]) for c in pod["status"]["conditions"]}
+    created = _time(pod["metadata"]["creationTimestamp"])
+    started = _time(pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    report["wake"] = {
+        "first call -> pod created": f"{created - first_sent:.0f}s",
+        "pod created -> container started": f"{started - created:.0f}s",
+        "container started -> Ready": f"{conditions['Ready'] - started:.0f}s",
+        "Ready -> first token": f"{first_token - conditions['Ready']:.0f}s",
+        "first call -> first token": f"{first_token - first_sent:.0f}s",
+        "calls": len(calls), "failed": len(failed),
+    }
+    say(f"wake: {report['wake']}")
+    # The wait was longer than the relay lets a connection stay silent, and the keepalives filled it.
+    assert first_token - first_sent > PROXY_IDLE_S, report["wake"]
+    for name, c in calls.items():
+        if not c.stream:
+            continue
+        marks = [c.sent, *c.pings, c.first_token or c.sent]
+        gaps = [b - a for a, b in itertools.pairwise(marks)]
+        assert c.pings and max(gaps) < PROXY_IDLE_S, f"{name}: keepalives every {gaps}"

@@ -13,8 +13,13 @@ The spec is kind-cpu with what this machine needs, and nothing else:
 Several replicas, the router in front of them and pods that come and go under load are test_autoscaling.py's:
 there KEDA adds and removes the second vLLM replica.
 
+The chart comes as platform teams install it: signed by scripts/chart/publish.sh (`make chart-publish`) into the
+node tier's registry, and installed, upgraded and uninstalled from there, `--verify` checking its signature each time.
+
 The steps run in order on one install (install with Helm 3, upgrade and uninstall with Helm 4, which takes
-over Helm 3's release), each a test so that a failure names its step.
+over Helm 3's release), each a test so that a failure names its step. Day two as docs/operations.md gives it: a
+model added (no other model's pod restarts: same UIDs), one model's flag changed (that model alone rolls), `helm
+rollback` (the previous revision serves), `helm uninstall` (only the cache claims stay, then the documented delete).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from tests.e2e import specs
 from tests.e2e.kube import port_forward, say
 from tests.engines.engines import tiny_lora, vllm_venv
 from tests.support.kube import pod_of
+from tests.support.signing import make_keyrings, publish_chart
 
 from .conftest import NodeCluster
 from .network import POD_CIDR
@@ -39,6 +45,7 @@ from .stacks import ADAPTERS_IN_POD, STACKGEN, Installed, install, node_spec, re
 
 EXAMPLE = "kind-cpu"
 ADDED_MODEL = "ollama-extra"
+CHANGED_KEEP_ALIVE = "10m"  # the one flag the day-two step changes, on the added model
 # CPU requests that fit 2 cores with room for a rolling gateway pod, an added model and CoreDNS.
 PROFILE_CPU = {"cpu-small": "200m", "cpu-vllm": "350m"}
 # The vLLM model's adapters: name -> (the letter of the greeting each swaps, for which).
@@ -52,7 +59,11 @@ def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactor
                      {"adapters": adapters})
     spec["gateway"]["redis"] = {"enabled": True}
     built = {name: tiny_lora(vllm_venv(), node_cluster.tiny_qwen, *swap) for name, swap in ADAPTERS.items()}
-    with install(node_cluster, spec, tmp_path_factory.mktemp("kind-cpu"), built) as done:
+    work = tmp_path_factory.mktemp("kind-cpu")
+    # The node tier's registry speaks plain HTTP, as a team's internal one may.
+    chart = publish_chart(node_cluster.registry.host, make_keyrings(work / "keys"), node_cluster.helms["helm3"],
+                          "--plain-http")
+    with install(node_cluster, spec, work, built, chart) as done:
         yield done
 
 
@@ -239,16 +250,71 @@ def test_a_deleted_model_pod_is_replaced_and_served_again(installed: Installed) 
     say(f"{old} was replaced by {new[0]['metadata']['name']}, which answers through the gateway")
 
 
-def test_upgrade_with_a_model_added_serves_every_model(installed: Installed, tmp_path: Path) -> None:
-    grown = specs.add_model_copy(installed.spec, "ollama-small", ADDED_MODEL)
-    grown_file = specs.write_spec(grown, tmp_path / "spec-upgrade.yaml")
-    out = specs.render(installed.stack.stackgen, grown_file, tmp_path / "out-upgrade")
+def _uids(installed: Installed) -> dict[str, str]:
+    """Each component's pod (one each, at rest) -> its UID: a pod that was restarted has a new one."""
+    running = [p for p in installed.pods() if p["status"].get("phase") == "Running"
+               and not p["metadata"].get("deletionTimestamp")]
+    return {p["metadata"]["labels"]["app.kubernetes.io/component"]: p["metadata"]["uid"] for p in running}
+
+
+def _upgraded(installed: Installed, spec: dict[str, Any], work: Path) -> tuple[Path, Path]:
+    """The spec rendered and `helm upgrade`d (Helm 4, from the signed chart), every rollout done."""
+    spec_file = specs.write_spec(spec, work / "spec.yaml")
+    out = specs.render(installed.stack.stackgen, spec_file, work / "out")
     installed.stack.kube = installed.cluster.kube("helm4")
     installed.stack.helm("upgrade", out / "values.yaml")
-    after = installed.stack.wait(out)
-    assert f"{installed.stack.release}-{ADDED_MODEL}" in set(after) - set(installed.deployments), after
+    installed.stack.wait(out)
+    return spec_file, out
+
+
+@pytest.fixture(scope="module")
+def grown(installed: Installed) -> dict[str, Any]:
+    return specs.add_model_copy(installed.spec, "ollama-small", ADDED_MODEL)
+
+
+def test_upgrade_with_a_model_added_serves_every_model_and_restarts_no_other(
+        installed: Installed, grown: dict[str, Any], tmp_path: Path) -> None:
+    before = _uids(installed)
+    spec_file, out = _upgraded(installed, grown, tmp_path)
+    after = _uids(installed)
+    assert ADDED_MODEL in set(after) - set(before), after
+    # The models that did not change kept their pods; the gateway's config lists one more model, so it rolled.
+    assert {c: after[c] for c in ("vllm-small", "ollama-small")} == {c: before[c] for c in ("vllm-small", "ollama-small")}
     svc, port = installed.gateway()
-    installed.stack.verify(grown_file, out, svc, port)
+    installed.stack.verify(spec_file, out, svc, port)
+
+
+def test_changing_one_models_flags_rolls_that_model_alone(installed: Installed, grown: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    before = _uids(installed)
+    changed = json.loads(json.dumps(grown))
+    next(m for m in changed["models"] if m["name"] == ADDED_MODEL)["keepAlive"] = CHANGED_KEEP_ALIVE
+    _upgraded(installed, changed, tmp_path)
+    after = _uids(installed)
+    assert after.keys() == before.keys() and after[ADDED_MODEL] != before[ADDED_MODEL], (before, after)
+    assert {c: u for c, u in after.items() if c != ADDED_MODEL} == {c: u for c, u in before.items() if c != ADDED_MODEL}
+
+
+def test_rollback_serves_the_previous_revision(installed: Installed, grown: dict[str, Any], tmp_path: Path) -> None:
+    """`helm rollback` to the model-added revision: the changed model's pod rolls back (its flag as it was), and
+    every model answers through the gateway again."""
+    stack = installed.stack
+    history = json.loads(stack.kube.helm_run("history", stack.release, "-n", stack.namespace, "-o", "json").stdout)
+    previous = history[-2]["revision"]
+    before = _uids(installed)
+    stack.kube.helm_run("rollback", stack.release, str(previous), "-n", stack.namespace, "--wait", "--timeout", "5m",
+                        timeout=400)
+    spec_file = specs.write_spec(grown, tmp_path / "spec.yaml")
+    out = specs.render(stack.stackgen, spec_file, tmp_path / "out")
+    stack.wait(out)
+    after = _uids(installed)
+    assert after[ADDED_MODEL] != before[ADDED_MODEL], (before, after)
+    deployment = stack.kube.get("deployment", "-n", stack.namespace, f"{stack.release}-{ADDED_MODEL}")
+    env = {e["name"]: e.get("value") for c in deployment["spec"]["template"]["spec"]["containers"]
+           for e in c.get("env", [])}
+    assert env["OLLAMA_KEEP_ALIVE"] != CHANGED_KEEP_ALIVE, env
+    svc, port = installed.gateway()
+    stack.verify(spec_file, out, svc, port)
 
 
 def test_uninstall_leaves_the_namespace_empty(installed: Installed) -> None:

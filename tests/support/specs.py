@@ -7,8 +7,9 @@ shrinking turns features and models off one by one. The features (`FEATURES`) an
 
 - engines: vLLM on a CPU, an NVIDIA and an AMD profile, Ollama, llama.cpp, a custom server, external routes
   (an OpenAI-compatible endpoint, hosted providers with their key);
-- `replicas` (1..3) of every in-cluster model, and `autoscaling` of vLLM models (no `replicas` then, minReplicas
-  at least 1, a prometheusUrl naming an in-cluster Service);
+- `replicas` (1..3) of every in-cluster model, and `autoscaling` of vLLM models (no `replicas` then, a
+  prometheusUrl naming an in-cluster Service; minReplicas 0 too, a model that sleeps, with its idle and wake
+  times and the HTTP add-on's namespace drawn);
 - `routing`: a router policy or `service` for vLLM, `service` (or nothing) for the rest;
 - LoRA `adapters` of vLLM models;
 - a `mirror` (a registry, with or without a path, and a Hugging Face mirror, or HF_HUB_OFFLINE on the servers
@@ -73,6 +74,8 @@ STACK_NAMES = ("s", "edge", "agents-prod", "team-inference-stack-prod-eu1")  # t
 # Apart: a Prometheus in the stack's own namespace is refused (its NetworkPolicies would admit every pod there).
 NAMESPACES = ("default", "llm", "agents-with-a-rather-long-namespace-name-to-fill-sixty-three-ch")
 PROMETHEUS_NAMESPACES = ("monitoring", "observability")
+# Where KEDA's HTTP add-on runs (keda, its chart's default, or beside the Prometheus); never a stack's own namespace.
+INTERCEPTOR_NAMESPACES = ("keda", "http-add-on", "monitoring")
 SECRET_NAMES = ("shared", "hf-token", "provider-keys", "team.secrets")
 SECRET_KEYS = ("token", "api-key", "key")
 ROUTER_POLICIES = ("consistent_hash", "sticky_least_loaded", "round_robin", "service")
@@ -124,12 +127,20 @@ def _served(draw: st.DrawFn, kind: str, on: set[str], stack: Spec) -> Spec:
     vllm = m["engine"] == "vllm"
     autoscaled = vllm and "autoscaling" in on and draw(st.booleans())
     if autoscaled:
-        low = draw(st.integers(1, 2))
-        scaling: Spec = {"minReplicas": low, "maxReplicas": draw(st.integers(low, 4))}
+        low = draw(st.integers(0, 2))
+        scaling: Spec = {"minReplicas": low, "maxReplicas": draw(st.integers(max(low, 1), 4))}
         if draw(st.booleans()):
             scaling["targetQueue"] = draw(st.integers(1, 20))
         if (url := _prometheus_url(draw, "netpol" in on)) is not None:
             scaling["prometheusUrl"] = url
+        if low == 0:  # it sleeps: KEDA's HTTP add-on wakes it (stackgen.wake)
+            if draw(st.booleans()):
+                scaling["idleSeconds"] = draw(st.integers(60, 86400))
+            if draw(st.booleans()):
+                scaling["wakeSeconds"] = draw(st.integers(30, 3600))
+            if draw(st.booleans()):
+                namespace = draw(st.sampled_from(INTERCEPTOR_NAMESPACES))
+                scaling["interceptorUrl"] = f"http://keda-add-ons-http-interceptor-proxy.{namespace}.svc:8080"
         m["autoscaling"] = scaling
     elif "replicas" in on:
         m["replicas"] = draw(st.integers(1, 3))

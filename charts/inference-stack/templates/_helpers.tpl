@@ -72,7 +72,7 @@ Takes a dict: {ctx: $, component: "gateway"}.
 {{- toYaml (omit $all "helm.sh/chart" "app.kubernetes.io/version") -}}
 {{- end -}}
 
-{{/* "repository:tag" of an image dict {repository, tag}. */}}
+{{/* "repository:tag" of an image dict {repository, tag}, with "@<digest>" where imageDigests has one for it. */}}
 {{- define "inference-stack.imageRef" -}}
 {{- $repository := .image.repository -}}
 {{- with .ctx.Values.imageRegistry -}}
@@ -85,7 +85,11 @@ Takes a dict: {ctx: $, component: "gateway"}.
 {{- end -}}
 {{- $repository = printf "%s/%s" . (join "/" $parts) -}}
 {{- end -}}
-{{- printf "%s:%s" $repository (toString .image.tag) -}}
+{{- $ref := printf "%s:%s" $repository (toString .image.tag) -}}
+{{- with index (.ctx.Values.imageDigests | default dict) $ref -}}
+{{- $ref = printf "%s@%s" $ref . -}}
+{{- end -}}
+{{- $ref -}}
 {{- end -}}
 
 {{/*
