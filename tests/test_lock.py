@@ -21,7 +21,7 @@ DIGEST = "sha256:" + "ab" * 32
     ("localhost:5000/team/server", True),
     ("ghcr.io/x/y:nightly", True),
     ("ghcr.io/x/y:v1-nightly", True),
-    ("ghcr.io/berriai/litellm:main-v1.108.7", False),
+    ("ghcr.io/acme/server:main-v2.0.1", False),
     ("localhost:5000/team/server:1.2", False),
     (f"vllm/vllm-router:latest@{DIGEST}", False),
 ])
