@@ -56,6 +56,11 @@ def rendered_images(values: Mapping[str, Any], release: str, namespace: str) -> 
     return sorted(set(_pod_images(values, release, namespace).values()))
 
 
+def plan_images(resolved: Plan) -> list[str]:
+    """The image references the chart renders for a plan, each once, sorted."""
+    return sorted(set(_images(resolved).values()))
+
+
 def crane_digest(crane: str, ref: str, insecure: bool) -> str | None:
     """The digest of ref's manifest as its registry serves it, or None if crane cannot read it."""
     done = subprocess.run([crane, "digest", *(["--insecure"] if insecure else []), ref], capture_output=True,

@@ -81,13 +81,10 @@ def render(spec: str | None, out: Path, gateway_url: str | None, no_manifests: b
 
 def _image_notes(resolved: Plan) -> tuple[str, ...]:
     """A warning for each image the chart renders by a moving tag (stackgen.lock)."""
-    from . import lock
-    from .output import Target
-    from .values import chart_values
+    from . import bundle, lock
 
-    values = chart_values(Target(resolved, resolved.default_gateway_url()))
     try:
-        return lock.moving_notes(values, resolved.stack.name, resolved.stack.namespace)
+        return lock.moving_notes(bundle.plan_images(resolved))
     except StackgenError as err:  # no helm to render the chart's images with: say so, and check the rest
         return tuple(f"note: images not checked for moving tags: {p.render()}" for p in err.problems)
 
@@ -126,9 +123,7 @@ def _inventories() -> Path:
 def lock_command(spec: str, out: Path, crane: str, insecure: bool) -> None:
     """Record the digest of every image SPEC renders, read from the registry the cluster pulls it from (behind
     `mirror:`, the mirror); `render --lock FILE` then pins each image by it."""
-    from . import lock
-    from .output import Target
-    from .values import chart_values
+    from . import bundle, lock
 
     if shutil.which(crane) is None:
         click.echo(f"no crane command {crane!r} (build one with scripts/crane/build.sh, or pass --crane PATH)", err=True)
@@ -137,8 +132,7 @@ def lock_command(spec: str, out: Path, crane: str, insecure: bool) -> None:
     def go() -> dict[str, str]:
         loaded = examples.resolve(spec)
         resolved = _located(loaded, lambda: resolve_plan(loaded.stack))
-        values = chart_values(Target(resolved, resolved.default_gateway_url()))
-        return lock.lock(values, loaded.stack.name, loaded.stack.namespace, crane, insecure)
+        return lock.lock(bundle.plan_images(resolved), crane, insecure)
 
     digests = _run(go)
     write_file(out, lock.dump(digests))

@@ -42,19 +42,18 @@ def moving(refs: list[str]) -> list[str]:
     return out
 
 
-def moving_notes(values: Mapping[str, Any], release: str, namespace: str) -> tuple[str, ...]:
-    """The warning for each image the chart renders from these values by a moving tag (one pinned by a digest is
-    not)."""
+def moving_notes(refs: list[str]) -> tuple[str, ...]:
+    """The warning for each of these image references that has a moving tag (one pinned by a digest has not)."""
     return tuple(f"warning: image {ref}: its tag moves, so each install pulls whatever it points to that day "
                  "(pin it: `stackgen lock SPEC -o FILE`, then `stackgen render SPEC --lock FILE`)"
-                 for ref in moving(bundle.rendered_images(values, release, namespace)))
+                 for ref in moving(refs))
 
 
-def lock(values: Mapping[str, Any], release: str, namespace: str, crane: str, insecure: bool) -> dict[str, str]:
-    """Each image the chart renders from these values -> its digest; every one the registry cannot answer for is
+def lock(refs: list[str], crane: str, insecure: bool) -> dict[str, str]:
+    """Each image reference -> its digest, as its registry serves it; every one the registry cannot answer for is
     named in one error."""
     digests, unread = {}, []
-    for ref in bundle.rendered_images(values, release, namespace):
+    for ref in refs:
         digest = bundle.crane_digest(crane, ref, insecure)
         if digest is None or not DIGEST.fullmatch(digest):
             unread.append(Problem(ref, f"crane cannot read its digest ({digest or 'no answer'})",

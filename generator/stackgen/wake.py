@@ -44,8 +44,7 @@ WAKE_ONLY_TARGET = 100_000
 class WakePlan:
     """How calls wake one sleeping model."""
 
-    route: str  # the InterceptorRoute's name: <fullname>-<model>, as the model's other objects
-    key: str  # the route header's value: <namespace>/<route>
+    key: str  # the route header's value: <namespace>/<fullname>-<model>
     interceptor_url: str
     interceptor_namespace: str
     scaler_address: str
@@ -60,8 +59,7 @@ def plan(m: ServedModel, fullname: str, namespace: str, target: str) -> WakePlan
     scaling = m.autoscaling
     if scaling is None or scaling.minReplicas > 0:
         return None
-    route = f"{fullname}-{m.name}"
-    return WakePlan(route=route, key=f"{namespace}/{route}", interceptor_url=scaling.interceptorUrl.rstrip("/"),
+    return WakePlan(key=f"{namespace}/{fullname}-{m.name}", interceptor_url=scaling.interceptorUrl.rstrip("/"),
                     interceptor_namespace=scaling.interceptor_namespace or "", scaler_address=scaling.scalerAddress,
                     target=target, idle_seconds=scaling.idleSeconds or IDLE_SECONDS,
                     wake_seconds=scaling.wakeSeconds or WAKE_SECONDS)

@@ -95,7 +95,9 @@ class Project:
             if obj["kind"] != "Deployment":
                 continue
             for container in obj["spec"]["template"]["spec"]["containers"]:
-                image = container["image"] if container["image"].startswith("ko://") else container["image"].rsplit(":", 1)[0]
+                image = container["image"]
+                if ":" in image.rsplit("/", 1)[-1]:  # a tag, not ko://'s scheme
+                    image = image.rsplit(":", 1)[0]
                 if image not in self.images:
                     raise AssertionError(f"{self.module}'s manifests name an image the node has no build of: "
                                          f"{container['image']}")
