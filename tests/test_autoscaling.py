@@ -6,6 +6,7 @@ maxReplicas the pool's GPUs cannot hold.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from stackgen.load import load_text
 from stackgen.output import Target
 from stackgen.plan import plan
 from stackgen.render import render_files
+from stackgen.report import as_json
 from stackgen.values import chart_values
 
 CPU_SPEC = """\
@@ -190,3 +192,105 @@ def test_the_deployment_runs_the_spec_replicas_unless_the_autoscaler_owns_them(m
     scaled = spec(extra=", autoscaling: {minReplicas: 2, maxReplicas: 4}").replace("gateway:", f"{monitoring}gateway:")
     assert "replicas" not in model_values(scaled)
     assert "replicas" not in rendered_deployment(scaled)["spec"]  # the ScaledObject's HPA sets them
+
+
+# A cache claim of one node (a sleeping model runs at most one replica here), and the same filled beforehand.
+CLAIM = "type: persistentVolumeClaim, accessModes: [ReadWriteOnce]"
+PRELOADED = f", cache: {{{CLAIM}, preload: true}}"
+
+
+def sleeping(extra: str = "", model: str = "Qwen/Qwen2.5-0.5B-Instruct", wake: str = "") -> str:
+    """A vLLM model at zero replicas, with `extra` fields beside autoscaling and `wake` inside it."""
+    return spec(extra=f", autoscaling: {{minReplicas: 0, maxReplicas: 1{wake}}}{extra}").replace(
+        "Qwen/Qwen2.5-0.5B-Instruct", model)
+
+
+def estimate(text: str) -> dict[str, Any]:
+    """`stackgen plan`'s wake estimate of the one model, as its JSON gives it."""
+    [row] = json.loads(as_json(plan(load_text(text, "stack.yaml")), None))["models"]
+    wake: dict[str, Any] = row["wake"]
+    return wake
+
+
+def test_plan_estimates_a_wake_from_the_weights_where_they_come_from_and_the_engine() -> None:
+    small, large = estimate(sleeping()), estimate(sleeping(model="Qwen/Qwen2.5-1.5B-Instruct"))
+    # An emptyDir cache starts empty on every wake: each downloads the weights, then loads them.
+    assert small["downloadsEachWake"] and small["estimateSeconds"] == small["downloadSeconds"] + small["loadSeconds"]
+    assert small["firstOnANodeSeconds"] == small["estimateSeconds"] + small["pullSeconds"]
+    assert large["downloadSeconds"] > small["downloadSeconds"] and large["loadSeconds"] > small["loadSeconds"]
+    assert large["pullSeconds"] == small["pullSeconds"] > 0  # the same image
+    # Preloaded into a claim, a wake downloads nothing: it reads the volume.
+    preloaded = estimate(sleeping(PRELOADED))
+    assert preloaded["downloadSeconds"] == 0 and not preloaded["downloadsEachWake"]
+    assert preloaded["estimateSeconds"] == preloaded["loadSeconds"] == small["loadSeconds"]
+    # A claim without the preload: the first wake fills it, the later ones read it.
+    claimed = estimate(sleeping(f", cache: {{{CLAIM}}}"))
+    assert claimed["estimateSeconds"] == claimed["loadSeconds"]
+    assert claimed["firstOnANodeSeconds"] == claimed["pullSeconds"] + claimed["downloadSeconds"] + claimed["loadSeconds"]
+
+
+def test_validate_warns_when_a_wake_can_outlast_wake_seconds_and_its_fix_silences_it(tmp_path: Path) -> None:
+    preload = PRELOADED
+    cold = estimate(sleeping(preload))
+    code, output = run(tmp_path, sleeping(preload, wake=f", wakeSeconds: {cold['estimateSeconds'] - 1}"), "validate")
+    assert code == 0 and "warning: models[0].autoscaling.wakeSeconds: a wake of qwen is estimated at " \
+        f"{cold['estimateSeconds']} s" in output and f"raise wakeSeconds to at least {cold['estimateSeconds']}" in output
+    # Enough for a node that has the image, not for a new one: said apart, with the pull's share.
+    code, output = run(tmp_path, sleeping(preload, wake=f", wakeSeconds: {cold['estimateSeconds']}"), "validate")
+    assert code == 0 and "the first wake of qwen on a node without its image is estimated at " \
+        f"{cold['firstOnANodeSeconds']} s (the pull {cold['pullSeconds']} s)" in output, output
+    code, output = run(tmp_path, sleeping(preload, wake=f", wakeSeconds: {cold['firstOnANodeSeconds']}"), "validate")
+    assert code == 0 and "models[0]" not in output, output
+
+
+def test_validate_says_when_wakes_download_the_weights_again(tmp_path: Path) -> None:
+    code, output = run(tmp_path, sleeping(), "validate")
+    assert code == 0 and "warning: models[0].cache: qwen sleeps, and each wake downloads its weights again" in output
+    assert "use cache: {type: persistentVolumeClaim, preload: true}" in output, output
+    code, output = run(tmp_path, sleeping(f", cache: {{{CLAIM}}}"), "validate")
+    assert code == 0 and "note: models[0].cache.preload: the first wake of qwen downloads its weights" in output
+    code, output = run(tmp_path, sleeping(PRELOADED), "validate")
+    assert code == 0 and "models[0].cache" not in output, output
+    # Awake models are not estimated, nor warned of.
+    code, output = run(tmp_path, spec(), "validate")
+    assert code == 0 and "models[0]" not in output, output
+
+
+def test_a_wake_the_plan_cannot_estimate_is_said_so(tmp_path: Path) -> None:
+    text = sleeping(", contextLength: 4096", model="example/not-in-the-catalog")
+    assert estimate(text)["estimateSeconds"] is None
+    code, output = run(tmp_path, text, "validate")
+    assert code == 0 and "note: models[0]: the wake of qwen is not estimated" in output, output
+    table = CliRunner().invoke(cli, ["plan", str(tmp_path / "stack.yaml")]).output
+    assert "qwen: its wake is not estimated" in table, table
+
+
+def ingress_of(text: str) -> dict[str, Any]:
+    """The gateway's Ingress as `helm template` renders it from the spec's values."""
+    files = render_files(load_text(text, "stack.yaml"), with_manifests=True)
+    ingress: dict[str, Any] = yaml.safe_load(files["manifests/ingress-team-gateway.yaml"])
+    return ingress
+
+
+def with_ingress(text: str, ingress: str) -> str:
+    return text.replace("gateway: {replicas: 1}", f"gateway: {{replicas: 1, ingress: {{host: llm.example.com{ingress}}}}}")
+
+
+def test_ingress_nginx_waits_as_long_as_the_gateway_the_wake_included(tmp_path: Path) -> None:
+    """ingress-nginx cuts a proxied call silent for 60 s by default; a call that is not streamed is silent until its
+    answer, which the gateway waits 600 s for, and a sleeping model's wake on top."""
+    read, send = "nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout"
+    awake = ingress_of(with_ingress(spec(), ", className: nginx"))["metadata"]["annotations"]
+    assert awake[read] == awake[send] == "600"
+    asleep = with_ingress(sleeping(wake=", wakeSeconds: 300"), ", className: nginx")
+    assert ingress_of(asleep)["metadata"]["annotations"][read] == "900"
+    # The spec's own value stays; one that would cut calls is warned of, with the value that does not.
+    code, output = run(tmp_path, asleep.replace("className: nginx", f"className: nginx, annotations: {{{read}: '120'}}"),
+                       "validate")
+    assert code == 0 and f"warning: gateway.ingress.annotations.{read}: 120 cuts the calls the gateway waits up to " \
+        "900 s for (remove it, and stackgen sets 900)" in output, output
+    # Another controller's timeouts are not stackgen's to name: it says what to set.
+    other = with_ingress(sleeping(wake=", wakeSeconds: 300"), ", className: traefik")
+    assert not any(k.startswith("nginx.") for k in ingress_of(other)["metadata"].get("annotations") or {})
+    code, output = run(tmp_path, other, "validate")
+    assert code == 0 and "note: gateway.ingress: a call can wait 900 s for its answer" in output, output

@@ -13,7 +13,8 @@ are read off the objects `helm template` rendered, as the cluster would read the
    the model's pods, on the model's port), on the port the server listens on (the Service's targetPort resolves
    to the server container's port, which is the one its command line or the spec says); a model that sleeps
    (minReplicas 0) through KEDA's HTTP add-on: its one InterceptorRoute, named by the gateway's route header,
-   targets that Service, its ScaledObject wakes on that route, and every hop waits the wake time more;
+   targets that Service, its ScaledObject wakes on that route, and every hop waits the wake time more; an
+   ingress-nginx Ingress keeps a call open as long as the gateway waits for any model's answer;
 3. the NetworkPolicies admit the gateway's pods to every server, each router to its model's servers, the
    gateway to each router and to Redis, and the namespace of the Prometheus that scrapes (PodMonitor) or
    scales (ScaledObject) a model to its port, and the HTTP add-on's namespace to the router (else the server) of a
@@ -241,6 +242,7 @@ def prometheus_namespace(url: str) -> str | None:
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.local:9090"
 DEFAULT_INTERCEPTOR_URL = "http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080"
 DEFAULT_CALL_SECONDS, DEFAULT_IDLE_SECONDS, DEFAULT_WAKE_SECONDS = 600, 900, 600
+NGINX = "nginx.ingress.kubernetes.io/"  # ingress-nginx's annotations
 
 
 def sleeps(m: Spec) -> bool:
@@ -489,6 +491,12 @@ def test_every_model_the_gateway_lists_reaches_its_pods(spec: Spec) -> None:
                 port = next(p for p in service["spec"]["ports"] if p.get("name") == backend["port"].get("name")
                             or p["port"] == backend["port"].get("number"))
                 assert gateway.resolve(port.get("targetPort", port["port"])) is not None, say(spec)
+        # ingress-nginx keeps a silent call open as long as the gateway waits for any answer (its default is 60 s).
+        annotations = ingress["metadata"].get("annotations") or {}
+        if ingress["spec"].get("ingressClassName") == "nginx" or any(k.startswith(NGINX) for k in annotations):
+            for key in (f"{NGINX}proxy-read-timeout", f"{NGINX}proxy-send-timeout"):
+                assert int(annotations.get(key, 60)) >= max(p["timeout"] for p in entries.values()), \
+                    f"{key}: {annotations.get(key)} cuts calls the gateway still waits for{say(spec)}"
 
 
 # --- 3. NetworkPolicies ---------------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ GATEWAY_PORT = 4000
 # tests/test_spec.py checks this holds every name the chart's templates give.
 RESERVED_COMPONENTS = frozenset({"gateway", "autogen", "test", "redis", "monitoring", "dashboard"})
 HF_HUB = "https://huggingface.co"  # where Hub downloads go without a mirror
+# ingress-nginx's annotations, and its two timeouts (seconds) between reads, and between writes, of a proxied call.
+NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
+NGINX_TIMEOUTS = (f"{NGINX_PREFIX}proxy-read-timeout", f"{NGINX_PREFIX}proxy-send-timeout")
 # The chart names a model's preload Job <fullname>-<model>-preload-<6 hex digits of what it downloads>, and
 # labels its pods with component <model>-preload.
 PRELOAD_COMPONENT_SUFFIX = "-preload"
@@ -129,6 +132,8 @@ class Plan:
     # Decisions the user should hear about (a default turned on, a risky choice kept): validate and
     # render print them.
     notes: tuple[str, ...] = ()
+    # The gateway Ingress's annotations: the spec's, and the timeouts of its controller when stackgen knows them.
+    ingress_annotations: dict[str, str] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelPlan:
         for m in self.models:
@@ -391,7 +396,7 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
     # gateway calls the model's router instead (stackgen.routing); a model that may sleep, the interceptor that
     # wakes it (stackgen.wake).
     service = router.service if router else f"{fullname}-{m.name}"
-    wake = wake_mod.plan(m, fullname, stack.namespace, service)
+    wake = wake_mod.plan(engine, m, profile, fullname, stack.namespace, service)
     preload = _hub_downloads(engine, m) if m.cache.preload else ()
     # A claim one node attaches can't follow a surge pod to another node: such a pod rolls in place.
     attached_once = m.cache.type == "persistentVolumeClaim" and "ReadWriteMany" not in (m.cache.accessModes or ())
@@ -451,9 +456,44 @@ def plan(stack: Stack, enforce_capacity: bool = True) -> Plan:
             assert isinstance(m, ExternalModel)
             external.append(_external(m))
     redis, notes = _redis(stack, fullname)
+    annotations, ingress_notes = _ingress(stack, served)
     notes += _spread_notes(stack) + _fallback_cycle_notes(stack) + _restricted_notes(stack) + _gpu_notes(stack)
+    notes += _wake_notes(stack, served) + ingress_notes
     return Plan(stack=stack, fullname=fullname, gateway_service=f"{fullname}-gateway", master_key=master,
-                served=tuple(served), external=tuple(external), adapters=tuple(adapters), redis=redis, notes=notes)
+                served=tuple(served), external=tuple(external), adapters=tuple(adapters), redis=redis, notes=notes,
+                ingress_annotations=annotations)
+
+
+def _ingress(stack: Stack, served: list[ServedPlan]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The gateway Ingress's annotations, and what to tell of its timeouts. A controller that closes a connection
+    silent for less than the gateway waits for an answer cuts a call that is not streamed: ingress-nginx's default is
+    60 s, against the gateway's 600 (and a sleeping model's wake before it). stackgen sets ingress-nginx's two
+    timeouts to the longest wait; of another controller it says what to set."""
+    ingress = stack.gateway.ingress
+    if ingress is None:
+        return {}, ()
+    longest = max((wake_mod.waited_seconds(m.wake, stack.gateway.timeoutSeconds) for m in served),
+                  default=stack.gateway.timeoutSeconds)
+    annotations = dict(ingress.annotations)
+    nginx = ingress.className == "nginx" or any(k.startswith(NGINX_PREFIX) for k in annotations)
+    if not nginx:
+        return annotations, (f"note: gateway.ingress: a call can wait {longest} s for its answer: set your ingress "
+                             f"controller's idle (read) timeout to at least that (stackgen sets ingress-nginx's, for "
+                             "className nginx)",)
+    notes = []
+    for key in NGINX_TIMEOUTS:
+        given = annotations.setdefault(key, str(longest))
+        if not given.isdigit() or int(given) < longest:
+            notes.append(f"warning: gateway.ingress.annotations.{key}: {given} cuts the calls the gateway waits up to "
+                         f"{longest} s for (remove it, and stackgen sets {longest})")
+    return annotations, tuple(notes)
+
+
+def _wake_notes(stack: Stack, served: list[ServedPlan]) -> tuple[str, ...]:
+    """What a sleeping model's wake is estimated to cost, where it can exceed wakeSeconds (stackgen.wake)."""
+    at = {m.name: f"models[{i}]" for i, m in enumerate(stack.models)}
+    return tuple(note for m in served if m.wake
+                 for note in wake_mod.notes(m.wake, m.spec, at[m.name], m.engine.weights_gib(m.spec)))
 
 
 def _spread_notes(stack: Stack) -> tuple[str, ...]:

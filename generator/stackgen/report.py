@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from . import wake
 from .capacity import Capacity
 from .errors import Problem, StackgenError
 from .inventory import Placement, as_dict
@@ -52,7 +53,12 @@ def _row(m: ServedPlan) -> dict[str, Any]:
         r = m.router
         row["router"] = {"policy": r.policy, "replicas": r.replicas, "cpu": r.cpu, "memory": r.memory,
                          "service": r.service}
-    row["notes"] = list(sized.notes if sized else ())
+    if m.wake:
+        cold = m.wake.cold
+        row["wake"] = {"wakeSeconds": m.wake.wake_seconds, "estimateSeconds": cold.usual,
+                       "firstOnANodeSeconds": cold.first, "pullSeconds": cold.pull, "downloadSeconds": cold.download,
+                       "loadSeconds": cold.load, "downloadsEachWake": cold.downloads_each_wake}
+    row["notes"] = list(sized.notes if sized else ()) + ([wake.describe(m.wake.cold)] if m.wake else [])
     return row
 
 

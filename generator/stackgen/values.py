@@ -169,8 +169,8 @@ def chart_values(target: Target) -> dict[str, Any]:
             ingress["className"] = gw.ingress.className
         if gw.ingress.tlsSecretName:
             ingress["tlsSecretName"] = gw.ingress.tlsSecretName
-        if gw.ingress.annotations:
-            ingress["annotations"] = dict(gw.ingress.annotations)
+        if plan.ingress_annotations:
+            ingress["annotations"] = plan.ingress_annotations
         gateway["ingress"] = ingress
     values: dict[str, Any] = {
         # The chart refuses values made for another version of it.

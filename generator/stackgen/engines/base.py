@@ -180,6 +180,11 @@ class ServedEngine(Engine[S]):
     # writes the release: a pattern whose groups are the release's numbers. A tag it does not match (a digest,
     # `latest`, a build of one's own) is not judged.
     needs: ClassVar[tuple[Since, ...]] = ()
+    # What a wake from zero replicas costs beside the weights (stackgen.wake's estimate), by accelerator: the size in
+    # GiB of its own image as a node pulls it, and the seconds its server takes to become ready, reading the weights
+    # excepted. An accelerator absent: unknown, and the estimate says so.
+    image_gib: ClassVar[Mapping[str, float]] = {}
+    start_seconds: ClassVar[Mapping[str, int]] = {}
     release_tag: ClassVar[str] = r"^v?(\d+)\.(\d+)\.(\d+)"
 
     def release_of(self, text: str) -> tuple[int, ...] | None:

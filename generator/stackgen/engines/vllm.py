@@ -178,6 +178,13 @@ class Vllm(ServedEngine[VllmModel]):
     no_adapters = None
     hub_endpoint_env = "HF_ENDPOINT"  # huggingface_hub's, which vLLM downloads with
     preloads = True  # its image carries huggingface_hub's `hf download`
+    # A wake's fixed costs (stackgen.wake). The CUDA image pulls about 12 GB (vllm-project/vllm#27154, 2025), ROCm's
+    # about 7.5 (ROCm/vllm#363); the CPU image's 2 is an estimate (PyTorch's CPU build and vLLM's dependencies). The
+    # CPU start is measured: 70 s from the woken pod's creation to Ready on the node tier's 2 cores, for the tests'
+    # tiny model (docs/operations.md); the GPU starts, with PyTorch's compile and the CUDA graphs' capture, are
+    # estimates.
+    image_gib = {NVIDIA: 12.0, AMD: 7.5, CPU: 2.0}
+    start_seconds = {NVIDIA: 90, AMD: 90, CPU: 70}
 
     def downloads(self, m: VllmModel) -> tuple[Download, ...]:
         """The weights and every adapter named by a Hub id (absolute paths are files the pod already has)."""
