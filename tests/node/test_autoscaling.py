@@ -18,7 +18,9 @@ In order, each step a test:
    calls: none fails.
 5. Scale to zero (stackgen.wake), with KEDA's HTTP add-on installed from its own manifests (autoscaler.HTTP_ADDON):
    `helm upgrade` to minReplicas 0, and with no call for idleSeconds the model has no pod.
-6. Three agents call the sleeping model at once, two streaming through a relay that closes connections silent for
+6. Negative control: with the add-on's interceptor stopped, a call to the sleeping model gets the gateway's error at
+   once (a connection error, not a hang), and the model stays asleep.
+7. Three agents call the sleeping model at once, two streaming through a relay that closes connections silent for
    30 s (socat, as a load balancer's idle timeout), one not streaming: every call is answered, the streams get the
    gateway's keepalives until the first token, and the wake is timed from the first call to the first token.
 """
@@ -509,6 +511,64 @@ def test_at_min_zero_the_idle_model_sleeps(scaled: Autoscaled, addon: Kube) -> N
     rows = {line.split()[2]: line for line in _verify(installed).splitlines() if line.startswith(f"{MODEL} ")}
     assert "asleep" in rows["chat"] and "asleep: 0 replicas (0-2)" in rows["autoscaling"], rows
     assert not installed.of(MODEL), "verify woke the model"
+
+
+INTERCEPTOR = "keda-add-ons-http-interceptor"  # HTTP_ADDON's Deployment that holds the calls
+
+
+def _pods_of(kube: Kube, deployment: str) -> list[dict[str, Any]]:
+    selector = kube.get("deployment", deployment, "-n", KEDA_NAMESPACE)["spec"]["selector"]["matchLabels"]
+    return kube.items("pods", "-n", KEDA_NAMESPACE, "-l", ",".join(f"{k}={v}" for k, v in selector.items()))
+
+
+@contextlib.contextmanager
+def _stopped(kube: Kube, deployment: str) -> Iterator[None]:
+    """The add-on's Deployment without a pod, then back. The add-on's manifests scale its interceptor with a
+    ScaledObject of their own, which would bring the pods back: it is paused at 0 replicas (KEDA's
+    paused-replicas annotation) rather than the Deployment scaled."""
+    owners = [o["metadata"]["name"] for o in kube.items("scaledobjects", "-n", KEDA_NAMESPACE)
+              if o["spec"]["scaleTargetRef"]["name"] == deployment]
+    replicas = kube.get("deployment", deployment, "-n", KEDA_NAMESPACE)["spec"].get("replicas", 1)
+    for owner in owners:
+        kube.run("annotate", "scaledobject", owner, "-n", KEDA_NAMESPACE, "--overwrite",
+                 "autoscaling.keda.sh/paused-replicas=0")
+    if not owners:
+        kube.run("scale", "deployment", deployment, "-n", KEDA_NAMESPACE, "--replicas=0")
+    try:
+        poll(f"{deployment} without a pod", lambda: (not (pods := _pods_of(kube, deployment)), f"{len(pods)} pods"),
+             120, 2)
+        yield
+    finally:
+        for owner in owners:
+            kube.run("annotate", "scaledobject", owner, "-n", KEDA_NAMESPACE, "autoscaling.keda.sh/paused-replicas-")
+        if not owners:
+            kube.run("scale", "deployment", deployment, "-n", KEDA_NAMESPACE, f"--replicas={replicas}")
+        poll(f"{deployment} back", lambda: (any(ready(p) for p in _pods_of(kube, deployment)), "no ready pod"), 180, 2)
+
+
+def test_with_the_interceptor_stopped_a_call_at_zero_fails_fast_with_the_gateways_error(
+        scaled: Autoscaled, addon: Kube) -> None:
+    """Negative control: with nothing to hold it (the add-on's interceptor has no pod), a call to the sleeping model
+    is answered at once with the gateway's error, not left hanging, and the model stays asleep; so the wake below is
+    the interceptor's doing."""
+    installed = scaled.installed
+    assert not installed.of(MODEL), "the model is not asleep"
+    svc, port = installed.gateway()
+    with _stopped(addon, INTERCEPTOR), port_forward(installed.kube, installed.namespace, svc, port) as url:
+        sent = time.monotonic()
+        reply = httpx.post(f"{url}/v1/chat/completions", timeout=600,
+                           headers={"Authorization": f"Bearer {installed.stack.master_key}"},
+                           json={"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "hello"}]})
+        took = time.monotonic() - sent
+    report["wake without the interceptor"] = f"{reply.status_code} in {took:.1f}s"
+    say(f"with the interceptor stopped: {reply.status_code} in {took:.1f}s: {reply.text[:300]}")
+    assert reply.status_code >= 500 and took < 60, (reply.status_code, took, reply.text[:500])
+    message = reply.json()["error"]["message"]
+    assert "connect" in message.lower(), message  # the gateway names what failed: the connection to the interceptor
+    assert not installed.of(MODEL), "the model woke without the interceptor"
+    # The gateway benches a model that failed for its cooldown: the next step's calls come after it.
+    config = yaml.safe_load((installed.out / "litellm" / "config.yaml").read_text())
+    time.sleep(max(0.0, config["router_settings"]["cooldown_time"] - (time.monotonic() - sent - took)))
 
 
 @dataclass
