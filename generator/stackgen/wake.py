@@ -118,10 +118,13 @@ def plan(engine: ServedEngine[Any], m: ServedModel, profile: Profile, fullname: 
                     cold=cold_start(engine, m, profile))
 
 
+UNKNOWN = "the size of its weights (not in the catalog) or its server's start on this accelerator is unknown"
+
+
 def describe(cold: ColdStart) -> str:
     """The estimate in words, for `plan`."""
     if cold.usual is None:
-        return "its wake is not estimated (weights not in the catalog, or an image of its own)"
+        return f"its wake is not estimated ({UNKNOWN})"
     parts = [f"load {cold.load} s"] + ([f"download {cold.download} s"] if cold.downloads_each_wake else [])
     first = "" if cold.first in (None, cold.usual) else (
         f"; {cold.first} s on a node without its image (pull {cold.pull} s"
@@ -135,8 +138,8 @@ def notes(w: WakePlan, m: ServedModel, at: str, weights_gib: float | None) -> li
     cold, out = w.cold, []
     size = f"{weights_gib:.1f} GiB, " if weights_gib else ""
     if cold.usual is None:
-        out.append(f"note: {at}: the wake of {m.name} is not estimated (its weights are not in the catalog, or its image "
-                   f"is the spec's own): make sure it is Ready within wakeSeconds ({w.wake_seconds} s)")
+        out.append(f"note: {at}: the wake of {m.name} is not estimated ({UNKNOWN}): make sure it is Ready within "
+                   f"wakeSeconds ({w.wake_seconds} s)")
     elif cold.usual > w.wake_seconds:
         out.append(f"warning: {at}.autoscaling.wakeSeconds: a wake of {m.name} is estimated at {cold.usual} s, above "
                    f"wakeSeconds ({w.wake_seconds} s): the calls that wake it would time out (raise wakeSeconds to at "
