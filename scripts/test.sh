@@ -12,6 +12,10 @@
 # (`BEFORE_SESSIONS`); llama-server, which only the engines tier runs, is left to that session's background chain,
 # which has the earlier tiers' quarter of an hour to build it in. Warm, each is a cache hit of a second.
 #
+# One run at a time on a machine: a second waits for the first. Two at once would share the node tier's
+# cgroups, network namespace and caches, and each start of the node clears what it finds there, the other
+# run's processes included (this failed a CI run that started beside a run of make test).
+#
 # Usage: scripts/test.sh
 # Env:   PY (python with the test extras; default .venv/bin/python), TEST_MARKERS (pytest -m expression; default
 #        `not bench`), NODE_LOG (default .pytest-node.log), PYTEST_ARGS (more arguments for both sessions),
@@ -25,19 +29,27 @@ node_log=${NODE_LOG:-.pytest-node.log}
 extra=(${PYTEST_ARGS:-})
 no_tests=5  # pytest's status when the selection holds no test
 
-"$py" -m tests.support.prebuild || exit 1
+lock=${STACKGEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackgen}/test.lock
+mkdir -p "$(dirname "$lock")"
+exec 8>"$lock"  # held by this shell only: every command below is started with 8>&-
+if ! flock -n 8; then
+  echo "another make test is running on this machine (its lock: $lock); waiting for it to end" >&2
+  flock -w 5400 8 || { echo "still running after 90 minutes; giving up" >&2; exit 1; }
+fi
+
+"$py" -m tests.support.prebuild 8>&- || exit 1
 
 # Job control on for this one start: the session gets its own process group, and SIGINT is not ignored in it
 # (without job control, bash starts background commands with SIGINT ignored). SIGINT, not SIGTERM: pytest takes
 # it as Ctrl-C and still runs its fixtures' teardown (the node's processes, its network namespace).
 set -m
-"$py" -m pytest --ignore=tests/verify -m "($markers) and node" --durations=20 "${extra[@]}" > "$node_log" 2>&1 &
+"$py" -m pytest --ignore=tests/verify -m "($markers) and node" --durations=20 "${extra[@]}" > "$node_log" 2>&1 8>&- &
 node=$!
 set +m
 trap 'kill -INT "$node" 2>/dev/null; wait "$node"' INT TERM
 echo "the node tier runs beside the other tiers (pid $node); its output: $node_log, printed when it ends"
 
-"$py" -m pytest --ignore=tests/verify -m "($markers) and not node" --durations=40 "${extra[@]}"
+"$py" -m pytest --ignore=tests/verify -m "($markers) and not node" --durations=40 "${extra[@]}" 8>&-
 others=$?
 wait "$node"
 node_status=$?

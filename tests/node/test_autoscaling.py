@@ -149,6 +149,13 @@ class Load:
             self.threads.append(thread)
             thread.start()
 
+    def step_up(self) -> bool:
+        """QUEUE_STEP more agents, up to MAX_AGENTS; False once there are that many."""
+        if self.agents >= MAX_AGENTS:
+            return False
+        self.grow(min(QUEUE_STEP, MAX_AGENTS - self.agents))
+        return True
+
     def ease(self, agents: int, pause: float) -> None:
         """From now on only `agents` of them call, each `pause` seconds after its last reply."""
         self.active, self.pause = agents, pause
@@ -213,6 +220,11 @@ class Samples:
         return [row for row in self.rows if row[0] >= start]
 
 
+def _queue_held(readings: list[tuple[float, float, int]]) -> bool:
+    """Whether the queue read above the target in at least half of these readings."""
+    return bool(readings) and 2 * sum(r[1] > TARGET_QUEUE for r in readings) >= len(readings)
+
+
 def build_queue(load: Load, samples: Samples) -> float:
     """Raise the load until the queue reads above the target in half of a window's readings; returns when
     that window began. Fails, saying so, if MAX_AGENTS cannot build one: a control without a queue proves
@@ -223,11 +235,10 @@ def build_queue(load: Load, samples: Samples) -> float:
         window = samples.since(start)
         above = [row for row in window if row[1] > TARGET_QUEUE]
         say(f"{load.agents} agents: queue above {TARGET_QUEUE} in {len(above)} of {len(window)} readings")
-        if window and len(above) * 2 >= len(window):
+        if _queue_held(window):
             return start
-        if load.agents >= MAX_AGENTS:
+        if not load.step_up():
             raise AssertionError(f"{MAX_AGENTS} agents built no queue above {TARGET_QUEUE}: {window}")
-        load.grow(min(QUEUE_STEP, MAX_AGENTS - load.agents))
 
 
 def _apply_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
@@ -356,8 +367,8 @@ def _ask_for_a_second(scaled: Autoscaled, load: Load, samples: Samples) -> None:
         queue = samples.rows[-1][1] if samples.rows else None
         if now - window >= QUEUE_WINDOW_S:
             readings = samples.since(window)
-            if 2 * sum(r[1] > TARGET_QUEUE for r in readings) < len(readings) and load.agents < MAX_AGENTS:
-                load.grow(min(QUEUE_STEP, MAX_AGENTS - load.agents))
+            if readings and not _queue_held(readings):
+                load.step_up()
             window = now
         now_seen = f"{load.agents} agents, queue {queue}; {_hpa_seen(scaled)}"
         if now_seen != seen:
