@@ -27,8 +27,8 @@ SECONDS = 24.0
 MAX_REQUESTS = 3000
 TIMEOUT_S = 3  # the spec's gateway.timeoutSeconds for these tests: a hung server costs seconds, not 600
 HUNG_AT = 5.0  # seconds into the load
-# LiteLLM 1.108.7 sleeps INITIAL_RETRY_DELAY * 2**n (plus up to 0.75 s of jitter) before retry n + 1 of a model
-# group of one deployment (utils.calculate_retry_after)
+# The pinned LiteLLM sleeps INITIAL_RETRY_DELAY * 2**n (plus up to 0.75 s of jitter) before retry n + 1 of a
+# model group of one deployment (utils.calculate_retry_after)
 BACKOFF_S = 0.5
 CLIENT_TIMEOUT_S = 60  # the agents' own: a call left to LiteLLM's default timeout (600 s) fails here
 
