@@ -23,6 +23,11 @@ from tests.support.paths import REPO
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "generator", "charts")
 
 
+def _run(*argv: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"{' '.join(argv)}: exit {done.returncode}\n{done.stderr[-3000:]}"
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(the sdist, the wheel, the virtualenv's bin directory)."""
@@ -34,13 +39,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
             shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source)], check=True,
-                   capture_output=True, timeout=600)
+    _run(sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source))
     sdist, wheel = next((work / "dist").glob("*.tar.gz")), next((work / "dist").glob("*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True, timeout=120)
     bin_dir = work / "venv" / "bin"
-    subprocess.run([str(bin_dir / "pip"), "install", "--quiet", str(wheel)], check=True, capture_output=True,
-                   timeout=600)
+    _run(str(bin_dir / "pip"), "install", "--quiet", str(wheel))
     return sdist, wheel, bin_dir
 
 

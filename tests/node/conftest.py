@@ -10,6 +10,7 @@ Built parts are cached per version; no part missing means a loud failure, never 
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from tests.support.tools import ToolMissing, tool
 
 from . import policy
 from .network import FILES_IP, HOST_IP, NodeNetwork
-from .runtime import CLUSTER_DNS, Node, kill_leftovers, make_cgroups
+from .runtime import CLUSTER_DNS, Node, kill_leftovers, leftover_nodes, make_cgroups, remove_runtime_trees
 
 READY_TIMEOUT_S = 240
 report: dict[str, Any] = {}
@@ -101,9 +102,17 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         def clean_up() -> None:
             if killed := kill_leftovers():
                 say(f"killed {killed} processes a killed run of this tier left behind")
+            for stale in leftover_nodes(work):
+                if remove_runtime_trees(stale):
+                    say(f"removed the node's trees that a killed run of this tier left in {stale}")
 
         net.create(clean_up)
         make_cgroups()
+        free, needed = shutil.disk_usage(work).free, node.disk_needed()
+        if free < needed:
+            pytest.fail(f"the node tier needs about {needed / 2**30:.0f} GB free under {work}, and {free / 2**30:.0f} "
+                        "GB is (its images unpacked and its pods' files); free some, or give pytest a --basetemp "
+                        "with more room", pytrace=False)
         cp.start()
         start = time.monotonic()
         node.start_runtime(refs["pause"])
@@ -153,7 +162,8 @@ def _teardown(cp: ControlPlane, node: Node, net: NodeNetwork, registry: Registry
     trouble += cp.stop()
     if killed := kill_leftovers():
         trouble.append(f"{killed} processes outlived their pods and were killed")
-    node.cleanup()
+    if not remove_runtime_trees(node.work):
+        trouble.append(f"mounts under {node.work} would not go; its trees are left")
     net.delete()
     if registry is not None:
         registry.stop()

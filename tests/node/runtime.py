@@ -206,6 +206,34 @@ def kill_leftovers() -> int:
     return len(pids)
 
 
+RUNTIME_TREES = ("containerd", "kubelet")  # a node's trees under its work directory
+
+
+def _mounts_under(work: Path) -> list[str]:
+    return [target for target in (line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines())
+            if target == str(work) or target.startswith(f"{work}/")]
+
+
+def remove_runtime_trees(work: Path) -> bool:
+    """Unmount what a node's kubelet and containerd left mounted under ``work``, then delete their trees (the
+    unpacked images and the pods' files: 26 GB after a whole run of the tier). Returns False, deleting nothing,
+    if a mount would not go: nothing is deleted through a mount point."""
+    for target in reversed(_mounts_under(work)):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+    if _mounts_under(work):
+        return False
+    for tree in RUNTIME_TREES:
+        shutil.rmtree(work / tree, ignore_errors=True)
+    return True
+
+
+def leftover_nodes(work: Path) -> list[Path]:
+    """The work directories of this tier's earlier runs that still hold a node's trees: a run killed before its
+    teardown leaves them, mounts and all, in pytest's numbered temporary directories beside ``work``'s."""
+    return sorted(d for d in work.parent.parent.glob(f"*/{work.name.rstrip('0123456789')}*")
+                  if d != work and any((d / tree).is_dir() for tree in RUNTIME_TREES))
+
+
 def _listening(path: str) -> bool:
     with contextlib.suppress(OSError), sock.socket(sock.AF_UNIX) as s:
         s.settimeout(2)
@@ -332,16 +360,8 @@ class Node:
             return [f"containers: {err}"]
         return [f"killed {len(tasks)} leftover containers"] if tasks else []
 
-    def cleanup(self) -> None:
-        """After the components stopped: unmount what the kubelet and containerd left mounted, then delete
-        the runtime's and kubelet's trees (the unpacked images alone take about 15 GB)."""
-        for mount in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-            target = mount.split()[1]
-            if target.startswith(str(self.work)):
-                subprocess.run(["umount", "-l", target], capture_output=True, check=False)
-        still = [m.split()[1] for m in Path("/proc/self/mounts").read_text().splitlines()
-                 if m.split()[1].startswith(str(self.work))]
-        if not still:  # never delete through a mount point
-            shutil.rmtree(self.runtime, ignore_errors=True)
-            shutil.rmtree(self.work / "kubelet", ignore_errors=True)
+    def disk_needed(self) -> int:
+        """Bytes a whole run of the tier writes under the work directory: its image archives, unpacked, and the
+        pods' files (a whole run left 26 GB for 10.5 GB of archives)."""
+        return int(2.5 * sum(archive.stat().st_size for archive in self.images.glob("*.tar")))
 

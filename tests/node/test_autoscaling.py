@@ -21,6 +21,7 @@ In order, each step a test:
 6. Three agents call the sleeping model at once, two streaming through a relay that closes connections silent for
    30 s (socat, as a load balancer's idle timeout), one not streaming: every call is answered, the streams get the
    gateway's keepalives until the first token, and the wake is timed from the first call to the first token.
+7. Back to zero after the wake: with no call for idleSeconds, the model has no pod again.
 """
 
 from __future__ import annotations
@@ -525,6 +526,22 @@ def addon(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempPa
         yield kube
 
 
+def _fall_asleep(installed: Installed, addon: Kube, since: float) -> float:
+    """Waits for the model to have no pod; returns the seconds since ``since``."""
+
+    def asleep() -> tuple[bool, str]:
+        if not installed.of(MODEL):
+            return True, ""
+        # What KEDA says of the ScaledObject, and the operator's last words on it: why it has not slept.
+        scaled_object = installed.kube.get("scaledobject", "-n", installed.namespace, f"{installed.stack.release}-{MODEL}")
+        said = [line for line in addon.run("logs", "-n", KEDA_NAMESPACE, f"deployment/{OPERATOR}", "--tail=400",
+                                           check=False).stdout.splitlines() if MODEL in line][-3:]
+        return False, f"{len(installed.of(MODEL))} pods; {conditions(scaled_object)}; operator: {said}"
+
+    poll("the model asleep (no pod)", asleep, IDLE_S + 240, 5)
+    return time.monotonic() - since
+
+
 def test_at_min_zero_the_idle_model_sleeps(scaled: Autoscaled, addon: Kube) -> None:
     """`helm upgrade` to minReplicas 0: with no call for idleSeconds, KEDA takes the model to no pod at all."""
     installed = scaled.installed
@@ -538,17 +555,7 @@ def test_at_min_zero_the_idle_model_sleeps(scaled: Autoscaled, addon: Kube) -> N
     installed.kube.wait_rollouts(installed.namespace, [f"{installed.stack.release}-gateway"], 300)
     upgraded = time.monotonic()
 
-    def asleep() -> tuple[bool, str]:
-        if not installed.of(MODEL):
-            return True, ""
-        # What KEDA says of the ScaledObject, and the operator's last words on it: why it has not slept.
-        scaled_object = installed.kube.get("scaledobject", "-n", installed.namespace, f"{installed.stack.release}-{MODEL}")
-        said = [line for line in addon.run("logs", "-n", KEDA_NAMESPACE, f"deployment/{OPERATOR}", "--tail=400",
-                                           check=False).stdout.splitlines() if MODEL in line][-3:]
-        return False, f"{len(installed.of(MODEL))} pods; {conditions(scaled_object)}; operator: {said}"
-
-    poll("the model asleep (no pod)", asleep, IDLE_S + 240, 5)
-    report["sleep"] = f"no pod {time.monotonic() - upgraded:.0f}s after the upgrade (idleSeconds {IDLE_S})"
+    report["sleep"] = f"no pod {_fall_asleep(installed, addon, upgraded):.0f}s after the upgrade (idleSeconds {IDLE_S})"
     installed.spec, installed.spec_file, installed.out = spec, spec_file, out
     assert scaled.replicas() == 0
     # Asleep, not failed; and verify leaves it asleep.
@@ -654,3 +661,13 @@ def test_agents_calling_the_sleeping_model_wake_it_and_every_call_is_answered(sc
         marks = [c.sent, *c.pings, c.first_token or c.sent]
         gaps = [b - a for a, b in itertools.pairwise(marks)]
         assert c.pings and max(gaps) < PROXY_IDLE_S, f"{name}: keepalives every {gaps}"
+
+
+def test_after_the_wake_the_idle_model_sleeps_again(scaled: Autoscaled, addon: Kube) -> None:
+    """Back to zero after a wake: with no call for idleSeconds once the agents' calls are answered, KEDA takes the
+    model that the calls woke back to no pod, as it did the first time."""
+    installed = scaled.installed
+    assert installed.of(MODEL), "the model is not awake"
+    report["sleep after the wake"] = f"no pod {_fall_asleep(installed, addon, time.monotonic()):.0f}s after the " \
+                                     f"last call (idleSeconds {IDLE_S})"
+    assert scaled.replicas() == 0
