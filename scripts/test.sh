@@ -12,9 +12,9 @@
 # (`BEFORE_SESSIONS`); llama-server, which only the engines tier runs, is left to that session's background chain,
 # which has the earlier tiers' quarter of an hour to build it in. Warm, each is a cache hit of a second.
 #
-# One run at a time on a machine: a second waits for the first. Two at once would share the node tier's
-# cgroups, network namespace and caches, and each start of the node clears what it finds there, the other
-# run's processes included (this failed a CI run that started beside a run of make test).
+# One run at a time on a machine: a second waits for the first. Two at once would share two cores, and their
+# node tiers would take turns through the node's own lock (tests/node/network.py), the second's wait counted
+# against its time; each run's timings would be the other's to spoil.
 #
 # Usage: scripts/test.sh
 # Env:   PY (python with the test extras; default .venv/bin/python), TEST_MARKERS (pytest -m expression; default
