@@ -152,11 +152,11 @@ def test_a_hung_server_costs_its_retries_timeouts_then_the_fallback_answers(stac
     retries = stack.plan.stack.gateway.numRetries
     waited = (retries + 1) * TIMEOUT_S + sum(BACKOFF_S * 2**n for n in range(retries))
     after = [call for call in tally.answered if call.sent > HUNG_AT + 1]  # sent once the server hung
+    assert after, "no call was sent after the hang"
     shapes = sorted({(call.api_base, call.fallbacks) for call in after})
     print(f"\nhung at {HUNG_AT} s: {len(tally.answered)} answered, 0 lost; of the {len(after)} sent after it, "
           f"the fastest took {min(c.seconds for c in after):.1f} s and the slowest {max(c.seconds for c in after):.1f} s "
           f"(its timeouts and back-offs: {waited} s); (answered by, fallbacks tried): {shapes}")
-    assert after
     fallback = stack.servers["vllm-small"].api_base
     assert {call.api_base for call in after} == {fallback}, shapes
     assert {call.fallbacks for call in after} == {1}, shapes
