@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,12 +48,9 @@ class Tally:
     answered: list[Call] = field(default_factory=list)
 
     @property
-    def answered_by(self) -> dict[str, int]:
+    def answered_by(self) -> Counter[str]:
         """api_base -> calls it answered."""
-        counts: dict[str, int] = {}
-        for call in self.answered:
-            counts[call.api_base] = counts.get(call.api_base, 0) + 1
-        return counts
+        return Counter(call.api_base for call in self.answered)
 
 
 async def _load(local: LocalStack, tally: Tally, started: float) -> None:
