@@ -243,6 +243,7 @@ DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.loca
 DEFAULT_INTERCEPTOR_URL = "http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080"
 DEFAULT_CALL_SECONDS, DEFAULT_IDLE_SECONDS, DEFAULT_WAKE_SECONDS = 600, 900, 600
 NGINX = "nginx.ingress.kubernetes.io/"  # ingress-nginx's annotations
+VLLM_MASTER_PORT = 29501  # where a vLLM group's pods meet (vllm/config/parallel.py's master_port)
 
 
 def sleeps(m: Spec) -> bool:
@@ -293,13 +294,21 @@ def test_every_served_model_runs_the_replicas_its_spec_asks_for(spec: Spec) -> N
     r = rendered(spec)
     scaled = of_kind(r.objects, "ScaledObject")
     for m in served(spec):
-        deployment = named(r.objects, "Deployment", f"{spec['name']}-{m['name']}")
-        assert deployment is not None, f"model {m['name']} has no Deployment{say(spec)}"
+        # A replica of several pods is a LeaderWorkerSet's group; of one, a Deployment's pod.
+        nodes = m.get("nodesPerReplica", 1)
+        kind = "LeaderWorkerSet" if nodes > 1 else "Deployment"
+        others = {"LeaderWorkerSet", "Deployment"} - {kind}
+        deployment = named(r.objects, kind, f"{spec['name']}-{m['name']}")
+        assert deployment is not None, f"model {m['name']} has no {kind}{say(spec)}"
+        assert not [o for o in others if named(r.objects, o, name(deployment))], f"{m['name']}: both kinds{say(spec)}"
+        if nodes > 1:
+            group = deployment["spec"]["leaderWorkerTemplate"]
+            assert group["size"] == nodes and group["restartPolicy"] == "RecreateGroupOnPodRestart", say(spec)
         mine = [s for s in scaled if s["spec"]["scaleTargetRef"]["name"] == name(deployment)
-                and s["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"]
+                and s["spec"]["scaleTargetRef"].get("kind", "Deployment") == kind]
         scaling = m.get("autoscaling")
         if scaling:
-            assert "replicas" not in deployment["spec"], f"{m['name']} is autoscaled but its Deployment sets replicas" \
+            assert "replicas" not in deployment["spec"], f"{m['name']} is autoscaled but its {kind} sets replicas" \
                 f"{say(spec)}"
             assert len(mine) == 1, f"{m['name']} is autoscaled by {len(mine)} ScaledObjects{say(spec)}"
             got = (mine[0]["spec"].get("minReplicaCount"), mine[0]["spec"].get("maxReplicaCount"))
@@ -370,6 +379,20 @@ def listening_port(pod: Pod, m: Spec) -> int:
     return int(m["port"])
 
 
+def server_of(r: Rendered, model: Spec) -> Pod:
+    """The pods that serve a model's calls: its Deployment's, or its LeaderWorkerSet's leaders."""
+    kind = "LeaderWorkerSet" if model.get("nodesPerReplica", 1) > 1 else "Deployment"
+    return r.workload(kind, f"{r.spec['name']}-{model['name']}")
+
+
+def members_of(r: Rendered, model: Spec) -> list[Pod]:
+    """A group's pods, its leader's and its workers'; none for a model of one pod per replica."""
+    if model.get("nodesPerReplica", 1) == 1:
+        return []
+    own = f"LeaderWorkerSet/{r.spec['name']}-{model['name']}"
+    return [r.workload("LeaderWorkerSet", own.split("/", 1)[1]), next(p for p in r.pods() if p.owner == f"{own}/worker")]
+
+
 def check_route(r: Rendered, model: Spec, api_base: str) -> None:
     """The api_base reaches exactly this model's pods, through its router when it has one, on its port."""
     spec = r.spec
@@ -381,7 +404,7 @@ def check_route(r: Rendered, model: Spec, api_base: str) -> None:
     # is no endpoint of it).
     first = [p for p in selected(r, service) if p.resolve(target) is not None]
     assert first, f"{model['name']}: Service {name(service)} has no endpoint{say(spec)}"
-    server = r.workload("Deployment", f"{spec['name']}-{model['name']}")
+    server = server_of(r, model)
     if routed(model):
         router_name = f"{spec['name']}-{model['name']}-router"
         assert [p.owner for p in first] == [f"Deployment/{router_name}"], \
@@ -535,17 +558,21 @@ def test_network_policies_admit_the_callers_and_nothing_else(spec: Spec) -> None
     def check(dest: Pod, port: int, callers: list[Pod], outside: list[str]) -> None:
         for caller in callers:
             assert reach(caller, dest, port), f"{caller.owner} may not reach {dest.owner} on port {port}{say(spec)}"
-        others = [stranger(r.ns), stranger(ELSEWHERE)] + [p for p in everyone if p not in callers]
+        others = [stranger(r.ns), stranger(ELSEWHERE)] + [p for p in everyone if p not in callers and p != dest]
         others += [stranger(n) for n in specs.PROMETHEUS_NAMESPACES if n not in outside and n != r.ns]
         for other in others:
             assert not reach(other, dest, port), f"{other.owner} may reach {dest.owner} on port {port}, admitted " \
                 f"by {admitting(policies, other, dest, port, r.ns)}{say(spec)}"
 
     for m in served(spec):
-        server = r.workload("Deployment", f"{spec['name']}-{m['name']}")
+        server = server_of(r, m)
         port = server.resolve("http")
         assert port is not None
-        callers = [gateway]
+        # A group's pods reach one another on every port: the workers the leader's port too.
+        members = members_of(r, m)
+        for dest in members:
+            check(dest, VLLM_MASTER_PORT, members, [])
+        callers = [gateway, *[p for p in members if p != server]]
         if routed(m):
             callers.append(r.workload("Deployment", f"{spec['name']}-{m['name']}-router"))
         scrapers = set()
@@ -599,6 +626,7 @@ def allowed_secrets(spec: Spec) -> dict[str, set[tuple[str, str]]]:
         if m.get("hfToken"):
             own.add(ref(m["hfToken"]))
         out[f"Deployment/{prefix}-{m['name']}"] = own
+        out[f"LeaderWorkerSet/{prefix}-{m['name']}"] = out[f"LeaderWorkerSet/{prefix}-{m['name']}/worker"] = own
         out[f"Deployment/{prefix}-{m['name']}-router"] = set()
         out[f"Job/{prefix}-{m['name']}-preload"] = own  # its name ends in a hash: matched below
     return out

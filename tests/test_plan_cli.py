@@ -131,14 +131,16 @@ REFUSALS = {
         "  - name: big\n    engine: vllm\n    model: meta-llama/Llama-3.3-70B-Instruct\n    profile: l4\n",
         "{spec}:13: models[0].profile: meta-llama/Llama-3.3-70B-Instruct does not fit 1 x 24 GiB GPU: 131.5 GiB of "
         "weights per GPU + 3.0 GiB of vLLM overhead is over the 21.6 GiB vLLM may use (gpuMemoryUtilization 0.9) "
-        "(use a profile with 8 GPUs (tensorParallelSize: 8), or use GPUs with at least 151 GiB each)"),
+        "(use a profile with 8 GPUs (tensorParallelSize: 8), or set nodesPerReplica: 8 (a LeaderWorkerSet group of 8 "
+        "pods of 1 GPU(s), each on its own node), or use GPUs with at least 151 GiB each)"),
     "context whose KV cache does not fit": (
         "  - name: long\n    engine: vllm\n    model: meta-llama/Llama-3.1-8B-Instruct\n    profile: l4\n"
         "    maxModelLen: 131072\n",
         "{spec}:14: models[0].maxModelLen: 131072 tokens of context need 16.00 GiB of KV cache (128 KiB per token) but "
         "3.64 GiB is left on 1 x 24 GiB GPU after 15.0 GiB of weights and 3.0 GiB of vLLM overhead per GPU "
         "(gpuMemoryUtilization 0.9): 29840 tokens fit (set maxModelLen to at most 29840, or use a profile with 2 GPUs "
-        "(tensorParallelSize: 2), or use GPUs with at least 38 GiB each)"),
+        "(tensorParallelSize: 2), or set nodesPerReplica: 2 (a LeaderWorkerSet group of 2 pods of 1 GPU(s), each on its "
+        "own node), or use GPUs with at least 38 GiB each)"),
     "tensor parallel size too small": (
         "  - name: q32\n    engine: vllm\n    model: Qwen/Qwen2.5-32B-Instruct\n    profile: l4x4\n"
         "    tensorParallelSize: 2\n",
@@ -153,8 +155,9 @@ REFUSALS = {
         "  - name: tight\n    engine: vllm\n    model: meta-llama/Llama-3.1-8B-Instruct\n    profile: small-gpu\n",
         "{spec}:13: models[0].profile: 4096 tokens of context need 0.50 GiB of KV cache (128 KiB per token) but 0.04 GiB "
         "is left on 1 x 20 GiB GPU after 15.0 GiB of weights and 3.0 GiB of vLLM overhead per GPU "
-        "(gpuMemoryUtilization 0.9): 336 tokens fit (use a profile with 2 GPUs (tensorParallelSize: 2), or use GPUs "
-        "with at least 21 GiB each)"),
+        "(gpuMemoryUtilization 0.9): 336 tokens fit (use a profile with 2 GPUs (tensorParallelSize: 2), or set "
+        "nodesPerReplica: 2 (a LeaderWorkerSet group of 2 pods of 1 GPU(s), each on its own node), or use GPUs with at "
+        "least 21 GiB each)"),
     "Ollama model larger than its pod": (
         "  - name: big\n    engine: ollama\n    model: llama3.1:70b\n    profile: cpu\n",
         "{spec}:13: models[0].profile: llama3.1:70b needs 40.0 GiB of weights + 1.25 GiB of KV cache for 4096 tokens "

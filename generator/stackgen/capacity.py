@@ -24,14 +24,23 @@ TP_SIZES = (1, 2, 4, 8, 16)
 DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 
 
-def kv_bytes_per_token(facts: catalog.ModelFacts, tp: int = 1, dtype_bytes: float = 2.0) -> float:
-    """Keys and values of every layer for one token, on one of `tp` GPUs. KV heads are split across the
-    GPUs; with more GPUs than KV heads vLLM keeps one (replicated) head on each."""
-    return 2 * facts.layers * max(1, facts.kv_heads // tp) * facts.head_dim * dtype_bytes
+def kv_bytes_per_token(facts: catalog.ModelFacts, tp: int = 1, dtype_bytes: float = 2.0, pp: int = 1) -> float:
+    """The KV cache of one token on one GPU of a replica that spans `tp` GPUs in each of `pp` pipeline stages.
+    A stage holds its share of the layers (the largest share, when they do not divide evenly). Keys and values
+    are cached per KV head, and the heads are split across the stage's GPUs; with more GPUs than KV heads vLLM
+    keeps one (replicated) head on each. Latent attention (DeepSeek's MLA) caches one latent vector per layer
+    instead, shared by every head, so every GPU of the stage holds all of it."""
+    layers = math.ceil(facts.layers / pp)
+    if facts.kv_latent:
+        return layers * facts.kv_latent * dtype_bytes
+    return 2 * layers * max(1, facts.kv_heads // tp) * facts.head_dim * dtype_bytes
 
 
-def weight_gib(facts: catalog.ModelFacts, dtype_bytes: float) -> float:
-    return facts.params_b * 1e9 * dtype_bytes / GIB
+def weight_gib(facts: catalog.ModelFacts, dtype_bytes: float | None = None) -> float:
+    """The weights in memory at `dtype_bytes` per parameter; None: as published (a quantised checkpoint's own
+    size). Every expert of a mixture-of-experts model is resident, so its whole parameter count is."""
+    per_param = facts.weight_bytes if dtype_bytes is None else dtype_bytes
+    return facts.params_b * 1e9 * per_param / GIB
 
 
 def tp_compatible(facts: catalog.ModelFacts, tp: int) -> bool:
@@ -73,6 +82,7 @@ class Capacity:
     max_context: int  # longest sequence the memory holds
     concurrency: float  # full-length sequences the KV cache holds at once
     fits: bool
+    nodes: int = 1  # pipeline stages, one pod (on its own node) each: the pods one replica spans
 
 
 def blocks(kv_gib: float, per_token: float) -> int:

@@ -25,17 +25,22 @@ class ModelFacts:
     tool_parser: str | None  # vLLM --tool-call-parser; None: no native tool calling
     vision: bool = False
     chat_template: bool = True  # False: vLLM needs --chat-template to serve /v1/chat/completions
-    dtype_bytes: int = 2  # published weights are bf16 unless noted
+    dtype_bytes: int = 2  # published weights and activations are bf16 unless noted
     # vLLM --reasoning-parser for models that think before they answer; None: no reasoning block.
     reasoning_parser: str | None = None
-
-    def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
-        """Keys and values of every layer for one token."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes
+    # Latent attention (DeepSeek's MLA): the values one token caches per layer (kv_lora_rank + qk_rope_head_dim),
+    # instead of keys and values per KV head; 0: grouped-query attention.
+    kv_latent: int = 0
+    # Bytes per parameter of the published weights where they are not all dtype_bytes (a quantised checkpoint):
+    # the safetensors index's total_size over the parameter count.
+    packed_bytes: float | None = None
+    # Mixture of experts: the parameters one token passes through (billions); None: a dense model.
+    active_b: float | None = None
 
     @property
-    def weight_gib(self) -> float:
-        return self.params_b * 1e9 * self.dtype_bytes / 2**30
+    def weight_bytes(self) -> float:
+        """Bytes per parameter of the published weights."""
+        return self.packed_bytes or float(self.dtype_bytes)
 
 
 def _m(hf_id: str, family: str, params_b: float, layers: int, hidden: int, kv_heads: int, head_dim: int,
@@ -97,9 +102,48 @@ _FACTS = [
     _m("HuggingFaceTB/SmolLM2-1.7B-Instruct", "unknown", 1.71, 24, 2048, 32, 64, 8192, None),
     # OPT: a base model without a chat template; fp16 weights.
     _m("facebook/opt-125m", "unknown", 0.125, 12, 768, 12, 64, 2048, None, chat_template=False),
+    # Models one node of 8 GPUs may not hold (tests/hub_configs holds their config.json). Every expert of a
+    # mixture-of-experts model is resident, so params_b counts them all; active_b is what one token passes through.
+    _m("meta-llama/Llama-3.1-405B-Instruct", "unknown", 405.9, 126, 16384, 8, 128, 131072, "llama3_json"),
+    # Latent attention: 512 (kv_lora_rank) + 64 (qk_rope_head_dim) values per token and layer. FP8 weights: 688.6 GB
+    # of files for 684.5 B parameters; 671.0 B of them load (the next-token prediction layer is for speculation).
+    _m("deepseek-ai/DeepSeek-V3", "unknown", 671.0, 61, 7168, 128, 128, 163840, "deepseek_v3", kv_latent=576,
+       packed_bytes=688.587 / 684.531, active_b=37.0),
+    _m("Qwen/Qwen3-235B-A22B", "unknown", 235.09, 94, 4096, 4, 128, 40960, "hermes", reasoning_parser="qwen3",
+       active_b=22.0),
+    # MXFP4 experts: 65.25 GB of weights for 116.8 B parameters. Half its layers attend to a 128-token window only;
+    # the KV cache here counts every layer at the whole context, which overstates it by up to half.
+    _m("openai/gpt-oss-120b", "unknown", 116.8, 36, 2880, 8, 64, 131072, "openai", reasoning_parser="openai_gptoss",
+       packed_bytes=65.249 / 116.8, active_b=5.1),
 ]
 
 HF_MODELS: dict[str, ModelFacts] = {f.hf_id.lower(): f for f in _FACTS}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a model's published config.json says of its memory: the attention's shape, context and experts."""
+
+    layers: int
+    hidden: int
+    kv_heads: int
+    head_dim: int
+    context_length: int
+    kv_latent: int  # latent attention's values per token and layer; 0: keys and values per KV head
+    experts: int  # routed experts per MoE layer; 0: a dense model
+
+
+def shape(config: dict[str, Any]) -> Shape:
+    """Read a config.json of the Hugging Face transformers layout (Llama, Qwen, Mistral, Gemma, DeepSeek's MLA,
+    gpt-oss): the fields are named alike across them, with the head size given or implied by the hidden size."""
+    text = config.get("text_config", config)  # a vision model keeps its language model's config apart
+    heads = int(text["num_attention_heads"])
+    latent = int(text.get("kv_lora_rank") or 0) + int(text.get("qk_rope_head_dim") or 0) if text.get("kv_lora_rank") else 0
+    experts = text.get("n_routed_experts") or text.get("num_experts") or text.get("num_local_experts") or 0
+    return Shape(layers=int(text["num_hidden_layers"]), hidden=int(text["hidden_size"]),
+                 kv_heads=int(text.get("num_key_value_heads") or heads),
+                 head_dim=int(text.get("head_dim") or int(text["hidden_size"]) // heads),
+                 context_length=int(text["max_position_embeddings"]), kv_latent=latent, experts=int(experts))
 
 
 @dataclass(frozen=True)

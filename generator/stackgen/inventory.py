@@ -117,7 +117,8 @@ def pods(plan: Plan) -> list[Pod]:
         # An autoscaled model must fit at its most: a scale-up that finds no GPU stays Pending for good.
         scaling = m.spec.autoscaling
         count, count_field = (scaling.maxReplicas, "autoscaling.maxReplicas") if scaling else (m.spec.replicas, "replicas")
-        out.append(Pod(m.name, f"models[{index[m.name]}]", count, m.gpus, quantity_cpu(p.cpu), _quantity_gib(p.memory),
+        # A replica of a group is `nodes` pods alike (the leader's and its workers'), each placed on its own.
+        out.append(Pod(m.name, f"models[{index[m.name]}]", count * m.nodes, m.gpus, quantity_cpu(p.cpu), _quantity_gib(p.memory),
                        m.surge, gpu.resource if gpu else None, gpu.product if gpu else None,
                        gpu.memoryGiB if gpu else None, dict(p.nodeSelector), tuple(p.tolerations), count_field))
     # Fixed replicas are always there; an autoscaler's extra ones come on top of them, so they are placed last

@@ -66,7 +66,8 @@ class ServedPlan(ModelPlan):
     spec: ServedModel
     engine: ServedEngine[Any] = field(repr=False)
     profile: Profile
-    gpus: int
+    gpus: int  # per pod
+    nodes: int  # pods per replica: 1, or a LeaderWorkerSet group's size
     cache_size: str
     startup_failure_threshold: int
     image: str | None  # None: the chart's default image for the engine
@@ -309,8 +310,8 @@ def _check_cache(at: str, m: ServedModel, engine: ServedEngine[Any]) -> list[Pro
     elif cache.preload and not _hub_downloads(engine, m):
         problems.append(Problem(f"{at}.preload", "the server downloads nothing from the Hub: there is nothing to preload",
                                 "remove preload"))
-    if (m.autoscaling or m.replicas > 1) and cache.accessModes is None:
-        problems.append(Problem(f"{at}.accessModes", "the replicas share one claim, and a ReadWriteOnce volume attaches "
+    if (m.autoscaling or m.replicas > 1 or engine.group_size(m) > 1) and cache.accessModes is None:
+        problems.append(Problem(f"{at}.accessModes", "the pods share one claim, and a ReadWriteOnce volume attaches "
                                 "to one node: replicas scheduled on another node would wait in ContainerCreating "
                                 "(Multi-Attach error)", "set accessModes: [ReadWriteMany] with a storageClassName that "
                                 "provides it (NFS, CephFS, a cloud file store), or [ReadWriteOnce] when every replica "
@@ -406,7 +407,8 @@ def _served(stack: Stack, fullname: str, m: ServedModel, at: str) -> ServedPlan:
         context_length=sized.context,
         capabilities=engine.capabilities(m), in_cluster=True, label=engine.name,
         engine=engine, profile=profile,
-        gpus=sized.gpus, cache_size=m.cache.size or f"{cache_gib}Gi", startup_failure_threshold=startup,
+        gpus=sized.gpus, nodes=engine.group_size(m), cache_size=m.cache.size or f"{cache_gib}Gi",
+        startup_failure_threshold=startup,
         image=engine.image(m, profile),
         env={**server.env, **_hub_endpoint(stack, engine, m), **m.env},
         settings=server.settings,

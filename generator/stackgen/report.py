@@ -39,7 +39,8 @@ def _row(m: ServedPlan) -> dict[str, Any]:
     cap = sized.capacity if sized else None
     row: dict[str, Any] = {
         "name": m.name, "engine": m.engine_name, "profile": m.spec.profile, "replicas": m.spec.replicas,
-        "gpusPerReplica": m.gpus, "gpus": m.gpus * m.spec.replicas, "context": m.context_length,
+        "podsPerReplica": m.nodes, "gpusPerReplica": m.gpus * m.nodes, "gpus": m.gpus * m.nodes * m.spec.replicas,
+        "context": m.context_length,
         "verdict": sized.verdict if sized else "unknown",
     }
     if sized and cap:
@@ -111,7 +112,7 @@ def table(plan: Plan, placement: Placement | None) -> str:
             continue
         m = served[planned.name]
         r = _row(m)
-        gpus = [str(m.gpus) if m.gpus else "-", str(r["gpus"]) if m.gpus else "-"]
+        gpus = [str(m.gpus * m.nodes) if m.gpus else "-", str(r["gpus"]) if m.gpus else "-"]
         cap = m.sizing.capacity if m.sizing else None
         if cap is None:
             numbers = ["-"] * 8

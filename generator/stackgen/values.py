@@ -85,18 +85,22 @@ def _monitoring(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _shutdown(timeout: int) -> dict[str, int]:
+def _shutdown(timeout: int, group: bool) -> dict[str, int]:
     """How a model pod stops (a scale-down, a rollout, a drained node) without failing a call: it keeps
     serving for `preStopSeconds` while the routers and Services drop it, then drains, letting every call in
-    flight run for as long as the gateway would wait for it, before the kubelet may kill it."""
-    return {"preStopSeconds": PRESTOP_SECONDS, "drainSeconds": timeout,
-            "gracePeriodSeconds": PRESTOP_SECONDS + timeout + GRACE_MARGIN_SECONDS}
+    flight run for as long as the gateway would wait for it, before the kubelet may kill it. A group stops all
+    its pods at once, and its leader's calls need every worker, so a worker waits out the leader's drain too."""
+    out = {"preStopSeconds": PRESTOP_SECONDS, "drainSeconds": timeout,
+           "gracePeriodSeconds": PRESTOP_SECONDS + timeout + GRACE_MARGIN_SECONDS}
+    if group:
+        out["workerPreStopSeconds"] = PRESTOP_SECONDS + timeout
+    return out
 
 
 def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
     spec, namespace = m.spec, stack.namespace
     values: dict[str, Any] = {"engine": m.engine_name, "model": spec.model}
-    values["shutdown"] = _shutdown(stack.gateway.timeoutSeconds)
+    values["shutdown"] = _shutdown(stack.gateway.timeoutSeconds, m.nodes > 1)
     if m.router:
         values["router"] = _router(m, stack.gateway.timeoutSeconds)
     if spec.autoscaling:
@@ -122,6 +126,8 @@ def _model_values(m: ServedPlan, stack: Stack) -> dict[str, Any]:
         values["hfTokenSecret"] = m.hf_token.model_dump()
     if m.gpus and m.profile.gpu:
         values["gpu"] = {"resource": m.profile.gpu.resource, "count": m.gpus}
+    if m.nodes > 1:
+        values["group"] = {"size": m.nodes}
     memory = m.profile.memory
     values["resources"] = {
         "requests": {"cpu": str(m.profile.cpu), "memory": memory},

@@ -15,7 +15,7 @@ from tests.support.tools import ToolMissing
 from tests.support.wait import poll
 
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
-from .crds import interceptorroute_crd, keda_scaledobject_crd, pin, prometheus_operator_crds
+from .crds import interceptorroute_crd, keda_scaledobject_crd, leaderworkerset_crd, pin, prometheus_operator_crds
 from .fakes import POOLS, FakeProvisioner, cluster_objects
 from .kube import Cluster, helm_binaries, say
 
@@ -86,13 +86,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> None:
-    """KEDA's ScaledObject, its HTTP add-on's InterceptorRoute and the Prometheus Operator's CRDs, from their Go
-    modules, established."""
-    for crd in [keda_scaledobject_crd(), interceptorroute_crd(), *prometheus_operator_crds()]:
+    """KEDA's ScaledObject, its HTTP add-on's InterceptorRoute, the Prometheus Operator's CRDs and LWS's
+    LeaderWorkerSet, from their Go modules, established."""
+    for crd in [keda_scaledobject_crd(), interceptorroute_crd(), *prometheus_operator_crds(), leaderworkerset_crd()]:
         cluster.apply(crd)
         name = crd["metadata"]["name"]
         # Right after the create its conditions are null: "not yet", never an error.
         poll(f"CRD {name} established",
              lambda: (condition_true(cluster.get("crd", name), "Established"), "not established"), 60)  # noqa: B023
-    say(f"CRDs of KEDA {pin('keda')}, its HTTP add-on {pin('http-add-on')} and the Prometheus Operator "
-        f"{pin('prometheus-operator')} established")
+    say(f"CRDs of KEDA {pin('keda')}, its HTTP add-on {pin('http-add-on')}, the Prometheus Operator "
+        f"{pin('prometheus-operator')} and LWS {pin('lws')} established")

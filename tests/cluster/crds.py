@@ -50,3 +50,9 @@ def prometheus_operator_crds() -> list[dict[str, Any]]:
     return [_crd(module_file("github.com/prometheus-operator/prometheus-operator", pin("prometheus-operator"),
                              f"example/prometheus-operator-crd/monitoring.coreos.com_{kind}.yaml"))
             for kind in ("servicemonitors", "podmonitors", "prometheusrules")]
+
+
+def leaderworkerset_crd() -> dict[str, Any]:
+    """LWS's LeaderWorkerSet: what a model of several pods per replica renders (nodesPerReplica)."""
+    return _crd(module_file("sigs.k8s.io/lws", pin("lws"),
+                            "config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml"))

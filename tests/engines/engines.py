@@ -20,7 +20,20 @@ from tests.pins import pin
 from tests.support.paths import SCRIPTS
 from tests.support.prebuild import built
 
-from .pods import Container, Server, base_env, container, deployment, free_port, launch, rehome, replace_flag, run_to_completion
+from .pods import (
+    Container,
+    Server,
+    base_env,
+    container,
+    deployment,
+    expand,
+    free_port,
+    launch,
+    rehome,
+    replace_flag,
+    run_to_completion,
+    spawned,
+)
 
 # Two cores are shared by the engines, the gateway and the test; a vLLM start is ~50 s when alone.
 VLLM_START_BUDGET = 420.0
@@ -109,16 +122,26 @@ class Vllm:
 
     def start(self, files: Mapping[str, str], stack: str, model: str, hub_id: str, model_dir: Path,
               workdir: Path, extra_env: Mapping[str, str] | None = None, extra_args: Sequence[str] = ()) -> Server:
+        """The model's Deployment's server, once its probes pass."""
         c = container(pod_spec(files, stack, model), "vllm")
+        return self.run(c, model, hub_id, model_dir, workdir, extra_env, extra_args)
+
+    def run(self, c: Container, name: str, hub_id: str, model_dir: Path, workdir: Path,
+            extra_env: Mapping[str, str] | None = None, extra_args: Sequence[str] = ()) -> Server:
+        """A rendered vLLM container, serving `model_dir` for `hub_id` on a port of its own; waited for through its
+        probes, or started only when it has none (a group's worker). `$(NAME)` in its args is expanded from its
+        environment and `extra_env`, as the kubelet does."""
         if c.args[0] != hub_id:
             raise AssertionError(f"expected the chart to serve {hub_id} first in args, got {c.args}")
         port = free_port()
-        args = [str(model_dir), *c.args[1:]]
+        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{name}-hf"}), **self.image_env,
+                       **(extra_env or {}))
+        args = [str(model_dir), *expand(c.args[1:], env)]
         args = replace_flag(replace_flag(args, "--port", str(port)), "--host", "127.0.0.1")
         argv = [str(self.venv / "bin" / c.command[0]), *c.command[1:], *args, *extra_args]
-        env = base_env(**rehome(c.env, c.mounts, {"cache": workdir / f"{model}-hf"}), **self.image_env,
-                       **(extra_env or {}))
-        return launch(f"vllm-{model}", argv, env, c, port, workdir, VLLM_START_BUDGET)
+        if not c.probes:
+            return spawned(f"vllm-{name}", argv, env, c, port, workdir)
+        return launch(f"vllm-{name}", argv, env, c, port, workdir, VLLM_START_BUDGET)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ mounts (directories under the test's workdir instead of /root/...).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -174,13 +175,24 @@ def wait_for_probes(server: Server, budget_cap: float, exec_argv: list[str] | No
             raise AssertionError(f"{server.name}: {kind} {probes[kind]} answered {status}")
 
 
-def launch(name: str, argv: list[str], env: Mapping[str, str], c: Container, port: int, workdir: Path,
-           budget_cap: float = 600.0, exec_argv: list[str] | None = None) -> Server:
-    """Start a rewritten container command and wait on its probes (an exec probe runs with the same env)."""
+def expand(args: list[str], env: Mapping[str, str]) -> list[str]:
+    """`$(NAME)` in a container's args replaced by NAME's value in its environment, as the kubelet does (a name the
+    environment lacks stays as written, as there)."""
+    return [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), arg) for arg in args]
+
+
+def spawned(name: str, argv: list[str], env: Mapping[str, str], c: Container, port: int, workdir: Path) -> Server:
+    """Start a rewritten container command, its command line and log kept in `workdir`."""
     log = workdir / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     (workdir / f"{name}.cmd").write_text(shlex.join(argv) + "\n")
-    server = Server(name, f"http://127.0.0.1:{port}", spawn(name, argv, log, env), c)
+    return Server(name, f"http://127.0.0.1:{port}", spawn(name, argv, log, env), c)
+
+
+def launch(name: str, argv: list[str], env: Mapping[str, str], c: Container, port: int, workdir: Path,
+           budget_cap: float = 600.0, exec_argv: list[str] | None = None) -> Server:
+    """Start a rewritten container command and wait on its probes (an exec probe runs with the same env)."""
+    server = spawned(name, argv, env, c, port, workdir)
     wait_for_probes(server, budget_cap, exec_argv, env)
     return server
 

@@ -69,6 +69,24 @@ def pods(objs: list[Obj], namespace: str) -> list[Pod]:
         elif o["kind"] == "Pod":
             out.append(Pod(f"Pod/{name(o)}", o["metadata"].get("namespace", namespace),
                            dict(o["metadata"].get("labels") or {}), o["spec"]))
+        elif o["kind"] == "LeaderWorkerSet":
+            out += group_pods(o, namespace)
+    return out
+
+
+LWS_NAME, LWS_WORKER_INDEX = "leaderworkerset.sigs.k8s.io/name", "leaderworkerset.sigs.k8s.io/worker-index"
+
+
+def group_pods(lws: Obj, namespace: str) -> list[Pod]:
+    """A LeaderWorkerSet's leader (owner LeaderWorkerSet/<name>) and one of its workers (.../worker), labelled as
+    LWS's controller labels them: its name, and the pod's index in its group (0 for the leader)."""
+    template = lws["spec"]["leaderWorkerTemplate"]
+    out = []
+    for role, index, key in (("", "0", "leaderTemplate"), ("/worker", "1", "workerTemplate")):
+        pod = template.get(key) or template["workerTemplate"]
+        labels = {**(pod["metadata"].get("labels") or {}), LWS_NAME: name(lws), LWS_WORKER_INDEX: index}
+        out.append(Pod(f"LeaderWorkerSet/{name(lws)}{role}", lws["metadata"].get("namespace", namespace), labels,
+                       pod["spec"]))
     return out
 
 

@@ -45,7 +45,7 @@ from stackgen.spec import Stack
 Spec = dict[str, Any]
 
 FEATURES = ("replicas", "autoscaling", "routing", "adapters", "mirror", "cache", "preload", "monitoring", "netpol",
-            "ingress", "redis", "secrets", "limits", "fallbacks", "long_names")
+            "ingress", "redis", "secrets", "limits", "fallbacks", "long_names", "groups")
 # The kinds of model a spec may hold: an engine, and for vLLM the accelerator of its profile.
 KINDS = ("vllm-cpu", "vllm-nvidia", "vllm-amd", "ollama", "llamacpp", "custom", "external")
 
@@ -144,7 +144,9 @@ def _served(draw: st.DrawFn, kind: str, on: set[str], stack: Spec) -> Spec:
         m["autoscaling"] = scaling
     elif "replicas" in on:
         m["replicas"] = draw(st.integers(1, 3))
-    several = autoscaled or m.get("replicas", 1) > 1
+    if vllm and "groups" in on and draw(st.booleans()):
+        m["nodesPerReplica"] = draw(st.integers(2, 3))  # a LeaderWorkerSet group of pods per replica
+    several = autoscaled or m.get("replicas", 1) > 1 or m.get("nodesPerReplica", 1) > 1
     if "routing" in on and draw(st.booleans()):
         m["routing"] = draw(st.sampled_from(ROUTER_POLICIES)) if vllm else "service"
     if m["engine"] == "custom":

@@ -19,6 +19,15 @@ vLLM: `vllm serve <model>` with the flags stackgen resolved (models.<key>.vllm).
 {{- with dig "shutdown" "drainSeconds" 0 .model }}{{ $args = concat $args (list "--shutdown-timeout" (int . | toString)) }}{{ end -}}
 {{- with dig "maxModelLen" 0 $v }}{{ $args = concat $args (list "--max-model-len" (int . | toString)) }}{{ end -}}
 {{- with dig "tensorParallelSize" 0 $v }}{{ $args = concat $args (list "--tensor-parallel-size" (int . | toString)) }}{{ end -}}
+{{- /* A group (models.<key>.group): each pod holds a pipeline stage, and they meet at the leader's address, which
+LWS gives every pod of the group with its own index (LWS_LEADER_ADDRESS, LWS_WORKER_INDEX; the kubelet expands
+$(NAME) from the container's env). Without Ray: vLLM's own multiprocessing executor, one per pod. */ -}}
+{{- with dig "pipelineParallelSize" 0 $v }}
+{{- $args = concat $args (list "--pipeline-parallel-size" (int . | toString) "--distributed-executor-backend" "mp") -}}
+{{- $args = concat $args (list "--nnodes" (int . | toString) "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr" "$(LWS_LEADER_ADDRESS)") -}}
+{{- end -}}
+{{- /* A worker serves no calls: it runs its share of the model for the leader (`--headless`: no API server). */ -}}
+{{- if eq (default "" .role) "worker" }}{{ $args = append $args "--headless" }}{{ end -}}
 {{- with dig "dtype" "" $v }}{{ $args = concat $args (list "--dtype" .) }}{{ end -}}
 {{- with dig "gpuMemoryUtilization" 0 $v }}{{ $args = concat $args (list "--gpu-memory-utilization" (toString .)) }}{{ end -}}
 {{- with dig "toolCallParser" "" $v }}{{ $args = concat $args (list "--enable-auto-tool-choice" "--tool-call-parser" .) }}{{ end -}}
@@ -46,6 +55,9 @@ env:
   - name: HF_HUB_OFFLINE
     value: "1"
   {{- end }}
+{{- /* A group's worker answers no HTTP: its failures restart the group (RecreateGroupOnPodRestart), and the
+leader's probes stand for it. */}}
+{{- if ne (default "" .role) "worker" }}
 probes:
   startup: /health
   readiness: /health
@@ -61,6 +73,7 @@ probes:
     - {{ index (splitList "=" .) 0 | quote }}
     {{- end }}
   {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* A probe script: exit 0 when the server's /v1/models lists every name given after it. */}}

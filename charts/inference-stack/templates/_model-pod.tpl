@@ -8,6 +8,8 @@ What runs comes from the engine's own file, _engine-<engine>.tpl, which defines 
   inference-stack.<engine>.container       YAML {name, command, args, env, probes: {startup, readiness, liveness}}
                                            (probes.startupExec and probes.readinessExec, commands,
                                            replace the startup and readiness paths)
+                                           (no probes: a pod that serves no calls, a group's worker; the dict
+                                           holds role, "leader" or "worker", in a LeaderWorkerSet)
   inference-stack.<engine>.mounts          YAML list of {name, path}, where the cache volume is mounted among them
   inference-stack.<engine>.initContainers  containers to run first (may be empty)
   inference-stack.<engine>.volumes         volumes besides the cache (may be empty)
@@ -183,10 +185,13 @@ containers:
     args:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+    {{- /* A group's worker serves nothing on it: no port named http, so no Service, router or PodMonitor finds it. */}}
+    {{- if ne (default "" .role) "worker" }}
     ports:
       - name: http
         containerPort: {{ $port }}
         protocol: TCP
+    {{- end }}
     {{- $env := concat (fromYamlArray (include "inference-stack.writableEnv" .)) ($c.env | default list)
           (fromYamlArray (include "inference-stack.hfTokenEnv" .model))
           (fromYamlArray (include "inference-stack.plainEnv" (dig "env" dict .model)))
@@ -206,13 +211,16 @@ containers:
         {{- end }}
       {{- end }}
       {{- include "inference-stack.writableMounts" . | nindent 6 }}
-    {{- with dig "shutdown" "preStopSeconds" 0 .model }}
+    {{- $worker := eq (default "" .role) "worker" }}
+    {{- with dig "shutdown" (ternary "workerPreStopSeconds" "preStopSeconds" $worker) 0 .model }}
     lifecycle:
-      # Keep serving while the pod is dropped from Endpoints and the routers' lists; SIGTERM comes after.
+      # Keep serving while the pod is dropped from Endpoints and the routers' lists; SIGTERM comes after. (A group's
+      # worker waits for its leader's drain too: the leader's calls in flight need every stage of the model.)
       preStop:
         sleep:
           seconds: {{ int . }}
     {{- end }}
+    {{- if $c.probes }}
     startupProbe:
       {{- include "inference-stack.modelStartupProbe" (dict "model" .model "path" $c.probes.startup "exec" $c.probes.startupExec) | nindent 6 }}
     readinessProbe:
@@ -234,6 +242,7 @@ containers:
       periodSeconds: 20
       timeoutSeconds: 10
       failureThreshold: 3
+    {{- end }}
     securityContext:
       {{- include "inference-stack.containerSecurityContext" . | nindent 6 }}
 volumes:
@@ -241,4 +250,44 @@ volumes:
   {{- include "inference-stack.writableVolumes" . | nindent 2 }}
   - name: cache
     {{- include "inference-stack.modelCacheVolume" . | nindent 4 }}
+{{- end -}}
+
+{{/*
+A model server's pod template (metadata and spec), for its Deployment or for the leader and the workers of its
+LeaderWorkerSet. Takes {ctx, key, model, role}: role is empty for a Deployment's pod, "leader" or "worker" in a
+group; the engine's container template reads it.
+*/}}
+{{- define "inference-stack.modelPodTemplate" -}}
+{{- $root := .ctx -}}
+{{- $ctx := dict "ctx" $root "component" .key -}}
+metadata:
+  labels:
+    {{- include "inference-stack.podLabels" $ctx | nindent 4 }}
+  {{- with dig "podAnnotations" dict .model }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- include "inference-stack.podCommon" $root | nindent 2 }}
+  # Time to leave the routers' and Services' lists, then to drain the calls in flight (values: shutdown).
+  terminationGracePeriodSeconds: {{ int (dig "shutdown" "gracePeriodSeconds" 60 .model) }}
+  securityContext:
+    {{- include "inference-stack.podSecurityContext" $root | nindent 4 }}
+  {{- with dig "runtimeClassName" "" .model }}
+  runtimeClassName: {{ . }}
+  {{- end }}
+  {{- with dig "priorityClassName" "" .model }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  {{- with include "inference-stack.modelPlacement" .model }}{{ . | nindent 2 }}{{ end }}
+  {{- include "inference-stack.modelPodSpec" . | trim | nindent 2 }}
+{{- end -}}
+
+{{/* The labels of the pods that serve a model's calls: its pods, or only its groups' leaders. Takes {ctx, key,
+model}. */}}
+{{- define "inference-stack.servingSelector" -}}
+{{- include "inference-stack.selectorLabels" (dict "ctx" .ctx "component" .key) }}
+{{- if dig "group" dict .model }}
+leaderworkerset.sigs.k8s.io/worker-index: "0"
+{{- end }}
 {{- end -}}

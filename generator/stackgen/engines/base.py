@@ -208,6 +208,10 @@ class ServedEngine(Engine[S]):
                         f"use {self.name} {n.release} or later, e.g. {own}")
                 for n in late[:1]]
 
+    def group_size(self, m: S) -> int:
+        """The pods one replica spans (a LeaderWorkerSet group, the chart's models.<name>.group); 1: one pod."""
+        return 1
+
     def downloads(self, m: S) -> tuple[Download, ...]:
         """What the server fetches when it starts; empty for one that brings its own files."""
         return ()
@@ -234,7 +238,7 @@ class ServedEngine(Engine[S]):
     def weights_gib(self, m: S) -> float | None:
         """What is downloaded and loaded, for the cache volume and the start-up budget."""
         facts = self.facts(m)
-        return facts.weight_gib if facts else None
+        return capacity.weight_gib(facts) if facts else None
 
     def check(self, m: S, profile: Profile | None, at: str) -> list[Problem]:
         problems = []

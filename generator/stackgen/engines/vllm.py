@@ -4,6 +4,8 @@ and reasoning parsers. The chart's template is `_engine-vllm.tpl`."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Literal
 
@@ -43,14 +45,25 @@ GPU_OVERHEAD_GIB = 3.0
 # `--dtype`: one name for each of vLLM's choices (it also takes `half` and `float`), the spec's and the chart's.
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 TP_OVERHEAD_GIB = 1.8  # added per GPU when a replica spans several GPUs
+# The most GPUs a node of the common clouds and servers holds (8 x H100 or H200, 8 x MI300X): a profile with more
+# would describe a pod that no node can run, so `plan` suggests a group of nodes beyond it.
+MOST_GPUS_PER_NODE = 8
 # An estimate, not a measurement: the CPU server before its weights (Python, PyTorch, oneDNN).
 CPU_OVERHEAD_GIB = 1.5
+MAX_NODES = 16  # the most pods one replica may span (nodesPerReplica), and the most `plan` suggests
 
 
 class VllmModel(ServedModel):
     engine: Literal["vllm"]
     maxModelLen: int | None = Field(default=None, ge=128, description="--max-model-len; default the model's context length.")
-    tensorParallelSize: int | None = Field(default=None, ge=1, le=16, description="--tensor-parallel-size (GPUs per replica).")
+    tensorParallelSize: int | None = Field(default=None, ge=1, le=16,
+                                           description="--tensor-parallel-size (GPUs per pod).")
+    nodesPerReplica: int = Field(
+        default=1, ge=1, le=MAX_NODES,
+        description="Pods one replica spans, each on a node of the profile: a LeaderWorkerSet group of a leader that "
+        "serves and headless workers, started without Ray. The model's layers are split across them (vLLM's pipeline "
+        "parallelism, --pipeline-parallel-size), its tensors across each pod's GPUs (tensorParallelSize). For a model "
+        "one node cannot hold; `stackgen plan` says how many.")
     dtype: Dtype | None = None
     gpuMemoryUtilization: float | None = Field(default=None, gt=0, le=1)
     toolCallParser: str | None = Field(default=None, pattern=PARSER_NAME, description="Overrides the catalog's parser.")
@@ -77,7 +90,11 @@ class VllmValues(EngineValues):
 
     maxModelLen: int | None = Field(default=None, ge=1, description="`--max-model-len`: context length in tokens.")
     tensorParallelSize: int | None = Field(
-        default=None, ge=1, description="`--tensor-parallel-size`: GPUs one model instance spans (matches `gpu.count`).")
+        default=None, ge=1, description="`--tensor-parallel-size`: GPUs one pod of the model spans (matches `gpu.count`).")
+    pipelineParallelSize: int | None = Field(
+        default=None, ge=2, description="`--pipeline-parallel-size`: the pods of one LeaderWorkerSet group, each holding "
+        "a share of the layers (matches `group.size`); the pods meet at the leader's address (`--nnodes`, "
+        "`--node-rank`, `--master-addr`), and the workers run `--headless`.")
     dtype: Dtype | None = Field(
         default=None, description="`--dtype` of weights and activations.")
     gpuMemoryUtilization: float | None = Field(
@@ -111,28 +128,32 @@ def lora_gib(facts: catalog.ModelFacts, loras: int, rank: int, dtype_bytes: floa
     return loras * rank * facts.layers * per_rank * dtype_bytes / GIB
 
 
-def on_gpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, gpu_gib: float, utilization: float,
-           tp: int, context: int, adapters_gib: float = 0.0) -> Capacity:
-    """vLLM takes `utilization` of each GPU and gives the KV cache all that weights and overhead leave."""
-    per_gpu = capacity.kv_bytes_per_token(facts, tp, kv_bytes)
+def on_gpu(facts: catalog.ModelFacts, weight_bytes: float | None, kv_bytes: float, gpu_gib: float,
+           utilization: float, tp: int, context: int, adapters_gib: float = 0.0, nodes: int = 1) -> Capacity:
+    """vLLM takes `utilization` of each GPU and gives the KV cache all that weights and overhead leave. Across
+    `nodes` pods, each holds its pipeline stage's share of the layers on its `tp` GPUs."""
+    gpus = tp * nodes
+    per_gpu = capacity.kv_bytes_per_token(facts, tp, kv_bytes, nodes)
     budget = gpu_gib * utilization
-    weights, overhead = capacity.weight_gib(facts, weight_bytes) / tp, overhead_gib(tp) + adapters_gib / tp
+    weights, overhead = capacity.weight_gib(facts, weight_bytes) / gpus, overhead_gib(gpus) + adapters_gib / gpus
     kv = budget - weights - overhead
     tokens = capacity.blocks(kv, per_gpu)
     return Capacity("gpu", tp, context, gpu_gib, budget, weights, overhead, kv, context * per_gpu / GIB,
-                    per_gpu * tp, tokens, tokens / context, tokens >= context)
+                    per_gpu * gpus, tokens, tokens / context, tokens >= context, nodes)
 
 
-def on_cpu(facts: catalog.ModelFacts, weight_bytes: float, kv_bytes: float, pod_gib: float, kv_space_gib: float,
-           context: int, adapters_gib: float = 0.0) -> Capacity:
-    """vLLM's CPU backend takes a fixed KV cache (VLLM_CPU_KVCACHE_SPACE) from the pod's memory."""
-    per_token = capacity.kv_bytes_per_token(facts, 1, kv_bytes)
-    weights = capacity.weight_gib(facts, weight_bytes)
-    overhead = CPU_OVERHEAD_GIB + adapters_gib
+def on_cpu(facts: catalog.ModelFacts, weight_bytes: float | None, kv_bytes: float, pod_gib: float,
+           kv_space_gib: float, context: int, adapters_gib: float = 0.0, nodes: int = 1) -> Capacity:
+    """vLLM's CPU backend takes a fixed KV cache (VLLM_CPU_KVCACHE_SPACE) from the pod's memory; across `nodes`
+    pods, each holds its pipeline stage's share of the layers."""
+    per_token = capacity.kv_bytes_per_token(facts, 1, kv_bytes, nodes)
+    weights = capacity.weight_gib(facts, weight_bytes) / nodes
+    overhead = CPU_OVERHEAD_GIB + adapters_gib / nodes
     room = weights + overhead + kv_space_gib <= pod_gib
     tokens = capacity.blocks(kv_space_gib, per_token) if room else 0
     return Capacity("cpu", 1, context, pod_gib, pod_gib, weights, overhead, kv_space_gib,
-                    context * per_token / GIB, per_token, tokens, tokens / context, room and tokens >= context)
+                    context * per_token / GIB, per_token * nodes, tokens, tokens / context, room and tokens >= context,
+                    nodes)
 
 
 # The --max-lora-rank values vLLM accepts (vllm/config/lora.py of the pinned release).
@@ -232,6 +253,14 @@ class Vllm(ServedEngine[VllmModel]):
             if profile.gpu is None and m.tensorParallelSize:
                 problems.append(Problem(f"{at}.tensorParallelSize", f"profile {m.profile!r} has no GPUs",
                                         "remove tensorParallelSize or use a GPU profile"))
+            elif profile.gpu is None and m.nodesPerReplica > 1 and "--enforce-eager" in m.args:
+                # Tried on the pinned release, with the group of tests/engines/test_group.py plus --enforce-eager: its
+                # CPU worker skips its warm-up run under that flag, and that run is what makes a later stage's
+                # buffers, so the first call fails in the worker (AssertionError in
+                # sync_and_gather_intermediate_tensors) and the engine dies.
+                problems.append(Problem(f"{at}.args", f"vLLM {VERSION}'s CPU build fails the first call of a group "
+                                        "started with --enforce-eager: its later stages never make their buffers",
+                                        "remove --enforce-eager, or set nodesPerReplica: 1"))
             elif profile.gpu is not None and tp > profile.gpu.count:
                 problems.append(Problem(f"{at}.tensorParallelSize",
                                         f"{tp} is larger than the {profile.gpu.count} GPU(s) of profile {m.profile!r}",
@@ -288,32 +317,51 @@ class Vllm(ServedEngine[VllmModel]):
         kv_flag = _arg(m.args, "--kv-cache-dtype") or "auto"
         kv_bytes = 1.0 if kv_flag.startswith("fp8") else float(facts.dtype_bytes)
         fp8 = (_arg(m.args, "--quantization") or "") == "fp8"  # vLLM can quantise bf16 weights to fp8 as it loads
-        weight_bytes = 1.0 if fp8 else capacity.DTYPE_BYTES.get(m.dtype or "auto", float(facts.dtype_bytes))
-        adapters = lora_gib(facts, *self.lora(m), weight_bytes)
+        # `auto` loads the weights as published (None), a quantised checkpoint's packed size included.
+        weight_bytes = 1.0 if fp8 else capacity.DTYPE_BYTES.get(m.dtype or "auto")
+        adapters = lora_gib(facts, *self.lora(m), weight_bytes or float(facts.dtype_bytes))
         pod_gib = capacity.quantity_gib(profile.memory)
-
-        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
-            return self._refusal(m, profile, cap, longest, min_tp, at)
-
-        model = partial(MemoryModel, native=native, default_context=native, requested=m.maxModelLen,
-                        context_key="maxModelLen", refusal=refusal)
+        nodes = m.nodesPerReplica
         if gpu is None:
             space = self.kv_space_gib(m, profile)
-            return capacity.size(model(
-                at=lambda tp, ctx: on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx, adapters), gpus_per_replica=0))
-        memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or DEFAULT_UTILIZATION
+
+            def at_nodes(n: int, tp: int, ctx: int) -> Capacity:
+                return on_cpu(facts, weight_bytes, kv_bytes, pod_gib, space, ctx, adapters, n)
+        else:
+            memory, util = gpu.memoryGiB or 0.0, m.gpuMemoryUtilization or DEFAULT_UTILIZATION
+
+            def at_nodes(n: int, tp: int, ctx: int) -> Capacity:
+                return on_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx, adapters, n)
+
+        def refusal(cap: Capacity, longest: int, min_tp: int | None) -> Problem:
+            # A GPU pod cannot grow past its node's GPUs, so a group is the fix; a CPU pod can ask for more memory.
+            return self._refusal(m, profile, cap, longest, min_tp, at, _fewest_nodes(at_nodes, cap) if gpu else None)
+
+        model = partial(MemoryModel, at=partial(at_nodes, nodes), native=native, default_context=native,
+                        requested=m.maxModelLen, context_key="maxModelLen", refusal=refusal)
         sizes = [t for t in capacity.TP_SIZES if capacity.tp_compatible(facts, t)]
-        tp_problem = None
-        if m.tensorParallelSize and not capacity.tp_compatible(facts, m.tensorParallelSize):
-            valid = " or ".join(str(t) for t in sizes if t <= gpu.count)
-            tp_problem = Problem(f"{at}.tensorParallelSize", f"{m.tensorParallelSize} GPUs cannot share the model's "
-                                 f"{facts.kv_heads} KV heads evenly", f"set tensorParallelSize to {valid}")
-        return capacity.size(model(
-            at=lambda tp, ctx: on_gpu(facts, weight_bytes, kv_bytes, memory, util, tp, ctx, adapters), gpus_per_replica=1,
-            shard_sizes=sizes, gpu_count=gpu.count, fixed_tp=m.tensorParallelSize, tp_problem=tp_problem))
+        # A group's pods take whole nodes: vLLM's rule is tensor parallel within a node, pipeline across them.
+        whole = max((t for t in sizes if t <= gpu.count), default=1) if gpu else 1
+        if gpu is None:
+            sized = capacity.size(model(gpus_per_replica=0))
+        else:
+            tp_problem = None
+            if m.tensorParallelSize and not capacity.tp_compatible(facts, m.tensorParallelSize):
+                valid = " or ".join(str(t) for t in sizes if t <= gpu.count)
+                tp_problem = Problem(f"{at}.tensorParallelSize", f"{m.tensorParallelSize} GPUs cannot share the "
+                                     f"model's {facts.kv_heads} KV heads evenly", f"set tensorParallelSize to {valid}")
+            sized = capacity.size(model(gpus_per_replica=1, shard_sizes=sizes, gpu_count=gpu.count,
+                                        fixed_tp=m.tensorParallelSize or (whole if nodes > 1 else None),
+                                        tp_problem=tp_problem))
+        # A group crosses nodes with every token: say so when one pod, as large as the node allows, would do.
+        if nodes > 1 and sized.capacity and sized.capacity.fits and at_nodes(1, whole, sized.capacity.context).fits:
+            pod = f"one pod of {whole} GPU(s)" if gpu else "one pod"
+            sized = replace(sized, notes=(*sized.notes, f"{pod} holds it as well: nodesPerReplica 1 keeps its traffic "
+                                          "inside a node"))
+        return sized
 
     def _refusal(self, m: VllmModel, profile: Profile, cap: Capacity, longest: int, min_tp: int | None,
-                 at: str) -> Problem:
+                 at: str, nodes: int | None) -> Problem:
         """Why the model does not fit, with the numbers, and every change that would make it fit."""
         requested = m.maxModelLen
         kib = f"{cap.kv_token_bytes / 1024:g} KiB per token"
@@ -348,17 +396,25 @@ class Vllm(ServedEngine[VllmModel]):
         count = profile.gpu.count if profile.gpu else 1
         if min_tp and min_tp <= count and min_tp != cap.tp:
             fixes.append(f"set tensorParallelSize: {min_tp}")
-        elif min_tp and min_tp > count:
-            fixes.append(f"use a profile with {min_tp} GPUs (tensorParallelSize: {min_tp})")
+        else:
+            if min_tp and count < min_tp <= MOST_GPUS_PER_NODE:
+                fixes.append(f"use a profile with {min_tp} GPUs (tensorParallelSize: {min_tp})")
+            if nodes:
+                fixes.append(f"set nodesPerReplica: {nodes} (a LeaderWorkerSet group of {nodes} pods of {cap.tp} "
+                             "GPU(s), each on its own node)")
         need = (cap.weights + cap.overhead + cap.kv_needed) / util
         if m.adapters:
             fixes.append("lower maxLoras (the adapters one batch may mix) or maxLoraRank")
         fixes.append(f"use GPUs with at least {math.ceil(need)} GiB each")
         return Problem(where, message, ", or ".join(fixes))
 
+    def group_size(self, m: VllmModel) -> int:
+        return m.nodesPerReplica
+
     def server(self, m: VllmModel, profile: Profile, sized: Sizing) -> Server:
         loras, rank = self.lora(m)
         flags = VllmValues(maxModelLen=sized.context or None, tensorParallelSize=sized.gpus if sized.gpus > 1 else None,
+                           pipelineParallelSize=m.nodesPerReplica if m.nodesPerReplica > 1 else None,
                            dtype=m.dtype, gpuMemoryUtilization=m.gpuMemoryUtilization or None,
                            toolCallParser=self.tool_parser(m) if m.toolCalling else None,
                            reasoningParser=self.reasoning_parser(m) or None,
@@ -385,6 +441,12 @@ class Vllm(ServedEngine[VllmModel]):
         family, vision = described(m, self.facts(m))
         # response_format json_object and json_schema (guided decoding) both work on vLLM.
         return capabilities(m, family, vision, json_output=True, structured=True)
+
+
+def _fewest_nodes(at_nodes: Callable[[int, int, int], Capacity], cap: Capacity) -> int | None:
+    """The fewest pods, at the pod size the plan tried, that would hold the model at its context; None if even
+    MAX_NODES would not."""
+    return next((n for n in range(cap.nodes + 1, MAX_NODES + 1) if at_nodes(n, cap.tp, cap.context).fits), None)
 
 
 ENGINE = Vllm()
