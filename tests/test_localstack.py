@@ -1,10 +1,8 @@
 """Processes the local stack starts live until they are stopped or this process ends, whichever thread started
-them (the kernel's parent-death signal follows the forking thread, not the process); the ports they get are
-ones no connection takes in the meantime."""
+them (the kernel's parent-death signal follows the forking thread, not the process)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.localstack import ManagedProcess, free_port, spawn
+from stackgen.localstack import ManagedProcess, spawn
 
 
 def test_a_process_spawned_from_a_thread_outlives_the_thread(tmp_path: Path) -> None:
@@ -29,17 +27,3 @@ def test_a_process_spawned_from_a_thread_outlives_the_thread(tmp_path: Path) -> 
     finally:
         proc.stop()
     assert not proc.alive()
-
-
-def test_free_ports_are_never_a_connections_source_port_and_never_handed_out_twice() -> None:
-    """Below the kernel's ephemeral range, so an outgoing connection of any process cannot take one before the
-    server binds it; and a port once handed out is not handed out again by this process."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    ports = [free_port() for _ in range(50)]
-    assert len(set(ports)) == len(ports) and all(p < low for p in ports), (low, ports)
-    # A connection's source port, the kernel's pick, is inside the range: the race the ports above avoid.
-    with socket.socket() as server, socket.socket() as client:
-        server.bind(("127.0.0.1", ports[0]))
-        server.listen()
-        client.connect(("127.0.0.1", ports[0]))
-        assert client.getsockname()[1] >= low

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import os
-import random
 import secrets
 import shutil
 import signal
@@ -23,7 +22,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -95,40 +93,9 @@ def rewire(config: Mapping[str, Any], plan: Plan, backends: Mapping[str, str]) -
     return point_at_local(config, {**adapters, **backends})
 
 
-def _ephemeral_low() -> int:
-    """The lowest port the kernel may give a connection as its source (ip_local_port_range; Linux's default)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-# Ports handed out below the ephemeral range, which no outgoing connection takes as its source: between the check
-# and the server's own bind, only another bind can take one. The kernel's own pick (bind to port 0) comes from the
-# ephemeral range, where any connection of any process can: a loaded test run lost that race (an Ollama server's
-# `bind: address already in use`). Each is handed out once per process.
-_PORT_FLOOR = 10000
-_given: set[int] = set()
-_ports_lock = threading.Lock()
-
-
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago, outside the kernel's ephemeral range where it can."""
-    low = _ephemeral_low()
-    candidates = list(range(_PORT_FLOOR, low)) if low > _PORT_FLOOR else []
-    random.shuffle(candidates)
-    with _ports_lock:
-        for port in candidates:
-            if port in _given:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            _given.add(port)
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # no room below the range: the kernel's pick
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
