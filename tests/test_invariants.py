@@ -390,7 +390,7 @@ def members_of(r: Rendered, model: Spec) -> list[Pod]:
     if model.get("nodesPerReplica", 1) == 1:
         return []
     own = f"LeaderWorkerSet/{r.spec['name']}-{model['name']}"
-    return [r.workload("LeaderWorkerSet", own.split("/", 1)[1]), next(p for p in r.pods() if p.owner == f"{own}/worker")]
+    return [p for p in r.pods() if p.owner in (own, f"{own}/worker")]
 
 
 def check_route(r: Rendered, model: Spec, api_base: str) -> None:

@@ -138,7 +138,8 @@ def shape(config: dict[str, Any]) -> Shape:
     gpt-oss): the fields are named alike across them, with the head size given or implied by the hidden size."""
     text = config.get("text_config", config)  # a vision model keeps its language model's config apart
     heads = int(text["num_attention_heads"])
-    latent = int(text.get("kv_lora_rank") or 0) + int(text.get("qk_rope_head_dim") or 0) if text.get("kv_lora_rank") else 0
+    rank = int(text.get("kv_lora_rank") or 0)  # latent attention: the latent and its rotary part, per layer
+    latent = rank + int(text.get("qk_rope_head_dim") or 0) if rank else 0
     experts = text.get("n_routed_experts") or text.get("num_experts") or text.get("num_local_experts") or 0
     return Shape(layers=int(text["num_hidden_layers"]), hidden=int(text["hidden_size"]),
                  kv_heads=int(text.get("num_key_value_heads") or heads),

@@ -112,7 +112,7 @@ def table(plan: Plan, placement: Placement | None) -> str:
             continue
         m = served[planned.name]
         r = _row(m)
-        gpus = [str(m.gpus * m.nodes) if m.gpus else "-", str(r["gpus"]) if m.gpus else "-"]
+        gpus = [str(r["gpusPerReplica"]) if m.gpus else "-", str(r["gpus"]) if m.gpus else "-"]
         cap = m.sizing.capacity if m.sizing else None
         if cap is None:
             numbers = ["-"] * 8

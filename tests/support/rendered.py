@@ -16,6 +16,8 @@ from stackgen.cli import cli
 from stackgen.load import load_text
 from stackgen.render import render_files
 
+from .objects import pods
+
 REGISTRY = "registry.internal:5000"
 HUB = "http://hf.internal:8090"
 
@@ -41,16 +43,6 @@ def validate(tmp_path: Path, text: str) -> tuple[int, str]:
 
 
 def pod_specs(objs: list[Obj]) -> dict[str, Obj]:
-    """Every pod spec the chart renders: Deployments' and Jobs' templates, bare Pods, by object name, and
-    LeaderWorkerSets' leader and worker templates, by <name>/leader and <name>/worker."""
-    out: dict[str, Obj] = {}
-    for o in objs:
-        if o["kind"] in ("Deployment", "Job"):
-            out[o["metadata"]["name"]] = o["spec"]["template"]["spec"]
-        elif o["kind"] == "Pod":
-            out[o["metadata"]["name"]] = o["spec"]
-        elif o["kind"] == "LeaderWorkerSet":
-            for role, template in o["spec"]["leaderWorkerTemplate"].items():
-                if role.endswith("Template"):
-                    out[f"{o['metadata']['name']}/{role.removesuffix('Template')}"] = template["spec"]
-    return out
+    """Every pod spec the chart renders (workloads' templates, a LeaderWorkerSet's leader and worker, bare Pods),
+    by owner ("<Kind>/<name>", tests/support/objects.py)."""
+    return {p.owner: p.spec for p in pods(objs, "")}
