@@ -37,14 +37,14 @@ render: setup
 verify: setup-test
 	VENV=$(VENV) bash scripts/verify.sh
 
-## test: `make verify`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen. vLLM's
-## virtualenv and Ollama build first, then the control plane and the node's images, at full speed
+## test: `make verify` and `make debs`, then every test, on real helm, LiteLLM, llama.cpp, vLLM, Ollama and AutoGen.
+## vLLM's virtualenv and Ollama build beside the checks, then the control plane and the node's images, at full speed
 ## (tests/support/prebuild.py `BEFORE_SESSIONS`); then two pytest sessions run at once (scripts/test.sh): the node
 ## tier, whose kube-router, crane and KEDA build in the background first, beside every other tier, whose chain
 ## builds llama-server. The node tier's output is printed when both end.
 TEST_MARKERS ?= not bench
-test: verify debs
-	PY=$(PY) PYTHON=$(PYTHON) TEST_MARKERS="$(TEST_MARKERS)" bash scripts/test.sh
+test: setup-test
+	PY=$(PY) VENV=$(VENV) PYTHON=$(PYTHON) TEST_MARKERS="$(TEST_MARKERS)" bash scripts/test.sh
 
 ## chart-publish: package the chart, sign it (Helm provenance), check the signature and push both to an OCI
 ## registry: make chart-publish CHART_REGISTRY=oci://HOST/PATH KEY="Name" SECRET_KEYRING=secring.gpg PUBLIC_KEYRING=pubring.gpg

@@ -8,7 +8,8 @@
 # The node session's output goes to NODE_LOG and is printed when both are done; the other session's goes to the
 # terminal as it runs. Fails if either fails. Ctrl-C stops both, each running its teardown.
 #
-# First, the builds the sessions need early, at full speed, in the stages tests/support/prebuild.py lists
+# First `make verify` and the Debian packages the tests run (scripts/test-debs.sh), and beside them and after them
+# the builds the sessions need early, at full speed, in the stages tests/support/prebuild.py lists
 # (`BEFORE_SESSIONS`); llama-server, which only the engines tier runs, is left to that session's background chain,
 # which has the earlier tiers' quarter of an hour to build it in. Warm, each is a cache hit of a second.
 #
@@ -17,8 +18,8 @@
 # against its time; each run's timings would be the other's to spoil.
 #
 # Usage: scripts/test.sh
-# Env:   PY (python with the test extras; default .venv/bin/python), TEST_MARKERS (pytest -m expression; default
-#        `not bench`), NODE_LOG (default .pytest-node.log), PYTEST_ARGS (more arguments for both sessions),
+# Env:   PY (python with the test extras; default .venv/bin/python), VENV (its virtualenv, for scripts/verify.sh),
+#        TEST_MARKERS (pytest -m expression; default `not bench`), NODE_LOG (default .pytest-node.log), PYTEST_ARGS (more arguments for both sessions),
 #        PYTHON (the interpreter of vLLM's virtualenv, as scripts/engines/vllm-cpu.sh)
 set -uo pipefail
 
@@ -37,7 +38,19 @@ if ! flock -n 8; then
   flock -w 5400 8 || { echo "still running after 90 minutes; giving up" >&2; exit 1; }
 fi
 
-"$py" -m tests.support.prebuild 8>&- || exit 1
+# The first stage of builds (no Debian package needed) runs beside the static checks and the Debian packages, which
+# spend most of their minute or two downloading; a failed check stops it.
+set -m
+"$py" -m tests.support.prebuild 1 8>&- &
+first=$!
+set +m
+if ! VENV=${VENV:-.venv} bash scripts/verify.sh 8>&- || ! bash scripts/test-debs.sh 8>&-; then
+  kill -TERM -- "-$first" 2>/dev/null
+  wait "$first"
+  exit 1
+fi
+wait "$first" || exit 1
+"$py" -m tests.support.prebuild 2 8>&- || exit 1
 
 # Job control on for this one start: the session gets its own process group, and SIGINT is not ignored in it
 # (without job control, bash starts background commands with SIGINT ignored). SIGINT, not SIGTERM: pytest takes

@@ -1,10 +1,11 @@
 """The benchmarks stay runnable (`make bench`): each runs here at its smallest and reports every row.
 
-The ones on real vLLM servers (serving, routing) and the registry copy (mirror, which builds the ORAS CLI for
-itself) are the `bench` tier, `make bench-smoke`, outside `make test` since 2026-12-06: about 4.5 minutes warm and
-an ORAS build cold, for a proof of the scripts alone. What they run is proven in `make test` by stronger tests:
-the chart's vLLM flags by the engines tier (tests/engines/test_real_engines.py), the router's policies by
-tests/engines/test_routing.py, crane's copies by the air-gap test (tests/node/test_airgap.py)."""
+The ones that start servers (gateway, serving, routing) and the registry copy (mirror, which builds the ORAS CLI
+for itself) are the `bench` tier, `make bench-smoke`, outside `make test`: about 6 minutes warm and an ORAS build
+cold, for a proof of the scripts alone. What they run is proven in `make test` by stronger tests: the gateway's
+Redis and rate-limit configs by tests/stack/test_shared_state.py, the chart's vLLM flags by the engines tier
+(tests/engines/test_real_engines.py), the router's policies by tests/engines/test_routing.py, crane's copies by
+the air-gap test (tests/node/test_airgap.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_render_benchmark_reports_each_size() -> None:
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["1", "10"]
 
 
-@pytest.mark.stack
+@pytest.mark.bench
 def test_gateway_benchmark_reports_each_target_without_errors() -> None:
     rows = run("gateway.py", "--concurrency", "1", "--requests", "4", "--rounds", "1", "--seconds", "30")
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +39,7 @@ from .errors import Problem, StackgenError
 from .gateway import MASTER_KEY_ENV
 from .plan import Plan
 
-__all__ = ["Gateway", "ManagedProcess", "free_port", "local_gateway", "point_at_local", "rewire", "spawn",
+__all__ = ["Gateway", "ManagedProcess", "free_port", "free_ports", "local_gateway", "point_at_local", "rewire", "spawn",
            "start_gateway", "wait_until"]
 
 # The gateway runs as in the chart: master key only, no database, no cost-map download, no telemetry.
@@ -93,11 +95,45 @@ def rewire(config: Mapping[str, Any], plan: Plan, backends: Mapping[str, str]) -
     return point_at_local(config, {**adapters, **backends})
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Ports for local servers come from below both the kernel's ephemeral range (ip_local_port_range, 32768 and up by
+# default), where every outgoing connection of every process takes its source port, and Kubernetes' NodePorts
+# (30000 and up). The kernel's own pick (a bind to port 0) comes from the ephemeral range, so a connection could
+# take it between the check and the server's bind: a loaded test run lost that race once (an Ollama server's
+# `bind: address already in use`). Here only another bind can, and no port is handed out twice by one process.
+_PORTS = range(15000, 30000)
+_given: set[int] = set()
+_ports_lock = threading.Lock()
+_random = random.SystemRandom()  # not a seeded generator: forked processes must not draw the same ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host`, free a moment ago, that no outgoing connection can take before its server binds it."""
+    top = min(_PORTS.stop, _ephemeral_low())
+    with _ports_lock:
+        for _ in range(200):
+            port = _random.randrange(_PORTS.start, top)
+            if port in _given:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _given.add(port)
+            return port
+    raise RuntimeError(f"no free TCP port on {host} in {_PORTS.start}-{top - 1} after 200 tries")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct free ports on `host`."""
+    return [free_port(host) for _ in range(count)]
 
 
 # Resolved once in the parent: between fork and exec the child must only make the call.

@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stackgen.localstack import free_ports
 from tests.support import prebuild
 from tests.support.kube import Kubectl
 from tests.support.tools import tool
@@ -53,20 +53,6 @@ def build_binaries() -> Path:
     if missing:
         raise ControlPlaneError(f"{bin_dir} lacks {missing} after scripts/controlplane/build.sh")
     return bin_dir
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports: hold every socket open until all are chosen."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _die_with_parent() -> None:

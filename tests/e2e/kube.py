@@ -127,7 +127,17 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
                     raise AssertionError(f"port-forward to svc/{service} not listening after {timeout}s")
                 time.sleep(0.5)
             say(f"port-forward svc/{service}:{port} -> 127.0.0.1:{local}")
-            yield f"http://127.0.0.1:{local}"
+            try:
+                yield f"http://127.0.0.1:{local}"
+            except BaseException as err:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    err.add_note(f"port-forward to svc/{service} had exited ({proc.returncode}):\n{log.read()[-4000:]}")
+                raise
+            if proc.poll() is not None:  # what was sent through it may have been lost: say why
+                log.seek(0)
+                raise AssertionError(f"port-forward to svc/{service} exited while in use ({proc.returncode}):\n"
+                                     f"{log.read()[-4000:]}")
         finally:
             proc.terminate()
             try:

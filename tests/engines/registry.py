@@ -25,7 +25,6 @@ import functools
 import http.server
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ import yaml
 
 from stackgen.localstack import ManagedProcess, free_port, spawn, wait_until
 
-__all__ = ["Registry", "build_tiny_model", "free_port_on", "http_ok", "publish_model", "start_registry"]
+__all__ = ["Registry", "build_tiny_model", "http_ok", "publish_model", "start_registry"]
 
 LOOPBACK = "127.0.0.1"
 REGISTRY_HOST = LOOPBACK
@@ -73,13 +72,6 @@ class Registry:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-def free_port_on(host: str) -> int:
-    # stackgen's free_port only asks about 127.0.0.1; the file server binds 127.0.0.2.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def http_ok(url: str) -> bool:
@@ -121,14 +113,14 @@ def start_registry(registry_bin: Path, workdir: Path, timeout: float = START_TIM
     storage_root = workdir / "storage"
     storage_root.mkdir(exist_ok=True)
 
-    files_port = free_port_on(files_host)
+    files_port = free_port(files_host)
     files = spawn("registry-files", [sys.executable, __file__, "serve-files", str(storage_root), files_host,
                                      str(files_port)], workdir / "files.log")
     try:
         wait_until(lambda: http_ok(f"http://{files_host}:{files_port}/"), files, timeout,
                    "registry file server")
 
-        addr = f"{host}:{free_port_on(host)}"
+        addr = f"{host}:{free_port(host)}"
         config_path = workdir / "registry.yaml"
         config_path.write_text(yaml.safe_dump(
             _registry_config(storage_root, addr, f"http://{files_host}:{files_port}/" if redirects else None, deletes),

@@ -9,7 +9,9 @@ private-network address and nothing leaves the machine:
     198.19.0.0/16   Services (tests/cluster/controlplane.py SERVICE_CIDR)
 
 kube-proxy's iptables rules and the pods' bridge live in the node's namespace, so they vanish with it;
-this machine keeps only the veth end and a route to the pods, which go when the namespace is deleted.
+this machine keeps only the veth end and its routes to the pods and to the Services, which go when the namespace
+is deleted. A Service's address reached from here passes kube-proxy's rules in the node, as an agent's call from
+another node would.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
+
+from tests.cluster.controlplane import SERVICE_CIDR
 
 HOST_IP = "198.18.0.1"
 FILES_IP = "198.18.0.3"
@@ -93,7 +97,8 @@ class NodeNetwork:
         run("ip", "addr", "add", f"{HOST_IP}/{LINK_PREFIX}", "dev", self.host_if)
         run("ip", "addr", "add", f"{FILES_IP}/{LINK_PREFIX}", "dev", self.host_if)
         run("ip", "link", "set", self.host_if, "up")
-        run("ip", "route", "add", POD_CIDR, "via", NODE_IP, "dev", self.host_if)
+        for cidr in (POD_CIDR, SERVICE_CIDR):
+            run("ip", "route", "add", cidr, "via", NODE_IP, "dev", self.host_if)
         self.in_ns("ip", "addr", "add", f"{NODE_IP}/{LINK_PREFIX}", "dev", "eth0")
         self.in_ns("ip", "link", "set", "lo", "up")
         self.in_ns("ip", "link", "set", "eth0", "up")

@@ -102,6 +102,13 @@ class Installed:
     def gateway(self) -> tuple[str, int]:
         return f"{self.stack.release}-gateway", int(self.values["gateway"]["port"])
 
+    def gateway_url(self) -> str:
+        """The gateway's Service address, as an agent in the cluster calls it (this machine routes Services to the
+        node, network.py): the path of load that `kubectl port-forward`, one stream through the API server, is not."""
+        svc, port = self.gateway()
+        ip = self.kube.run("get", "service", "-n", self.namespace, svc, "-o", "jsonpath={.spec.clusterIP}").stdout
+        return f"http://{ip.strip()}:{port}"
+
     def vllm_requests(self, pod: str) -> float:
         """Requests a vLLM pod has finished, from its own /metrics (read inside the pod)."""
         text = self.kube.run("exec", "-n", self.namespace, pod, "--", "curl", "-s",

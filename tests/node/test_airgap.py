@@ -32,14 +32,14 @@ import pytest
 import yaml
 
 from stackgen.bundle import staged
-from stackgen.localstack import ManagedProcess, spawn, wait_until
+from stackgen.localstack import ManagedProcess, free_port, spawn, wait_until
 from stackgen.spec import Stack as Spec
 from tests.e2e import specs
 from tests.e2e.kube import say
 from tests.e2e.stack import Stack
 from tests.engines.engines import ollama_bin_dir
 from tests.engines.fresh_venv import fresh_venv
-from tests.engines.registry import Registry, free_port_on, http_ok, start_registry
+from tests.engines.registry import Registry, http_ok, start_registry
 from tests.pins import pin
 from tests.support.prebuild import built
 from tests.support.wait import poll
@@ -104,7 +104,7 @@ def _hub_mirror(cluster: NodeCluster, work: Path, repo: str) -> tuple[ManagedPro
     for argv in (["init", "-q", "-b", "main"], ["add", "."],
                  ["-c", "user.name=stackgen", "-c", "user.email=tests@stackgen.invalid", "commit", "-qm", repo]):
         subprocess.run(["git", *argv], cwd=git, check=True, capture_output=True)
-    port = free_port_on(HOST_IP)
+    port = free_port(HOST_IP)
     config = work / "hub" / "olah.toml"
     config.write_text(
         f'[basic]\nhost = "{HOST_IP}"\nport = {port}\nrepos-path = "{work / "hub" / "repos"}"\n'

@@ -4,7 +4,7 @@ to 1 when it drains, through the stack's own gateway and router, and no call fai
 The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2, targetQueue: 1}, with vLLM
 limited to one sequence at a time (`--max-num-seqs 1`) so that a few agents build a queue on the tiny model. KEDA and
 Prometheus are installed as the cluster's own (autoscaler.py). The agents are threads on this machine calling
-the gateway through a port-forward, bounded in count and time.
+the gateway's Service (this machine routes Services to the node, as another node would), bounded in count and time.
 
 In order, each step a test:
 1. KEDA reads the queue and its HPA holds the model at 1; `stackgen verify --kube-context` reports it.
@@ -389,11 +389,10 @@ def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscal
 def test_without_the_keda_operator_the_queue_builds_and_replicas_stay_at_one(scaled: Autoscaled,
                                                                               keda: Kube) -> None:
     installed = scaled.installed
-    svc, port = installed.gateway()
     _scale_operator(keda, 0)
     try:
-        with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
-                Load(url, installed.stack.master_key, BUSY_AGENTS) as load:
+        with Samples(scaled) as samples, \
+                Load(installed.gateway_url(), installed.stack.master_key, BUSY_AGENTS) as load:
             queued = build_queue(load, samples)
             time.sleep(NEGATIVE_S)
     finally:
@@ -417,14 +416,13 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
     installed = scaled.installed
     before = {p["metadata"]["name"] for p in installed.of(MODEL)}
     assert len(before) == 1, before
-    svc, port = installed.gateway()
 
     def second_ready() -> tuple[bool, str]:
         pods = [p for p in installed.of(MODEL) if p["metadata"]["name"] not in before]
         return bool(pods) and ready(pods[0]), f"{len(pods)} new pods, replicas {scaled.replicas()}"
 
-    with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
-            Load(url, installed.stack.master_key, scaled.busy_agents) as load:
+    with Samples(scaled) as samples, \
+            Load(installed.gateway_url(), installed.stack.master_key, scaled.busy_agents) as load:
         _ask_for_a_second(scaled, load, samples)
         load.ease(EASED_AGENTS, EASED_PAUSE_S)
         poll("a second replica Ready", second_ready, SCALE_UP_TIMEOUT_S, 2)
@@ -471,7 +469,6 @@ def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_
     installed.stack.helm("upgrade", out / "values.yaml")
     assert scaled.replicas() == 2, "helm upgrade reset the replicas the autoscaler chose"
     leaving: dict[str, tuple[float, str]] = {}  # pod -> (when it was told to stop, its address)
-    svc, port = installed.gateway()
 
     def one_left() -> tuple[bool, str]:
         pods = installed.of(MODEL)
@@ -480,8 +477,8 @@ def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_
                 leaving[pod["metadata"]["name"]] = (time.time(), pod["status"]["podIP"])
         return len(pods) == 1 and ready(pods[0]), f"{len(pods)} pods, {len(leaving)} leaving"
 
-    with port_forward(installed.kube, installed.namespace, svc, port) as url, Samples(scaled) as samples, \
-            Load(url, installed.stack.master_key, CALM_AGENTS) as load:
+    with Samples(scaled) as samples, \
+            Load(installed.gateway_url(), installed.stack.master_key, CALM_AGENTS) as load:
         poll("back to one replica", one_left, SCALE_DOWN_DELAY_S + 240, 2)
         gone = time.time()
     calm = samples.first(lambda row: row[2] == 1)
@@ -622,14 +619,13 @@ def _listening(port: int) -> bool:
 
 def test_agents_calling_the_sleeping_model_wake_it_and_every_call_is_answered(scaled: Autoscaled) -> None:
     """Three agents at once: two stream through a relay that cuts connections silent for 30 s, one does not stream
-    (straight to the port-forward). Every call is answered; the streams got the gateway's keepalives before the
+    (straight to the gateway's Service). Every call is answered; the streams got the gateway's keepalives before the
     first token, so the relay never saw them silent; the wake is timed from the first call to the first token."""
     installed = scaled.installed
     assert not installed.of(MODEL), "the model is not asleep"
-    svc, port = installed.gateway()
     calls = {name: Call(stream) for name, stream in WAKERS.items()}
-    with port_forward(installed.kube, installed.namespace, svc, port) as url, \
-            _idle_timeout_relay(url.removeprefix("http://")) as relayed:
+    url = installed.gateway_url()
+    with _idle_timeout_relay(url.removeprefix("http://")) as relayed:
         threads = [threading.Thread(target=_call, args=(relayed if c.stream else url, installed.stack.master_key,
                                                          name, c), daemon=True) for name, c in calls.items()]
         for thread in threads:

@@ -22,6 +22,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -49,7 +50,8 @@ NEEDS = {
 }
 # What `make test` builds before its two sessions start, stage by stage, the builds of a stage side by side: each
 # pairs a compile (both cores) with a build that mostly downloads and writes to disk. vLLM's virtualenv installs
-# beside Ollama's compile; the node's images (a Debian tree, the engines' files copied into layers, and CoreDNS's
+# beside Ollama's compile, and both beside `make verify` and the Debian packages (scripts/test.sh), which the
+# second stage needs; the node's images (a Debian tree, the engines' files copied into layers, and CoreDNS's
 # compile), which need both, are written beside the control plane's compile.
 BEFORE_SESSIONS = (("engines/vllm-cpu.sh", "engines/ollama.sh"), ("controlplane/build.sh", "node/build.sh"))
 # How far below the tests a chain runs (the scripts nice their own compiles by 10 more): the node session's
@@ -138,9 +140,11 @@ def stop_all() -> None:
         process.wait(timeout=60)
 
 
-def build_before_sessions() -> int:
-    """Run BEFORE_SESSIONS (each script's progress on stderr): 0, or 1 once a stage had a build fail."""
-    for stage in BEFORE_SESSIONS:
+def build_before_sessions(stages: list[int]) -> int:
+    """Run the given stages of BEFORE_SESSIONS, numbered from 1, each script's progress on stderr: 0, or 1 once a
+    stage had a build fail."""
+    for number in stages:
+        stage = BEFORE_SESSIONS[number - 1]
         running = {script: subprocess.Popen(["bash", str(SCRIPTS / script)], stdout=subprocess.DEVNULL,
                                             stdin=subprocess.DEVNULL) for script in stage}
         failed = [script for script, process in running.items() if process.wait() != 0]
@@ -151,4 +155,4 @@ def build_before_sessions() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(build_before_sessions())
+    raise SystemExit(build_before_sessions([int(a) for a in sys.argv[1:]] or list(range(1, len(BEFORE_SESSIONS) + 1))))
