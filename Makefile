@@ -53,7 +53,7 @@ chart-publish: setup
 
 ## bench-smoke: every benchmark at its smallest, as pytest's `bench` tier (the ones on real servers are not in
 ## `make test`: tests/test_bench.py says why); a few minutes warm
-bench-smoke: setup-test engines
+bench-smoke: setup-test debs engines
 	$(PY) -m pytest -m bench
 
 ## unit: the tests that need no build (the generator, the CLI, the spec): a minute or two, for a quick loop

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# make test's pytest: two sessions at once. The node tier (a real node: containerd, the kubelet, its images)
-# runs in a session of its own beside the others, because it spends most of its time waiting (for its images'
-# builds, for pods to start and models to load) and the other tiers leave the machine's cores half idle
-# (docs/testing.md, "What a whole run costs"). Each session starts its own background chain of the builds its
-# tiers need (tests/support/prebuild.py); the scripts' cache locks keep a build from running twice.
+# make test after its setup: the static checks, the builds, then pytest's two sessions at once. The node tier (a
+# real node: containerd, the kubelet, its images) runs in a session of its own beside the others, because it spends
+# most of its time waiting (for its images' builds, for pods to start and models to load) and the other tiers leave
+# the machine's cores half idle (docs/testing.md, "What a whole run costs"). Each session starts its own background
+# chain of the builds its tiers need (tests/support/prebuild.py); the scripts' cache locks keep a build from
+# running twice.
 #
 # The node session's output goes to NODE_LOG and is printed when both are done; the other session's goes to the
 # terminal as it runs. Fails if either fails. Ctrl-C stops both, each running its teardown.
@@ -19,8 +20,9 @@
 #
 # Usage: scripts/test.sh
 # Env:   PY (python with the test extras; default .venv/bin/python), VENV (its virtualenv, for scripts/verify.sh),
-#        TEST_MARKERS (pytest -m expression; default `not bench`), NODE_LOG (default .pytest-node.log), PYTEST_ARGS (more arguments for both sessions),
-#        PYTHON (the interpreter of vLLM's virtualenv, as scripts/engines/vllm-cpu.sh)
+#        TEST_MARKERS (pytest -m expression; default `not bench`), NODE_LOG (default .pytest-node.log),
+#        PYTEST_ARGS (more arguments for both sessions), PYTHON (the interpreter of vLLM's virtualenv, as
+#        scripts/engines/vllm-cpu.sh)
 set -uo pipefail
 
 py=${PY:-.venv/bin/python}
