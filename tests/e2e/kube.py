@@ -115,12 +115,19 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
             [*kube.kubectl_argv(), "-n", namespace, "port-forward", "--address",
              "127.0.0.1", f"svc/{service}", f"{local}:{port}"],
             stdout=log, stderr=subprocess.STDOUT, text=True)
+
+        def exited() -> str:
+            """kubectl's exit status and the end of its log, or "" while it runs."""
+            if proc.poll() is None:
+                return ""
+            log.seek(0)
+            return f"port-forward to svc/{service} exited ({proc.returncode}):\n{log.read()[-4000:]}"
+
         try:
             deadline = time.monotonic() + timeout
             while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise AssertionError(f"port-forward to svc/{service} exited:\n{log.read()}")
+                if why := exited():
+                    raise AssertionError(why)
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
                     break
                 if time.monotonic() > deadline:
@@ -130,14 +137,11 @@ def port_forward(kube: Kube, namespace: str, service: str, port: int,
             try:
                 yield f"http://127.0.0.1:{local}"
             except BaseException as err:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    err.add_note(f"port-forward to svc/{service} had exited ({proc.returncode}):\n{log.read()[-4000:]}")
+                if why := exited():
+                    err.add_note(why)
                 raise
-            if proc.poll() is not None:  # what was sent through it may have been lost: say why
-                log.seek(0)
-                raise AssertionError(f"port-forward to svc/{service} exited while in use ({proc.returncode}):\n"
-                                     f"{log.read()[-4000:]}")
+            if why := exited():  # what was sent through it may have been lost while it was in use: say why
+                raise AssertionError(why)
         finally:
             proc.terminate()
             try:
