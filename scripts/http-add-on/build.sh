@@ -15,5 +15,9 @@ source "$here/../lib/gomodule.sh"
 
 version=$("$here/../versions.py" http-add-on)
 module=github.com/kedacore/http-add-on
+# Built on KEDA's version set (scripts/keda/build.sh builds first in the node tier's chain): its Kubernetes
+# libraries and controller-runtime then come compiled from Go's build cache (docs/testing.md).
+keda_version=$("$here/../versions.py" keda)
+export GO_MODULE_ALIGN=github.com/kedacore/keda/v2@$keda_version
 go_module_build http-add-on "$module" "$version" "-s -w -X=$module/pkg/build.version=$version" \
   interceptor:interceptor scaler:scaler
