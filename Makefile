@@ -8,7 +8,7 @@ OUT ?= out
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda node bench bench-smoke chart-publish clean
+.PHONY: setup setup-test render verify test unit chart manifests e2e-kind debs controlplane engines keda lws node bench bench-smoke chart-publish clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,10 +83,15 @@ keda:
 	bash scripts/keda/build.sh > /dev/null
 	bash scripts/http-add-on/build.sh > /dev/null
 
+## lws: build LeaderWorkerSet's controller from its Go module, on KEDA's version set (after `keda`, it reuses its
+## compiled libraries), for the node tier's groups (once per version, cached in ~/.cache/stackgen)
+lws: keda
+	bash scripts/lws/build.sh > /dev/null
+
 ## node: the real node's container images, built from Debian packages, the engines above and Go modules, its
 ## NetworkPolicy engine (kube-router) and crane (the air-gap test's copies), for tests/node (once per version,
 ## cached in ~/.cache/stackgen)
-node: debs engines keda
+node: debs engines keda lws
 	bash scripts/node/build.sh > /dev/null
 	bash scripts/kube-router/build.sh > /dev/null
 	bash scripts/crane/build.sh > /dev/null

@@ -75,6 +75,7 @@ from tests.support.objects import (
     Pod,
     admits,
     admitting,
+    made_by_lws,
     matches,
     name,
     named,
@@ -155,10 +156,20 @@ REFUSED: list[tuple[Spec, str, str]] = [
       "models": [{"name": "coder", **CPU_VLLM, "cache": {"type": "persistentVolumeClaim", "preload": True}},
                  {"name": "coder-preload", **CPU_VLLM, "replicas": 2}]},
      "models[1].name", "'coder-preload' names the preload Job of model 'coder'"),
+    # Found on the real node (tests/node/test_groups.py), not by the search, which then checked the rule above: LWS
+    # makes a group's headless Service only if no Service of its name exists. The chart's Service for the leaders
+    # took the shared one's name, so the group's pods could not resolve their leader; per-group Services mend that,
+    # and a model named after one of them is refused.
+    ({"name": "s", "namespace": "llm", "gateway": {"replicas": 1},
+      "profiles": {"l4": specs.PROFILES["l4"], "cpu": specs.PROFILES["cpu"]},
+      "models": [{"name": "big", **specs.BASES["vllm-nvidia"], "nodesPerReplica": 2},
+                 {"name": "big-0", **CPU_VLLM}]},
+     "models[1].name", "'big-0' names the headless Service LWS makes for group 0 of model 'big'"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "path", "message"), REFUSED, ids=["prometheus-in-own-namespace", "preload-twin"])
+@pytest.mark.parametrize(("spec", "path", "message"), REFUSED, ids=["prometheus-in-own-namespace", "preload-twin",
+                                                                     "group-service-twin"])
 def test_the_counterexamples_found_are_refused_with_the_reason(spec: Spec, path: str, message: str,
                                                                tmp_path: Path) -> None:
     source = tmp_path / "stack.yaml"
@@ -703,6 +714,17 @@ def test_object_names_fit_their_kind_and_are_unique(spec: Spec) -> None:
         for key, value in label_values(obj):
             assert isinstance(value, str) and len(value) <= 63 and LABEL_VALUE.match(value), \
                 f"{kind} {object_name}: label {key}={value!r} is no label value{say(spec)}"
+    # What LWS's controller makes for a group, at the most groups the spec allows: it makes a headless Service only
+    # if none of its name exists, and without it the group's pods cannot resolve their leader.
+    services = {name(s) for s in of_kind(r.objects, "Service")}
+    for lws in of_kind(r.objects, "LeaderWorkerSet"):
+        scaled = [o for o in of_kind(r.objects, "ScaledObject") if o["spec"]["scaleTargetRef"]["name"] == name(lws)]
+        groups = int(scaled[0]["spec"]["maxReplicaCount"]) if scaled else int(lws["spec"]["replicas"])
+        for what, made in made_by_lws(lws, groups):
+            assert len(made) <= 63 and DNS_1123_LABEL.match(made), \
+                f"LWS would make {what} {made!r} of LeaderWorkerSet {name(lws)}: no DNS label of 63{say(spec)}"
+            assert what != "Service" or made not in services, \
+                f"the chart's Service {made} takes the name of LeaderWorkerSet {name(lws)}'s headless one{say(spec)}"
 
 
 # --- 6. PromQL -----------------------------------------------------------------------------------------------------

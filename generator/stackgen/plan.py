@@ -33,6 +33,10 @@ NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
 NGINX_TIMEOUTS = (f"{NGINX_PREFIX}proxy-read-timeout", f"{NGINX_PREFIX}proxy-send-timeout")
 # The chart names a model's preload Job <fullname>-<model>-preload-<6 hex digits of what it downloads>, and
 # labels its pods with component <model>-preload.
+# LWS's controller names what it makes for a LeaderWorkerSet <lws> after its groups: each group i's leader pod <lws>-i,
+# its workers' StatefulSet <lws>-i with pods <lws>-i-j, and, with the per-replica subdomain the chart sets, a headless
+# Service <lws>-i. A StatefulSet labels its pods with <statefulset>-<revision hash of up to 10 characters>.
+GROUP_REVISION_HASH = "-" + "0" * 10
 PRELOAD_COMPONENT_SUFFIX = "-preload"
 PRELOAD_JOB_SUFFIX = f"{PRELOAD_COMPONENT_SUFFIX}-{'0' * 6}"
 REDIS_PASSWORD_KEY = "password"
@@ -175,6 +179,14 @@ def sizing(stack: Stack, m: ServedModel, at: str) -> capacity.Sizing:
     return engine.sizing(m, stack.profiles[m.profile], at)
 
 
+def _groups(m: ModelCommon) -> int | None:
+    """The most groups a model of several pods per replica runs (its LeaderWorkerSet's replicas); None: one pod."""
+    engine = _served_engine(m)
+    if engine is None or not isinstance(m, ServedModel) or engine.group_size(m) == 1:
+        return None
+    return m.autoscaling.maxReplicas if m.autoscaling else m.replicas
+
+
 def _names(stack: Stack) -> list[tuple[str, str]]:
     """Every name agents can ask for, and its path in the spec: the models', then the adapters'."""
     models = [(m.name, f"models[{i}].name") for i, m in enumerate(stack.models)]
@@ -206,6 +218,8 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         objects = [f"{stack.name}-{routing.component(m.name)}" if _policy(m) else f"{stack.name}-{m.name}"]
         if isinstance(m, ServedModel) and m.cache.preload:
             objects.append(f"{stack.name}-{m.name}{PRELOAD_JOB_SUFFIX}")
+        if (groups := _groups(m)) is not None:  # the last group's worker StatefulSet's revision label
+            objects.append(f"{stack.name}-{m.name}-{groups - 1}{GROUP_REVISION_HASH}")
         longest = max(objects, key=len)
         if len(longest) > 63:
             problems.append(Problem(f"{at}.name", f"object name {longest!r} is longer than 63 characters",
@@ -219,6 +233,13 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
                 problems.append(Problem(f"models[{names[component]}].name",
                                         f"{component!r} names {what} of model {m.name!r}, whose pods it would take as "
                                         "its own", "pick another model name"))
+        if _groups(m) is not None:  # LWS's headless Service of group i is <lws>-i: a model of that name has its Service
+            for other, i in names.items():
+                if other.startswith(f"{m.name}-") and other[len(m.name) + 1:].isdigit():
+                    problems.append(Problem(f"models[{i}].name", f"{other!r} names the headless Service LWS makes for "
+                                            f"group {other[len(m.name) + 1:]} of model {m.name!r} (nodesPerReplica): "
+                                            "taken, LWS makes none, and the group's pods cannot find their leader",
+                                            "pick another model name"))
     # A model server's NetworkPolicy admits the namespace of the Prometheus that scrapes or scales it: the stack's
     # own would admit every pod of it, past the gateway.
     own = stack.namespace

@@ -3,7 +3,7 @@ to 1 when it drains, through the stack's own gateway and router, and no call fai
 
 The stack is kind-cpu's vLLM model alone, autoscaled {minReplicas: 1, maxReplicas: 2, targetQueue: 1}, with vLLM
 limited to one sequence at a time (`--max-num-seqs 1`) so that a few agents build a queue on the tiny model. KEDA and
-Prometheus are installed as the cluster's own (autoscaler.py). The agents are threads on this machine calling
+Prometheus are installed as the cluster's own (addons.py). The agents are threads on this machine calling
 the gateway's Service (this machine routes Services to the node, as another node would), bounded in count and time.
 
 In order, each step a test:
@@ -16,7 +16,7 @@ In order, each step a test:
 4. `helm upgrade` shortens the scale-down window and leaves the replicas alone; with the queue low since step 3
    eased the load and two agents calling, the model goes back to 1 replica, and the pod that goes finishes its
    calls: none fails.
-5. Scale to zero (stackgen.wake), with KEDA's HTTP add-on installed from its own manifests (autoscaler.HTTP_ADDON):
+5. Scale to zero (stackgen.wake), with KEDA's HTTP add-on installed from its own manifests (addons.HTTP_ADDON):
    `helm upgrade` to minReplicas 0, and with no call for idleSeconds the model has no pod.
 6. Three agents call the sleeping model at once, two streaming through a relay that closes connections silent for
    30 s (socat, as a load balancer's idle timeout), one not streaming: every call is answered, the streams get the
@@ -36,7 +36,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,18 +53,18 @@ from tests.e2e import specs
 from tests.e2e.kube import Kube, port_forward, say, timed
 from tests.support.kube import conditions
 from tests.support.kube import status as kube_status
-from tests.support.prebuild import built
 from tests.support.tools import tool
 from tests.support.wait import poll
 
-from .autoscaler import (
+from .addons import (
     HTTP_ADDON,
     KEDA,
     KEDA_NAMESPACE,
     PROMETHEUS_NAMESPACE,
     PROMETHEUS_PORT,
     SCRAPE_SECONDS,
-    Project,
+    apply_all,
+    installed,
     prometheus_objects,
 )
 from .conftest import NodeCluster, report
@@ -242,12 +242,6 @@ def build_queue(load: Load, samples: Samples) -> float:
             raise AssertionError(f"{MAX_AGENTS} agents built no queue above {TARGET_QUEUE}: {window}")
 
 
-def _apply_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
-    # Server-side: KEDA's CRDs are too big for client-side apply's last-applied annotation.
-    kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects),
-             timeout=180)
-
-
 def _available(kube: Kube, name: str) -> tuple[bool, str]:
     condition = conditions(kube.get("apiservice", name)).get("Available", {})
     return condition.get("status") == "True", f"{name} {condition.get('status')}: {condition.get('message', '')}"
@@ -262,34 +256,13 @@ def _scale_operator(kube: Kube, replicas: int) -> None:
              lambda: (not kube.items("pods", "-n", KEDA_NAMESPACE, "-l", f"app={OPERATOR}"), "operator pod"), 120, 2)
 
 
-@contextlib.contextmanager
-def _installed(node_cluster: NodeCluster, project: Project, work: Path, ready: Callable[[], None] = lambda: None,
-               ) -> Iterator[Kube]:
-    """A project's own manifests applied, with images made here from its build, its Deployments rolled out and
-    `ready` waited for; deleted afterwards."""
-    kube = node_cluster.kube()
-    report[f"{project.name} imported"] = node_cluster.node.import_archives(project.images_of(built(project.build), work))
-    objects = project.objects(tool("kubectl"))
-    start = time.monotonic()
-    try:
-        _apply_all(kube, objects)
-        kube.wait_rollouts(KEDA_NAMESPACE, list(project.deployments), 300)
-        ready()
-        report[f"{project.name} Ready"] = f"{time.monotonic() - start:.0f}s"
-        yield kube
-    finally:
-        with timed(f"{project.name} removed"):
-            kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
-                     stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
-
-
 @pytest.fixture(scope="module")
 def keda(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     def metrics_api() -> None:
         kube = node_cluster.kube()
         poll("KEDA's metrics API", lambda: _available(kube, "v1beta1.external.metrics.k8s.io"), 180, 2)
 
-    with _installed(node_cluster, KEDA, tmp_path_factory.mktemp("keda"), metrics_api) as kube:
+    with installed(node_cluster, KEDA, tmp_path_factory.mktemp("keda"), metrics_api) as kube:
         yield kube
 
 
@@ -302,7 +275,7 @@ def scaled(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempP
         prometheus = prometheus_objects(node_cluster.refs["prometheus"], installed.namespace,
                                         installed.stack.release, MODEL, VLLM_PORT)
         try:
-            _apply_all(keda, prometheus)
+            apply_all(keda, prometheus)
             keda.wait_rollouts(PROMETHEUS_NAMESPACE, ["prometheus"], 120)
             pod = keda.items("pods", "-n", PROMETHEUS_NAMESPACE, "-l", "app.kubernetes.io/name=prometheus")[0]
             yield Autoscaled(installed, f"http://{pod['status']['podIP']}:{PROMETHEUS_PORT}")
@@ -518,8 +491,8 @@ WAKERS = {"streamed-1": True, "streamed-2": True, "plain": False}  # agent -> wh
 
 @pytest.fixture(scope="module")
 def addon(node_cluster: NodeCluster, keda: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    """KEDA's HTTP add-on, its interceptor and external scaler, from its own manifests (autoscaler.HTTP_ADDON)."""
-    with _installed(node_cluster, HTTP_ADDON, tmp_path_factory.mktemp("http-add-on")) as kube:
+    """KEDA's HTTP add-on, its interceptor and external scaler, from its own manifests (addons.HTTP_ADDON)."""
+    with installed(node_cluster, HTTP_ADDON, tmp_path_factory.mktemp("http-add-on")) as kube:
         yield kube
 
 

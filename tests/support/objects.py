@@ -90,6 +90,27 @@ def group_pods(lws: Obj, namespace: str) -> list[Pod]:
     return out
 
 
+# The longest revision hash a StatefulSet's controller-revision-hash label (<statefulset>-<hash>) carries.
+REVISION_HASH_CHARS = 10
+
+
+def made_by_lws(lws: Obj, groups: int) -> list[tuple[str, str]]:
+    """What LWS's controller (at the `lws` pin) makes for a LeaderWorkerSet of `groups` groups, as (what, name): its leaders'
+    StatefulSet, each group's workers' StatefulSet and pods, the headless Services its pods resolve their leader
+    through (one named after it, or one per group with the UniquePerReplica subdomain), and the revision label each
+    StatefulSet gives its pods."""
+    lws_name, template = name(lws), lws["spec"]["leaderWorkerTemplate"]
+    policy = (lws["spec"].get("networkConfig") or {}).get("subdomainPolicy", "Shared")
+    out = [("StatefulSet", lws_name)]
+    out += [("Service", lws_name)] if policy == "Shared" else [("Service", f"{lws_name}-{i}") for i in range(groups)]
+    for i in range(groups):
+        out.append(("StatefulSet", f"{lws_name}-{i}"))
+        out += [("Pod", f"{lws_name}-{i}-{j}") for j in range(1, int(template["size"]))]
+    out += [("label controller-revision-hash", f"{sts}-{'0' * REVISION_HASH_CHARS}")
+            for what, sts in list(out) if what == "StatefulSet"]
+    return out
+
+
 def matches(selector: Obj | None, labels: dict[str, str]) -> bool:
     """A metav1.LabelSelector (matchLabels, matchExpressions) against labels; an empty selector selects all."""
     selector = selector or {}

@@ -43,9 +43,10 @@ NEEDS = {
     "engines": ("engines/vllm-cpu.sh", "engines/ollama.sh", "engines/llamacpp.sh"),
     # Its images (they hold the engines), its NetworkPolicy engine, the crane that `stackgen bundle --copy` fills
     # the air-gap test's registry mirror with, and last KEDA and its HTTP add-on, which the autoscaling module (the
-    # tier's second) asks for: the node starts without them (tests/node/conftest.py).
+    # tier's second) asks for, then LWS's controller, which reuses KEDA's compiled libraries: the node starts without
+    # them (tests/node/conftest.py).
     "node": ("controlplane/build.sh", "engines/vllm-cpu.sh", "engines/ollama.sh", "node/build.sh",
-             "kube-router/build.sh", "crane/build.sh", "keda/build.sh", "http-add-on/build.sh"),
+             "kube-router/build.sh", "crane/build.sh", "keda/build.sh", "http-add-on/build.sh", "lws/build.sh"),
     "bench": ("engines/vllm-cpu.sh", "engines/ollama.sh", "crane/build.sh", "oras/build.sh"),
 }
 # What `make test` builds before its two sessions start, stage by stage, the builds of a stage side by side: each

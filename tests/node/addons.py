@@ -1,4 +1,5 @@
-"""What a cluster must already have for stackgen's autoscaling, put on the real node as a platform team would:
+"""What a cluster must already have for stackgen's autoscaling and its groups, put on the real node as a platform
+team would:
 
 - KEDA (versions.yaml `keda`) from its own manifests: `config/minimal` of its Go module, rendered by
   kubectl's built-in kustomize. That is the operator, the metrics API server behind the
@@ -16,14 +17,22 @@
   selects the model pods, ready or not (a pod that is stopping is still scraped while it drains), and
   Prometheus resolves it every 5 s. It scrapes every 5 s, not the PodMonitor's 15 s, so that the test's
   timings show KEDA's and the HPA's share rather than a scrape's.
+- LeaderWorkerSet's controller (versions.yaml `lws`) from its own `config/default`: the CRD, the controller manager,
+  its webhooks (they give each pod of a group its leader's address and its index) with the certificates it makes
+  and rotates itself, and its RBAC. Its image is made from scripts/lws/build.sh's manager. Fitted to the 2-core
+  node (`fit`): one replica instead of two (its leader election picks one anyway), asking for 100m of CPU and
+  128 MiB instead of a whole core and a GiB each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +40,13 @@ from typing import Any
 import yaml
 
 from tests.cluster.crds import module_file
+from tests.e2e.kube import Kube, timed
 from tests.pins import pin
 from tests.support.paths import SCRIPTS
+from tests.support.prebuild import built
+from tests.support.tools import tool
+
+from .conftest import NodeCluster, report
 
 KEDA_NAMESPACE = "keda"
 PROMETHEUS_NAMESPACE = "monitoring"
@@ -47,7 +61,11 @@ KEDA_IMAGES = {"ghcr.io/kedacore/keda": ("keda", "ghcr.io/kedacore/keda"),
 # the name the project publishes it by.
 ADDON_IMAGES = {"ko://github.com/kedacore/http-add-on/interceptor": ("interceptor", "ghcr.io/kedacore/http-add-on-interceptor"),
                 "ko://github.com/kedacore/http-add-on/scaler": ("scaler", "ghcr.io/kedacore/http-add-on-scaler")}
-STATIC_USER = "65532:65532"  # the distroless user both projects' images run as
+# LWS's kustomization names its manager's image by its staging repository; the binary of scripts/lws/build.sh, under
+# the name the project publishes it by.
+LWS_IMAGES = {"us-central1-docker.pkg.dev/k8s-staging-images/lws/lws": ("manager", "registry.k8s.io/lws/lws")}
+LWS_NAMESPACE = "lws-system"
+STATIC_USER = "65532:65532"  # the distroless user the projects' images run as
 
 
 @dataclass(frozen=True)
@@ -58,14 +76,17 @@ class Project:
     module: str
     pin: str  # its versions.yaml name
     build: str  # the script under scripts/ that builds its binaries
-    deployments: tuple[str, ...]  # the Deployments its manifests make, in KEDA_NAMESPACE
+    namespace: str
+    deployments: tuple[str, ...]  # the Deployments its manifests make, in `namespace`
     # The image its manifests name (without a tag) -> the binary it runs, and the repository it is published as.
     images: dict[str, tuple[str, str]]
     configs: tuple[str, ...]  # the kustomize directories of its module that the node applies
+    tag_prefix: str = ""  # what its published tags put before the bare version
+    fit: Callable[[dict[str, Any]], None] | None = None  # changes a Deployment of its to fit the node
 
     def ref(self, image: str) -> str:
         """The reference the node knows an image by: its published repository, at the pinned version."""
-        return f"{self.images[image][1]}:{pin(self.pin).lstrip('v')}"
+        return f"{self.images[image][1]}:{self.tag_prefix}{pin(self.pin).lstrip('v')}"
 
     def images_of(self, binaries: Path, work: Path) -> dict[Path, str]:
         """An image archive of each binary, as its only file (scripts/node/oci.py, as the node's other static
@@ -94,6 +115,8 @@ class Project:
         for obj in objects:
             if obj["kind"] != "Deployment":
                 continue
+            if self.fit:
+                self.fit(obj)
             for container in obj["spec"]["template"]["spec"]["containers"]:
                 image = container["image"]
                 if ":" in image.rsplit("/", 1)[-1]:  # a tag, not ko://'s scheme
@@ -106,12 +129,47 @@ class Project:
         return objects
 
 
-KEDA = Project("KEDA", "github.com/kedacore/keda/v2", "keda", "keda/build.sh", ("keda-operator", "keda-metrics-apiserver"),
-               KEDA_IMAGES, ("config/minimal",))
+def _one_small_replica(deployment: dict[str, Any]) -> None:
+    deployment["spec"]["replicas"] = 1
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        container.setdefault("resources", {})["requests"] = {"cpu": "100m", "memory": "128Mi"}
+
+
+KEDA = Project("KEDA", "github.com/kedacore/keda/v2", "keda", "keda/build.sh", KEDA_NAMESPACE,
+               ("keda-operator", "keda-metrics-apiserver"), KEDA_IMAGES, ("config/minimal",))
 # The CRDs, the interceptor and the external scaler; not the operator (stackgen renders no HTTPScaledObject).
 HTTP_ADDON = Project("HTTP add-on", "github.com/kedacore/http-add-on", "http-add-on", "http-add-on/build.sh",
-                     ("keda-add-ons-http-interceptor", "keda-add-ons-http-scaler"), ADDON_IMAGES,
+                     KEDA_NAMESPACE, ("keda-add-ons-http-interceptor", "keda-add-ons-http-scaler"), ADDON_IMAGES,
                      ("config/crd", "config/interceptor", "config/scaler"))
+LWS = Project("LWS", "sigs.k8s.io/lws", "lws", "lws/build.sh", LWS_NAMESPACE, ("lws-controller-manager",), LWS_IMAGES,
+              ("config/default",), tag_prefix="v", fit=_one_small_replica)
+
+
+def apply_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
+    # Server-side: KEDA's CRDs are too big for client-side apply's last-applied annotation.
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects),
+             timeout=180)
+
+
+@contextlib.contextmanager
+def installed(node_cluster: NodeCluster, project: Project, work: Path, ready: Callable[[], None] = lambda: None,
+              ) -> Iterator[Kube]:
+    """A project's own manifests applied, with images made here from its build, its Deployments rolled out and
+    `ready` waited for; deleted afterwards."""
+    kube = node_cluster.kube()
+    report[f"{project.name} imported"] = node_cluster.node.import_archives(project.images_of(built(project.build), work))
+    objects = project.objects(tool("kubectl"))
+    start = time.monotonic()
+    try:
+        apply_all(kube, objects)
+        kube.wait_rollouts(project.namespace, list(project.deployments), 300)
+        ready()
+        report[f"{project.name} Ready"] = f"{time.monotonic() - start:.0f}s"
+        yield kube
+    finally:
+        with timed(f"{project.name} removed"):
+            kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
+                     stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
 
 
 def prometheus_objects(ref: str, namespace: str, release: str, component: str, port: int) -> list[dict[str, Any]]:
