@@ -17,7 +17,7 @@ team would:
   selects the model pods, ready or not (a pod that is stopping is still scraped while it drains), and
   Prometheus resolves it every 5 s. It scrapes every 5 s, not the PodMonitor's 15 s, so that the test's
   timings show KEDA's and the HPA's share rather than a scrape's.
-- LeaderWorkerSet's controller (versions.yaml `lws`) from its own `config/default`: the CRD, the controller manager,
+- LeaderWorkerSet's controller (versions.yaml `lws`) from its own `config/default`: its CRDs, the controller manager,
   its webhooks (they give each pod of a group its leader's address and its index) with the certificates it makes
   and rotates itself, and its RBAC. Its image is made from scripts/lws/build.sh's manager. Fitted to the 2-core
   node (`fit`): one replica instead of two (its leader election picks one anyway), asking for 100m of CPU and
