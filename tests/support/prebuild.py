@@ -11,9 +11,9 @@ fixture waited is kept for the session's summary (`waits`).
 as `python -m tests.support.prebuild`), so that under it the chains hold only what one session needs: the node
 session's kube-router, crane, KEDA, its HTTP add-on and LWS, the other session's llama-server, which only its engines
 tier (a quarter of an hour in) runs. With the control plane and the engines in the chain too, behind the early
-tiers at low priority, a cold one-session run took 88 minutes against about 65: they were done 40 minutes in, the engines tier waited for
-llama-server, and the node's images only began then (docs/testing.md). Run alone (`pytest -m engines` on a new
-machine), the chain still builds what that tier needs.
+tiers at low priority, a cold one-session run took 88 minutes against about 65: they were done 40 minutes in, the
+engines tier waited for llama-server, and the node's images only began then (docs/testing.md). Run alone
+(`pytest -m engines` on a new machine), the chain still builds what that tier needs.
 """
 
 from __future__ import annotations

@@ -293,6 +293,10 @@ def stacks(draw: st.DrawFn) -> Spec:
             others = [o["name"] for o in models if o is not m]
             if draw(st.booleans()):
                 m["fallbacks"] = draw(st.lists(st.sampled_from(others), min_size=1, max_size=2, unique=True))
+    for m in models:  # a group's names (LWS's worker StatefulSets and their revision labels) must fit 63 characters
+        groups = int(m["autoscaling"]["maxReplicas"]) if m.get("autoscaling") else int(m.get("replicas", 1))
+        if m.get("nodesPerReplica", 1) > 1 and len(f"{spec['name']}-{m['name']}-{groups - 1}-0000000000") > 63:
+            del m["nodesPerReplica"]
     spec["models"] = [_ordered(m) for m in models]
     DRAWS["drawn"] += 1
     DRAWS.update(f"feature:{f}" for f in on)
