@@ -156,8 +156,8 @@ REFUSED: list[tuple[Spec, str, str]] = [
       "models": [{"name": "coder", **CPU_VLLM, "cache": {"type": "persistentVolumeClaim", "preload": True}},
                  {"name": "coder-preload", **CPU_VLLM, "replicas": 2}]},
      "models[1].name", "'coder-preload' names the preload Job of model 'coder'"),
-    # Found on the real node (tests/node/test_groups.py), not by the search, which then checked the rule above: LWS
-    # makes a group's headless Service only if no Service of its name exists. The chart's Service for the leaders
+    # Found reading LWS's controller while writing tests/node/test_groups.py, not by the search, which checks it now:
+    # LWS makes a group's headless Service only if no Service of its name exists. The chart's Service for the leaders
     # took the shared one's name, so the group's pods could not resolve their leader; per-group Services mend that,
     # and a model named after one of them is refused.
     ({"name": "s", "namespace": "llm", "gateway": {"replicas": 1},
