@@ -123,6 +123,13 @@ class Autoscaled:
         result = reply["data"]["result"]
         return float(result[0]["value"][1]) if result else 0.0
 
+    def load(self, agents: int) -> Load:
+        """`agents` calling the stack's gateway, each call waiting as long as the gateway may take to answer it:
+        its timeout for each of its tries."""
+        settings = self.installed.values["gateway"]["config"]["litellm_settings"]
+        answer_s = settings["request_timeout"] * (settings["num_retries"] + 1) + 30
+        return Load(self.installed.gateway_url(), self.installed.stack.master_key, agents, answer_s)
+
     def replicas(self) -> int:
         deployment = self.installed.kube.get("deployment", "-n", self.installed.namespace,
                                              f"{self.installed.stack.release}-{MODEL}")
@@ -131,11 +138,16 @@ class Autoscaled:
 
 @dataclass
 class Load:
-    """Agents calling the gateway until stopped: each call's status (0: no HTTP answer)."""
+    """Agents calling the gateway until stopped: each call's status (0: no HTTP answer), and what each failed
+    call got. Each call waits `answer_s`, as long as the gateway may take to answer, so that a call without an
+    HTTP answer is the stack's failure and not the client's impatience (a fixed 120 s lost a call queued behind
+    nine others on a slow machine)."""
     url: str
     key: str
     agents: int
+    answer_s: float
     statuses: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     active: int = 0  # agents calling now (all of them until `ease`)
@@ -162,20 +174,25 @@ class Load:
         self.active, self.pause = agents, pause
 
     def _agent(self, n: int) -> None:
-        with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {self.key}"}) as client:
+        timeout = httpx.Timeout(self.answer_s, connect=10)
+        with httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {self.key}"}) as client:
             for i in range(MAX_CALLS_PER_AGENT):
                 if self.stop.wait(self.pause):
                     return
                 if n >= self.active:  # eased off: idle until the load stops
                     self.stop.wait()
                     return
+                sent = time.monotonic()
                 try:
                     reply = client.post(f"{self.url}/v1/chat/completions", headers={SESSION_HEADER: f"agent-{n}-{i}"},
                                         json={"model": MODEL, "max_tokens": MAX_TOKENS, "ignore_eos": True,
                                               "messages": [{"role": "user", "content": f"agent {n}, call {i}"}]})
-                    self.statuses.append(reply.status_code)
-                except httpx.HTTPError:
-                    self.statuses.append(0)
+                    status, failure = reply.status_code, f"HTTP {reply.status_code}: {reply.text[:200]}"
+                except httpx.HTTPError as error:
+                    status, failure = 0, f"{type(error).__name__}: {error}"
+                self.statuses.append(status)
+                if status != 200:
+                    self.failures.append(f"agent {n} call {i}, after {time.monotonic() - sent:.0f}s: {failure}")
 
     def __enter__(self) -> Load:
         self.grow(self.agents)
@@ -183,11 +200,11 @@ class Load:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=150)
-
-    def failed(self) -> list[int]:
-        return [s for s in self.statuses if s != 200]
+        deadline = time.monotonic() + self.answer_s
+        for n, thread in enumerate(self.threads):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self.failures.append(f"agent {n}: its last call had no answer when the load stopped")
 
 
 @dataclass
@@ -361,11 +378,9 @@ def test_keda_reads_the_queue_and_verify_reports_the_autoscaler(scaled: Autoscal
 
 def test_without_the_keda_operator_the_queue_builds_and_replicas_stay_at_one(scaled: Autoscaled,
                                                                               keda: Kube) -> None:
-    installed = scaled.installed
     _scale_operator(keda, 0)
     try:
-        with Samples(scaled) as samples, \
-                Load(installed.gateway_url(), installed.stack.master_key, BUSY_AGENTS) as load:
+        with Samples(scaled) as samples, scaled.load(BUSY_AGENTS) as load:
             queued = build_queue(load, samples)
             time.sleep(NEGATIVE_S)
     finally:
@@ -377,12 +392,12 @@ def test_without_the_keda_operator_the_queue_builds_and_replicas_stay_at_one(sca
     above = [row for row in held if row[1] > TARGET_QUEUE]
     say(f"operator stopped, {load.agents} agents for {NEGATIVE_S}s once the queue built: queue above {TARGET_QUEUE} "
         f"in {len(above)} of {len(held)} samples (max {max(r[1] for r in held):g}), replicas "
-        f"{sorted({r[2] for r in samples.rows})}; {len(load.statuses)} calls, {len(load.failed())} failed")
+        f"{sorted({r[2] for r in samples.rows})}; {len(load.statuses)} calls, {len(load.failures)} failed")
     # The queue is a gauge read every second: above the target for a third of the hold is a queue that, with
     # KEDA running, calls for a second replica (step 3 shows it does).
     assert len(above) >= len(held) // 3, f"the queue did not hold: {held}"
     assert {r[2] for r in samples.rows} == {1}, f"replicas changed with KEDA stopped: {samples.rows}"
-    assert not load.failed(), load.failed()
+    assert not load.failures, load.failures
 
 
 def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(scaled: Autoscaled) -> None:
@@ -394,8 +409,7 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
         pods = [p for p in installed.of(MODEL) if p["metadata"]["name"] not in before]
         return bool(pods) and ready(pods[0]), f"{len(pods)} new pods, replicas {scaled.replicas()}"
 
-    with Samples(scaled) as samples, \
-            Load(installed.gateway_url(), installed.stack.master_key, scaled.busy_agents) as load:
+    with Samples(scaled) as samples, scaled.load(scaled.busy_agents) as load:
         _ask_for_a_second(scaled, load, samples)
         load.ease(EASED_AGENTS, EASED_PAUSE_S)
         poll("a second replica Ready", second_ready, SCALE_UP_TIMEOUT_S, 2)
@@ -421,12 +435,13 @@ def test_under_a_queue_keda_adds_a_replica_the_router_uses_it_and_no_call_fails(
     }
     total = conditions["Ready"] - queued[0]
     report["scale-up"] = {**{k: f"{v:.0f}s" for k, v in parts.items()}, "queue above target -> Ready": f"{total:.0f}s",
-                          "calls": len(load.statuses), "failed": len(load.failed()),
+                          "calls": len(load.statuses), "failed": len(load.failures),
                           "load": f"{load.agents} agents, {EASED_AGENTS} every {EASED_PAUSE_S:g}s once 2 were asked for"}
     say(f"scale-up: {report['scale-up']}")
     log = installed.kube.run("logs", "-n", installed.namespace, installed.of(f"{MODEL}-router")[0]["metadata"]["name"]).stdout
     assert f"Adding pod: {name}" in log, log[-3000:]
-    assert load.statuses and not load.failed(), f"{len(load.failed())} of {len(load.statuses)} calls failed"
+    assert load.statuses and not load.failures, \
+        f"{len(load.failures)} of {len(load.statuses)} calls failed: {load.failures[:5]}"
 
 
 def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_finishes_its_calls(
@@ -450,8 +465,7 @@ def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_
                 leaving[pod["metadata"]["name"]] = (time.time(), pod["status"]["podIP"])
         return len(pods) == 1 and ready(pods[0]), f"{len(pods)} pods, {len(leaving)} leaving"
 
-    with Samples(scaled) as samples, \
-            Load(installed.gateway_url(), installed.stack.master_key, CALM_AGENTS) as load:
+    with Samples(scaled) as samples, scaled.load(CALM_AGENTS) as load:
         poll("back to one replica", one_left, SCALE_DOWN_DELAY_S + 240, 2)
         gone = time.time()
     calm = samples.first(lambda row: row[2] == 1)
@@ -462,9 +476,10 @@ def test_when_the_queue_drains_the_model_scales_back_to_one_and_the_leaving_pod_
     # The queue has been low since the scale-up eased its load; the shortened window is what lets the HPA act.
     report["scale-down"] = {"window shortened -> 1 replica desired": f"{calm[0] - samples.rows[0][0]:.0f}s",
                             "pod stopping -> gone": f"{gone - asked:.0f}s", "calls": len(load.statuses),
-                            "failed": len(load.failed()), f"calls {pod} finished while stopping": served}
+                            "failed": len(load.failures), f"calls {pod} finished while stopping": served}
     say(f"scale-down: {report['scale-down']}")
-    assert load.statuses and not load.failed(), f"{len(load.failed())} of {len(load.statuses)} calls failed"
+    assert load.statuses and not load.failures, \
+        f"{len(load.failures)} of {len(load.statuses)} calls failed: {load.failures[:5]}"
 
 
 def finished_while_stopping(scaled: Autoscaled, instance: str, since: float, until: float) -> float:
