@@ -179,6 +179,11 @@ def sizing(stack: Stack, m: ServedModel, at: str) -> capacity.Sizing:
     return engine.sizing(m, stack.profiles[m.profile], at)
 
 
+def group_revision_label(stack_name: str, model_name: str, groups: int) -> str:
+    """The longest name a model of `groups` groups makes: its last group's worker StatefulSet's revision label."""
+    return f"{stack_name}-{model_name}-{groups - 1}{GROUP_REVISION_HASH}"
+
+
 def _groups(m: ModelCommon) -> int | None:
     """The most groups a model of several pods per replica runs (its LeaderWorkerSet's replicas); None: one pod."""
     engine = _served_engine(m)
@@ -219,7 +224,7 @@ def check(stack: Stack, with_capacity: bool = True) -> list[Problem]:
         if isinstance(m, ServedModel) and m.cache.preload:
             objects.append(f"{stack.name}-{m.name}{PRELOAD_JOB_SUFFIX}")
         if (groups := _groups(m)) is not None:  # the last group's worker StatefulSet's revision label
-            objects.append(f"{stack.name}-{m.name}-{groups - 1}{GROUP_REVISION_HASH}")
+            objects.append(group_revision_label(stack.name, m.name, groups))
         longest = max(objects, key=len)
         if len(longest) > 63:
             problems.append(Problem(f"{at}.name", f"object name {longest!r} is longer than 63 characters",

@@ -39,9 +39,8 @@ from hypothesis import strategies as st
 
 from stackgen.errors import StackgenError
 from stackgen.load import load_text
-from stackgen.plan import plan
+from stackgen.plan import group_revision_label, plan
 from stackgen.spec import Stack
-from tests.support.objects import REVISION_HASH_CHARS
 
 Spec = dict[str, Any]
 
@@ -296,7 +295,7 @@ def stacks(draw: st.DrawFn) -> Spec:
                 m["fallbacks"] = draw(st.lists(st.sampled_from(others), min_size=1, max_size=2, unique=True))
     for m in models:  # a group's names (LWS's worker StatefulSets and their revision labels) must fit 63 characters
         groups = int(m["autoscaling"]["maxReplicas"]) if m.get("autoscaling") else int(m.get("replicas", 1))
-        if m.get("nodesPerReplica", 1) > 1 and len(f"{spec['name']}-{m['name']}-{groups - 1}-") + REVISION_HASH_CHARS > 63:
+        if m.get("nodesPerReplica", 1) > 1 and len(group_revision_label(spec["name"], m["name"], groups)) > 63:
             del m["nodesPerReplica"]
     spec["models"] = [_ordered(m) for m in models]
     DRAWS["drawn"] += 1
