@@ -105,6 +105,11 @@ def group(lws: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Group
         yield made
     finally:
         with timed(f"namespace {NAMESPACE} deleted"):
+            # The model's objects first, waiting for the pods they own (foreground): delete_namespace waits for
+            # the pods to go before it deletes the namespace, and nothing else would delete these (321 s of
+            # waiting out its timeout in a cold run).
+            lws.run("delete", "-n", NAMESPACE, "-f", "-", "--ignore-not-found", "--cascade=foreground",
+                    "--wait=true", "--timeout=120s", stdin=yaml.safe_dump_all(objects), timeout=150, check=False)
             lws.delete_namespace(NAMESPACE)
 
 
