@@ -14,10 +14,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stackgen import examples
+from stackgen import examples, wake
 from stackgen.cli import cli
 from stackgen.engines import SERVED
 from stackgen.load import load_text
+from stackgen.manifests import chart_dir
 from stackgen.output import Target
 from stackgen.plan import plan
 from stackgen.render import render_files
@@ -82,6 +83,22 @@ def test_a_model_at_zero_is_called_through_the_interceptor_that_wakes_it() -> No
         "model": None, "api_base": "http://keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080/v1",
         "api_key": "none", "timeout": 900, "extra_headers": {"x-stackgen-route": "llm/team-qwen"},
         "keepalive_seconds": 15}
+
+
+def test_a_model_at_zero_gets_the_gateways_check_on_its_interceptor_and_no_other_stack_does() -> None:
+    """The gateway's check (charts/inference-stack/files/stackgen_wake.py) is named in the config of a stack with a
+    model at zero, and `render` writes it beside the config; it knows the wake's route header by the same name."""
+    files = render_files(load_text(spec(extra=", autoscaling: {minReplicas: 0, maxReplicas: 1}"), "stack.yaml"),
+                         with_manifests=False)
+    config = yaml.safe_load(files["litellm/config.yaml"])
+    assert config["litellm_settings"]["callbacks"] == [wake.GATEWAY_CALLBACK]
+    hook = files[f"litellm/{wake.GATEWAY_HOOK}.py"]
+    assert hook == (chart_dir() / "files" / f"{wake.GATEWAY_HOOK}.py").read_text()
+    assert f'\nROUTE_HEADER = "{wake.ROUTE_HEADER}"' in hook
+
+    awake = render_files(load_text(spec(), "stack.yaml"), with_manifests=False)
+    assert "callbacks" not in yaml.safe_load(awake["litellm/config.yaml"])["litellm_settings"]
+    assert sorted(awake) == sorted(f for f in files if f != f"litellm/{wake.GATEWAY_HOOK}.py")
 
 
 def test_scale_down_waits_for_the_spec_delay() -> None:

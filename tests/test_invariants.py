@@ -488,6 +488,10 @@ def gateway_config(r: Rendered) -> Obj:
     assert configmap is not None
     config: Obj = yaml.safe_load(configmap["data"]["config.yaml"])
     assert config == yaml.safe_load(r.files["litellm/config.yaml"]), "the gateway's ConfigMap is not litellm/config.yaml"
+    beside = {rel.removeprefix("litellm/"): text for rel, text in r.files.items()
+              if rel.startswith("litellm/") and rel != "litellm/config.yaml"}
+    modules = {name: text for name, text in configmap["data"].items() if name != "config.yaml"}
+    assert modules == beside, "the gateway's ConfigMap does not carry the modules `render` writes beside its config"
     return config
 
 

@@ -6,9 +6,11 @@ OUT/litellm/config.yaml, so the two are identical by construction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import wake
+from .manifests import chart_dir
 from .output import Target
 from .plan import ModelPlan, Plan
 
@@ -64,9 +66,13 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
         "drop_params": True,
         "request_timeout": gw.timeoutSeconds,
         "num_retries": gw.numRetries,
-        # The Prometheus callback serves /metrics on the proxy's port (stackgen.monitoring reads it).
-        **({"callbacks": ["prometheus"]} if plan.stack.monitoring.enabled else {}),
     }
+    # The Prometheus callback serves /metrics on the proxy's port (stackgen.monitoring reads it); the wake's check
+    # fails a call at once when the interceptor that would wake its model is down.
+    callbacks = [*(["prometheus"] if plan.stack.monitoring.enabled else []),
+                 *([wake.GATEWAY_CALLBACK] if any(m.wake for m in plan.models) else [])]
+    if callbacks:
+        litellm["callbacks"] = callbacks
     routed = [m.name for m in plan.models if m.in_cluster and plan.served_by(m).router]
     if routed:
         # A routed model's router keeps a conversation on one replica by the client's x-session-id; LiteLLM
@@ -84,6 +90,16 @@ def gateway_config(plan: Plan) -> dict[str, Any]:
         "litellm_settings": litellm,
         "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
     }
+
+
+def hook_files(config: Mapping[str, Any]) -> dict[str, str]:
+    """The modules of the chart's that a config's callbacks name, by file name: LiteLLM loads them from beside
+    its config.yaml (the chart's ConfigMap carries them; `render` and localstack write them there)."""
+    named = config.get("litellm_settings", {}).get("callbacks", [])
+    if wake.GATEWAY_CALLBACK not in named:
+        return {}
+    name = f"{wake.GATEWAY_HOOK}.py"
+    return {name: (chart_dir() / "files" / name).read_text(encoding="utf-8")}
 
 
 # LiteLLM's production advice: no per-request info logs (they cost CPU on every call); errors still show.

@@ -36,7 +36,7 @@ import httpx
 import yaml
 
 from .errors import Problem, StackgenError
-from .gateway import MASTER_KEY_ENV
+from .gateway import MASTER_KEY_ENV, hook_files
 from .plan import Plan
 
 __all__ = ["Gateway", "ManagedProcess", "free_port", "free_ports", "local_gateway", "point_at_local", "rewire", "spawn",
@@ -267,6 +267,8 @@ def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, st
     tag = secrets.token_hex(3)
     config_path = workdir / f"litellm-{tag}.yaml"
     config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    for name, text in hook_files(config).items():  # the modules its callbacks name, beside it
+        (workdir / name).write_text(text)
 
     child_env = {k: v for k, v in os.environ.items() if k not in GATEWAY_ENV_DROP}
     child_env.update(GATEWAY_ENV)

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import agents, manifests
 from . import lock as lock_mod
 from .errors import Problem, StackgenError
-from .gateway import config_for
+from .gateway import config_for, hook_files
 from .output import Target, dump_yaml
 from .plan import plan
 from .spec import Stack
@@ -38,6 +38,7 @@ def render_files(stack: Stack, gateway_url: str | None = None, with_manifests: b
     files = {
         "values.yaml": dump_yaml(values, _header(stack, "Values of charts/inference-stack")),
         "litellm/config.yaml": dump_yaml(config_for(target), _header(stack, "LiteLLM proxy config")),
+        **{f"litellm/{name}": text for name, text in hook_files(config_for(target)).items()},
         **agents.files(target, frameworks),
     }
     if with_manifests:

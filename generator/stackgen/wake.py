@@ -18,6 +18,10 @@ interceptor waits that long for readiness and then allows a call the gateway's o
 streamed call gets the gateway's keepalive comments from its first second, so that no proxy on the way closes a
 connection that is silent while the model loads.
 
+Because the gateway waits that long, it must not wait for an interceptor that is down: before each call to a model
+that may sleep, the gateway's check (GATEWAY_HOOK, a module of the chart's) connects to the interceptor, and a call
+it cannot reach fails at once with a 503 naming the interceptor, not after the wake's budget.
+
 How long a wake takes is estimated here too (`ColdStart`: `plan` prints it, `validate` warns when it exceeds
 `wakeSeconds`), from the weights' size, where the server reads them from, and its engine's image and start-up
 (`image_gib`, `start_seconds` in its module).
@@ -35,6 +39,10 @@ from .specbase import Profile, ServedModel
 # The header the gateway sends with each call to a sleeping model, naming its route (the interceptor's routing
 # table spans every namespace, so the value names the namespace too).
 ROUTE_HEADER = "x-stackgen-route"
+# The gateway's check that the interceptor is there: charts/inference-stack/files/<GATEWAY_HOOK>.py, which LiteLLM
+# loads from beside its config when its callbacks name GATEWAY_CALLBACK.
+GATEWAY_HOOK = "stackgen_wake"
+GATEWAY_CALLBACK = f"{GATEWAY_HOOK}.check"
 IDLE_SECONDS = 900
 WAKE_SECONDS = 600
 # Seconds between the gateway's keepalive comments on a streamed call that has no token yet: below the 30 s and

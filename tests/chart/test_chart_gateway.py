@@ -73,6 +73,18 @@ def test_config_change_rolls_gateway_pods(helm: str) -> None:
     assert checksum("gateway.replicas=3") == base
 
 
+def test_the_config_map_carries_each_module_of_the_charts_that_the_callbacks_name(helm: str) -> None:
+    """LiteLLM loads a callback `module.instance` from beside its config: the ConfigMap carries files/<module>.py
+    when the chart has it (stackgen's wake check), and nothing for LiteLLM's own callbacks (prometheus)."""
+    def data(callbacks: str) -> dict[str, str]:
+        values, objs, _ = gateway_of(helm, "01-kind-cpu.yaml", (f"gateway.config.litellm_settings.callbacks={callbacks}",))
+        return dict(one(objs, "ConfigMap", f"{fullname(values)}-gateway")["data"])
+
+    hook = (CHART / "files" / "stackgen_wake.py").read_text()
+    assert set(data("{prometheus}")) == {"config.yaml"}
+    assert data("{prometheus,stackgen_wake.check}")["stackgen_wake.py"] == hook
+
+
 def test_ingress(helm: str) -> None:
     values, objs, _ = gateway_of(helm, "02-gpu-fleet.yaml")
     ing_values = values["gateway"]["ingress"]

@@ -22,6 +22,8 @@ In order, each step a test:
    30 s (socat, as a load balancer's idle timeout), one not streaming: every call is answered, the streams get the
    gateway's keepalives until the first token, and the wake is timed from the first call to the first token.
 7. Back to zero after the wake: with no call for idleSeconds, the model has no pod again.
+8. Negative control for the wake: with the interceptor stopped, a call to the sleeping model gets the gateway's
+   error at once, not a hang, and the model stays asleep.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import yaml
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.localstack import free_port
 from stackgen.routing import SESSION_HEADER
+from stackgen.wake import ROUTE_HEADER
 from tests.e2e import specs
 from tests.e2e.kube import Kube, port_forward, say, timed
 from tests.support.kube import conditions
@@ -502,6 +505,14 @@ IDLE_S = 60  # the spec's shortest idleSeconds
 # cloud load balancer's idle timeout does (socat -T, Debian's). Shorter than a model's start, so a silent stream dies.
 PROXY_IDLE_S = 30
 WAKERS = {"streamed-1": True, "streamed-2": True, "plain": False}  # agent -> whether it streams
+# The add-on's interceptor: its Deployment and its own ScaledObject, its pods, and KEDA's annotation that pauses a
+# ScaledObject at a fixed count.
+INTERCEPTOR = "keda-add-ons-http-interceptor"
+INTERCEPTOR_PODS = "app.kubernetes.io/component=add-on,app.kubernetes.io/instance=interceptor"
+PAUSED = "autoscaling.keda.sh/paused-replicas"
+# With nothing to hold it, a call to a sleeping model must fail within this, not after the wake's budget (the
+# gateway's check gives each try 5 s to connect).
+FAIL_FAST_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -542,6 +553,7 @@ def test_at_min_zero_the_idle_model_sleeps(scaled: Autoscaled, addon: Kube) -> N
 
     report["sleep"] = f"no pod {_fall_asleep(installed, addon, upgraded):.0f}s after the upgrade (idleSeconds {IDLE_S})"
     installed.spec, installed.spec_file, installed.out = spec, spec_file, out
+    installed.values = specs.load_yaml(out / "values.yaml")
     assert scaled.replicas() == 0
     # Asleep, not failed; and verify leaves it asleep.
     rows = {line.split()[2]: line for line in _verify(installed).splitlines() if line.startswith(f"{MODEL} ")}
@@ -655,3 +667,54 @@ def test_after_the_wake_the_idle_model_sleeps_again(scaled: Autoscaled, addon: K
     report["sleep after the wake"] = f"no pod {_fall_asleep(installed, addon, time.monotonic()):.0f}s after the " \
                                      f"last call (idleSeconds {IDLE_S})"
     assert scaled.replicas() == 0
+
+
+def _pause_interceptor(addon: Kube, paused: bool) -> None:
+    """Stops the add-on's interceptor, or starts it again. Its own ScaledObject (min 1) would bring back a Deployment
+    scaled to 0, so it is paused at 0 replicas, as KEDA lets an operator do. Unpaused, that ScaledObject does not
+    scale it back: its trigger is the add-on's scaler, which reads the interceptors and is not ready without one
+    (docs/operations.md), so the interceptor is scaled back by hand, as an operator would."""
+    if paused:
+        addon.run("annotate", "scaledobject", INTERCEPTOR, "-n", KEDA_NAMESPACE, f"{PAUSED}=0", "--overwrite")
+    else:
+        addon.run("annotate", "scaledobject", INTERCEPTOR, "-n", KEDA_NAMESPACE, f"{PAUSED}-")
+        addon.run("scale", "deployment", INTERCEPTOR, "-n", KEDA_NAMESPACE, "--replicas=1")
+
+    def settled() -> tuple[bool, str]:
+        ready_replicas = kube_status(addon.get("deployment", "-n", KEDA_NAMESPACE, INTERCEPTOR)).get("readyReplicas", 0)
+        pods = addon.items("pods", "-n", KEDA_NAMESPACE, "-l", INTERCEPTOR_PODS)
+        return (not pods) if paused else ready_replicas >= 1, f"{len(pods)} pods, {ready_replicas} ready"
+
+    poll(f"the interceptor {'stopped' if paused else 'serving'}", settled, 180, 2)
+
+
+def test_without_the_interceptor_a_call_to_the_sleeping_model_fails_fast_with_the_gateways_error(
+        scaled: Autoscaled, addon: Kube) -> None:
+    """Negative control for the wake: with the add-on's interceptor stopped, nothing holds a call for the sleeping
+    model, and its Service, with no endpoint, loses the gateway's SYNs rather than refusing them. The gateway's
+    check (stackgen.wake.GATEWAY_HOOK) answers the call with a 503 that names the interceptor, in seconds rather
+    than after the wake's budget, and the model stays asleep."""
+    installed = scaled.installed
+    assert not installed.of(MODEL), "the model is not asleep"
+    config = installed.values["gateway"]["config"]
+    [params] = [m["litellm_params"] for m in config["model_list"] if m["model_name"] == MODEL]
+    budget = params["timeout"] * (config["litellm_settings"]["num_retries"] + 1)
+    _pause_interceptor(addon, True)
+    try:
+        sent = time.monotonic()
+        with httpx.Client(timeout=httpx.Timeout(budget + 60, connect=10)) as client:
+            reply = client.post(f"{installed.gateway_url()}/v1/chat/completions",
+                                headers={"Authorization": f"Bearer {installed.stack.master_key}"},
+                                json={"model": MODEL, "max_tokens": 16,
+                                      "messages": [{"role": "user", "content": "is anyone there?"}]})
+        took = time.monotonic() - sent
+    finally:
+        _pause_interceptor(addon, False)
+    report["interceptor stopped"] = f"HTTP {reply.status_code} after {took:.1f}s (without the check, up to " \
+                                    f"{budget}s): {reply.text[:400]}"
+    say(f"interceptor stopped: {report['interceptor stopped']}")
+    route = params["extra_headers"][ROUTE_HEADER]
+    assert reply.status_code == 503 and f"route {route} may be asleep" in reply.text \
+        and "the interceptor that wakes it cannot be reached" in reply.text, reply.text
+    assert took < FAIL_FAST_S, report["interceptor stopped"]
+    assert not installed.of(MODEL), "a call woke the model with no interceptor"
