@@ -7,6 +7,7 @@ maxReplicas the pool's GPUs cannot hold.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from stackgen import examples, wake
 from stackgen.cli import cli
 from stackgen.engines import SERVED
 from stackgen.load import load_text
-from stackgen.manifests import chart_dir
+from stackgen.manifests import CHART_ENV, chart_dir
 from stackgen.output import Target
 from stackgen.plan import plan
 from stackgen.render import render_files
@@ -99,6 +100,18 @@ def test_a_model_at_zero_gets_the_gateways_check_on_its_interceptor_and_no_other
     awake = render_files(load_text(spec(), "stack.yaml"), with_manifests=False)
     assert "callbacks" not in yaml.safe_load(awake["litellm/config.yaml"])["litellm_settings"]
     assert sorted(awake) == sorted(f for f in files if f != f"litellm/{wake.GATEWAY_HOOK}.py")
+
+
+def test_a_chart_without_the_check_is_refused_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STACKGEN_CHART naming another version's chart, one without the check: exit 2, what is missing and the fix,
+    and nothing written."""
+    shutil.copytree(chart_dir(), tmp_path / "chart", ignore=lambda where, names: ["files"] if "Chart.yaml" in names else [])
+    monkeypatch.setenv(CHART_ENV, str(tmp_path / "chart"))
+    out = tmp_path / "out"
+    code, output = run(tmp_path, spec(extra=", autoscaling: {minReplicas: 0, maxReplicas: 1}"), "render",
+                       "--no-manifests", "-o", str(out))
+    assert code == 2 and f"files/{wake.GATEWAY_HOOK}.py is missing" in output and f"unset {CHART_ENV}" in output, output
+    assert not out.exists()
 
 
 def test_scale_down_waits_for_the_spec_delay() -> None:

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import wake
-from .manifests import chart_dir
+from .errors import Problem, StackgenError
+from .manifests import CHART_ENV, chart_dir
 from .output import Target
 from .plan import ModelPlan, Plan
 
@@ -99,7 +100,12 @@ def hook_files(config: Mapping[str, Any]) -> dict[str, str]:
     if wake.GATEWAY_CALLBACK not in named:
         return {}
     name = f"{wake.GATEWAY_HOOK}.py"
-    return {name: (chart_dir() / "files" / name).read_text(encoding="utf-8")}
+    path = chart_dir() / "files" / name
+    if not path.is_file():
+        raise StackgenError([Problem("chart", f"{path} is missing, and the gateway's config names it "
+                                     "(a model at minReplicas 0): the chart there is not this stackgen's",
+                                     f"unset {CHART_ENV}, or point it at this stackgen's charts/inference-stack")])
+    return {name: path.read_text(encoding="utf-8")}
 
 
 # LiteLLM's production advice: no per-request info logs (they cost CPU on every call); errors still show.
