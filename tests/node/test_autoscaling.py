@@ -51,11 +51,11 @@ import yaml
 from stackgen.gateway import MASTER_KEY_ENV
 from stackgen.localstack import free_port
 from stackgen.routing import SESSION_HEADER
-from stackgen.wake import ROUTE_HEADER
 from tests.e2e import specs
 from tests.e2e.kube import Kube, port_forward, say, timed
 from tests.support.kube import conditions
 from tests.support.kube import status as kube_status
+from tests.support.rendered import longest_answer_s
 from tests.support.tools import tool
 from tests.support.wait import poll
 
@@ -129,8 +129,7 @@ class Autoscaled:
     def load(self, agents: int) -> Load:
         """`agents` calling the stack's gateway, each call waiting as long as the gateway may take to answer it:
         its timeout for each of its tries."""
-        settings = self.installed.values["gateway"]["config"]["litellm_settings"]
-        answer_s = settings["request_timeout"] * (settings["num_retries"] + 1) + 30
+        answer_s = longest_answer_s(self.installed.values["gateway"]["config"]) + 30
         return Load(self.installed.gateway_url(), self.installed.stack.master_key, agents, answer_s)
 
     def replicas(self) -> int:
@@ -696,9 +695,7 @@ def test_without_the_interceptor_a_call_to_the_sleeping_model_fails_fast_with_th
     than after the wake's budget, and the model stays asleep."""
     installed = scaled.installed
     assert not installed.of(MODEL), "the model is not asleep"
-    config = installed.values["gateway"]["config"]
-    [params] = [m["litellm_params"] for m in config["model_list"] if m["model_name"] == MODEL]
-    budget = params["timeout"] * (config["litellm_settings"]["num_retries"] + 1)
+    budget = longest_answer_s(installed.values["gateway"]["config"], MODEL)
     _pause_interceptor(addon, True)
     try:
         sent = time.monotonic()
@@ -713,7 +710,7 @@ def test_without_the_interceptor_a_call_to_the_sleeping_model_fails_fast_with_th
     report["interceptor stopped"] = f"HTTP {reply.status_code} after {took:.1f}s (without the check, up to " \
                                     f"{budget}s): {reply.text[:400]}"
     say(f"interceptor stopped: {report['interceptor stopped']}")
-    route = params["extra_headers"][ROUTE_HEADER]
+    route = installed.values["models"][MODEL]["autoscaling"]["wake"]["key"]  # what the route header carries
     assert reply.status_code == 503 and f"route {route} may be asleep" in reply.text \
         and "the interceptor that wakes it cannot be reached" in reply.text, reply.text
     assert took < FAIL_FAST_S, report["interceptor stopped"]

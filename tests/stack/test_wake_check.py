@@ -21,6 +21,7 @@ import pytest
 from stackgen import wake
 from stackgen.load import load_text
 from stackgen.localstack import ManagedProcess, point_at_local, start_gateway
+from tests.support.rendered import longest_answer_s
 
 from .calls import chat
 from .conftest import Launch, LocalStack
@@ -69,8 +70,7 @@ def test_the_check_lets_a_call_through_to_an_interceptor_that_is_there(sleepy: L
 def test_an_interceptor_that_cannot_be_reached_fails_the_call_at_once_with_its_address(
         sleepy: LocalStack, stack_workdir: Path, _processes: list[ManagedProcess]) -> None:
     rendered = sleepy.rendered_config()
-    [entry] = rendered["model_list"]
-    budget = entry["litellm_params"]["timeout"] * (rendered["litellm_settings"]["num_retries"] + 1)
+    budget = longest_answer_s(rendered, "qwen")
     with lost_syns() as port:
         gateway = start_gateway(point_at_local(rendered, {"qwen": f"http://127.0.0.1:{port}/v1"}), stack_workdir)
         _processes.append(gateway.process)

@@ -46,3 +46,13 @@ def pod_specs(objs: list[Obj]) -> dict[str, Obj]:
     """Every pod spec the chart renders (workloads' templates, a LeaderWorkerSet's leader and worker, bare Pods),
     by owner ("<Kind>/<name>", tests/support/objects.py)."""
     return {p.owner: p.spec for p in pods(objs, "")}
+
+
+def longest_answer_s(config: Obj, model: str | None = None) -> int:
+    """The longest a rendered gateway config lets the gateway take to answer a call: its timeout for `model` (else
+    its default request_timeout), for each of its tries (num_retries + 1)."""
+    settings = config["litellm_settings"]
+    timeout = settings["request_timeout"] if model is None else \
+        next(m["litellm_params"]["timeout"] for m in config["model_list"] if m["model_name"] == model)
+    return int(timeout) * (int(settings["num_retries"]) + 1)
+
